@@ -1,0 +1,65 @@
+"""Trainable prefix parameters and their expansion into per-layer keys and values."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import PrefixConfig
+from .injection import PrefixKV
+
+
+class PrefixEncoder(nn.Module):
+    """Produces, for each of ``num_layers`` layers, a key and a value of shape (B, P, kv_dim).
+
+    Parameter count: ``P * num_layers * 2 * kv_dim`` without reparameterization; with it,
+    ``P * kv_dim`` for the embedding plus the MLP ``kv_dim -> hidden -> num_layers*2*kv_dim``.
+    In eval mode the (P, layers, 2, kv_dim) table is computed once and reused, so inference
+    never runs the MLP per batch.
+    """
+
+    def __init__(self, config: PrefixConfig, num_layers: int, kv_dim: int) -> None:
+        super().__init__()
+        self.config, self.num_layers, self.kv_dim = config, num_layers, kv_dim
+        out_dim = num_layers * 2 * kv_dim
+        if config.reparameterize:
+            self.embedding = nn.Embedding(config.prefix_len, kv_dim)
+            self.mlp = nn.Sequential(
+                nn.Linear(kv_dim, config.hidden_size), nn.Tanh(), nn.Linear(config.hidden_size, out_dim)
+            )
+        else:
+            self.embedding = nn.Embedding(config.prefix_len, out_dim)
+            self.mlp = None
+        if config.init_std is not None:
+            nn.init.normal_(self.embedding.weight, std=config.init_std)
+        self.dropout = nn.Dropout(config.dropout)
+        self._cache: torch.Tensor | None = None
+
+    def table(self) -> torch.Tensor:
+        """All prefix rows as one (P, layers, 2, kv_dim) tensor."""
+        rows = self.embedding.weight
+        if self.mlp is not None:
+            rows = self.mlp(rows)
+        return rows.view(self.config.prefix_len, self.num_layers, 2, self.kv_dim)
+
+    def train(self, mode: bool = True) -> "PrefixEncoder":
+        self._cache = None  # parameters may change while training
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self._cache = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def forward(self, batch_size: int) -> PrefixKV:
+        if self.training:
+            table = self.dropout(self.table())
+        else:
+            if self._cache is None:
+                with torch.no_grad():
+                    self._cache = self.table().detach()
+            table = self._cache
+        # (P, L, 2, D) -> per layer (B, P, D) views; expand() shares memory across the batch
+        table = table.permute(1, 2, 0, 3)
+        return [
+            (table[i, 0].expand(batch_size, -1, -1), table[i, 1].expand(batch_size, -1, -1))
+            for i in range(self.num_layers)
+        ]

@@ -1,0 +1,219 @@
+"""Give every self-attention layer of a Hugging Face encoder extra, trainable key/value rows.
+
+Why not ``past_key_values`` (PEFT, the original P-tuning v2 code)?  Encoders treat a
+past of length P as earlier tokens, so the real tokens get positions P..P+n-1 and inputs
+are capped at max_positions - P.  Here the prefix only ever appears *inside* attention:
+the tokens keep positions 0..n-1, the prefix has no position at all, and every real
+token attends to it, while padding keys stay masked.
+
+Two injection styles cover the supported families without copying any model class:
+
+* ``interface``: models whose self-attention calls ``ALL_ATTENTION_FUNCTIONS`` (BERT,
+  RoBERTa, XLM-R, ELECTRA, DistilBERT, ModernBERT).  We register one wrapper attention
+  function (and the matching mask builder) that prepends the prefix to K/V and widens
+  the mask, then calls the stock sdpa/eager kernel.
+* ``deberta``: DeBERTa-v2/v3 computes disentangled attention itself, so we hook its
+  key/value projections and mask, and give prefix columns zero relative-position bias
+  (content-only scores: the prefix has no position).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask, sdpa_mask
+
+PrefixKV = Sequence[tuple[torch.Tensor, torch.Tensor]]  # per layer: (key, value), each (B, P, kv_dim)
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    attention_class: str  # the self-attention module to inject into (cross-attention is left alone)
+    style: str  # "interface" or "deberta"
+
+
+SUPPORTED_ARCHITECTURES: dict[str, ArchitectureSpec] = {
+    "bert": ArchitectureSpec("BertSelfAttention", "interface"),
+    "roberta": ArchitectureSpec("RobertaSelfAttention", "interface"),
+    "xlm-roberta": ArchitectureSpec("XLMRobertaSelfAttention", "interface"),
+    "electra": ArchitectureSpec("ElectraSelfAttention", "interface"),
+    "distilbert": ArchitectureSpec("DistilBertSelfAttention", "interface"),
+    "modernbert": ArchitectureSpec("ModernBertAttention", "interface"),
+    "deberta-v2": ArchitectureSpec("DisentangledSelfAttention", "deberta"),
+}
+
+
+class UnsupportedArchitecture(ValueError):
+    pass
+
+
+def architecture_spec(config) -> ArchitectureSpec:
+    spec = SUPPORTED_ARCHITECTURES.get(config.model_type)
+    if spec is None:
+        raise UnsupportedArchitecture(
+            f"model_type '{config.model_type}' is not supported for prefix injection; "
+            f"supported: {', '.join(sorted(SUPPORTED_ARCHITECTURES))}"
+        )
+    return spec
+
+
+class PrefixSlot:
+    """Per-thread holder of the prefix K/V for the forward pass in progress.
+
+    Thread-local so that ``nn.DataParallel`` replicas (one thread each) never see each
+    other's prefixes.  Attention modules only hold a reference to this slot and their
+    layer index; they never own parameters of ours.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def set(self, kv: PrefixKV | None) -> None:
+        self._local.kv = kv
+
+    def get(self, layer: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        kv = getattr(self._local, "kv", None)
+        return None if kv is None else kv[layer]
+
+
+# --------------------------------------------------------------------------- interface style
+_PREFIX_IMPL = "ptv2_prefix"  # name under which our wrapper is registered
+
+
+def _widen_mask(mask: torch.Tensor | None, prefix_len: int) -> torch.Tensor | None:
+    """Add P always-visible key columns in front of a (B, 1|H, Q, K) mask."""
+    if mask is None:
+        return None
+    shape = (*mask.shape[:-1], prefix_len)
+    if mask.dtype == torch.bool:
+        visible = torch.ones(shape, dtype=torch.bool, device=mask.device)
+    else:  # additive float mask: 0 means visible
+        visible = torch.zeros(shape, dtype=mask.dtype, device=mask.device)
+    return torch.cat([visible, mask], dim=-1)
+
+
+def _split_heads(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B, P, heads*d) -> (B, heads, P, d), the layout the model uses for its own keys."""
+    batch, heads, _, dim = like.shape
+    return x.view(batch, -1, heads, dim).transpose(1, 2).to(like.dtype)
+
+
+def _prefix_attention(module, query, key, value, attention_mask, **kwargs):
+    slot: PrefixSlot | None = getattr(module, "_ptv2_slot", None)
+    prefix = None if slot is None else slot.get(module._ptv2_layer)
+    if prefix is not None and prefix[0].shape[1] > 0:
+        pk, pv = prefix
+        key = torch.cat([_split_heads(pk, key), key], dim=2)
+        value = torch.cat([_split_heads(pv, value), value], dim=2)
+        attention_mask = _widen_mask(attention_mask, pk.shape[1])
+    base = getattr(module, "_ptv2_base", "sdpa")
+    if base == "eager":
+        return _eager_kernel(module)(module, query, key, value, attention_mask, **kwargs)
+    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+
+def _eager_kernel(module):
+    import sys
+
+    return sys.modules[type(module).__module__].eager_attention_forward
+
+
+def _prefix_mask(*args, config=None, **kwargs):
+    base = getattr(config, "_ptv2_base", "sdpa")
+    return (eager_mask if base == "eager" else sdpa_mask)(*args, config=config, **kwargs)
+
+
+AttentionInterface.register(_PREFIX_IMPL, _prefix_attention)
+ALL_MASK_ATTENTION_FUNCTIONS.register(_PREFIX_IMPL, _prefix_mask)
+
+
+def _inject_interface(model: nn.Module, modules: list[nn.Module], slot: PrefixSlot) -> None:
+    config = model.config
+    base = config._attn_implementation or "sdpa"
+    if base not in ("sdpa", "eager", _PREFIX_IMPL):
+        raise UnsupportedArchitecture(
+            f"attention implementation '{base}' is not supported with prefixes; load the encoder with "
+            "attn_implementation='sdpa' or 'eager'"
+        )
+    if base != _PREFIX_IMPL:
+        config._ptv2_base = base
+        config._attn_implementation = _PREFIX_IMPL
+    for module in modules:
+        module._ptv2_base = config._ptv2_base
+
+
+# --------------------------------------------------------------------------- DeBERTa style
+def _inject_deberta(modules: list[nn.Module], slot: PrefixSlot) -> None:
+    for module in modules:
+        module.key_proj.register_forward_hook(_deberta_projection_hook(module, slot, 0))
+        module.value_proj.register_forward_hook(_deberta_projection_hook(module, slot, 1))
+        module.register_forward_pre_hook(_deberta_mask_hook(module, slot), with_kwargs=True)
+        module.disentangled_attention_bias = _deberta_bias(module, slot, module.disentangled_attention_bias)
+
+
+def _deberta_projection_hook(module, slot: PrefixSlot, which: int):
+    def hook(_linear, _inputs, output):
+        prefix = slot.get(module._ptv2_layer)
+        if prefix is None:
+            return output
+        return torch.cat([prefix[which].to(output.dtype), output], dim=1)
+
+    return hook
+
+
+def _deberta_mask_hook(module, slot: PrefixSlot):
+    def hook(_module, args, kwargs):
+        prefix = slot.get(module._ptv2_layer)
+        if prefix is None:
+            return None
+        if "attention_mask" in kwargs:
+            kwargs["attention_mask"] = _widen_mask(kwargs["attention_mask"].bool(), prefix[0].shape[1])
+        else:
+            args = (args[0], _widen_mask(args[1].bool(), prefix[0].shape[1]), *args[2:])
+        return args, kwargs
+
+    return hook
+
+
+def _deberta_bias(module, slot: PrefixSlot, original):
+    def bias(query_layer, key_layer, relative_pos, rel_embeddings, scale_factor):
+        prefix = slot.get(module._ptv2_layer)
+        plen = 0 if prefix is None else prefix[0].shape[1]
+        rel = original(query_layer, key_layer[:, plen:], relative_pos, rel_embeddings, scale_factor)
+        if plen == 0 or not torch.is_tensor(rel):
+            return rel
+        return nn.functional.pad(rel, (plen, 0))  # prefix columns: no position bias
+
+    return bias
+
+
+# --------------------------------------------------------------------------- entry point
+def attention_modules(model: nn.Module) -> list[nn.Module]:
+    """The self-attention modules that receive a prefix, in layer order."""
+    spec = architecture_spec(model.config)
+    found = [m for m in model.modules() if type(m).__name__ == spec.attention_class]
+    if not found:
+        raise UnsupportedArchitecture(f"no {spec.attention_class} module found in {type(model).__name__}")
+    return found
+
+
+def inject_prefix(model: nn.Module) -> PrefixSlot:
+    """Make ``model`` read per-layer prefix K/V from the returned slot on every forward.
+
+    The model is otherwise unchanged: with an empty slot it computes exactly what it did.
+    """
+    spec = architecture_spec(model.config)
+    modules = attention_modules(model)
+    slot = PrefixSlot()
+    for index, module in enumerate(modules):
+        module._ptv2_slot, module._ptv2_layer = slot, index
+    if spec.style == "interface":
+        _inject_interface(model, modules, slot)
+    else:
+        _inject_deberta(modules, slot)
+    return slot
