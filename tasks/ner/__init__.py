@@ -1,0 +1,1 @@
+"""Named-entity recognition: CoNLL reading, sub-token alignment, seqeval metric, CLI (``python -m tasks.ner``)."""

@@ -1,0 +1,29 @@
+"""Entity-level scores with seqeval in its default, conlleval-compatible mode."""
+from __future__ import annotations
+
+from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+
+
+def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """Micro P/R/F1 over entities plus per-type P/R/F1/support (CoNLL-2003 convention)."""
+    report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    per_type = {
+        name: {"precision": v["precision"], "recall": v["recall"], "f1": v["f1-score"], "support": int(v["support"])}
+        for name, v in report.items() if not name.endswith(" avg")
+    }
+    return {
+        "precision": precision_score(gold, predicted, zero_division=0),
+        "recall": recall_score(gold, predicted, zero_division=0),
+        "f1": f1_score(gold, predicted, zero_division=0),
+        "per_type": per_type,
+    }
+
+
+def format_scores(split: str, scores: dict) -> str:
+    lines = [f"{split}: precision {100 * scores['precision']:.2f}  recall {100 * scores['recall']:.2f}  "
+             f"F1 {100 * scores['f1']:.2f}",
+             f"  {'type':<8}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}"]
+    for name, v in sorted(scores["per_type"].items()):
+        lines.append(f"  {name:<8}{100 * v['precision']:>8.2f}{100 * v['recall']:>8.2f}{100 * v['f1']:>8.2f}"
+                     f"{v['support']:>9}")
+    return "\n".join(lines)
