@@ -31,6 +31,10 @@ class AdaptedModel(nn.Module):
     Inputs of shape (B, C, n) are treated as C choices per example (multiple choice).
     """
 
+    # The heads return a mean loss and ignore ``num_items_in_batch``: tell the Trainer (which otherwise
+    # infers the opposite from ``**head_inputs``) to average over gradient accumulation and processes itself.
+    accepts_loss_kwargs = False
+
     def __init__(self, backbone: nn.Module, head: nn.Module, method: Method,
                  prefix: PrefixConfig | None = None, prompt: PromptConfig | None = None) -> None:
         super().__init__()

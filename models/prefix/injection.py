@@ -148,6 +148,11 @@ def _inject_interface(model: nn.Module, modules: list[nn.Module], slot: PrefixSl
 
 
 # --------------------------------------------------------------------------- DeBERTa style
+# Set while DeBERTa computes its relative-position bias: with ``share_att_key`` (DeBERTa-v3)
+# that code runs key_proj over the relative-position embeddings, which must not get a prefix.
+_IN_DEBERTA_BIAS = threading.local()
+
+
 def _inject_deberta(modules: list[nn.Module], slot: PrefixSlot) -> None:
     for module in modules:
         module.key_proj.register_forward_hook(_deberta_projection_hook(module, slot, 0))
@@ -159,7 +164,7 @@ def _inject_deberta(modules: list[nn.Module], slot: PrefixSlot) -> None:
 def _deberta_projection_hook(module, slot: PrefixSlot, which: int):
     def hook(_linear, _inputs, output):
         prefix = slot.get(module._ptv2_layer)
-        if prefix is None:
+        if prefix is None or getattr(_IN_DEBERTA_BIAS, "active", False):
             return output
         return torch.cat([prefix[which].to(output.dtype), output], dim=1)
 
@@ -184,7 +189,11 @@ def _deberta_bias(module, slot: PrefixSlot, original):
     def bias(query_layer, key_layer, relative_pos, rel_embeddings, scale_factor):
         prefix = slot.get(module._ptv2_layer)
         plen = 0 if prefix is None else prefix[0].shape[1]
-        rel = original(query_layer, key_layer[:, plen:], relative_pos, rel_embeddings, scale_factor)
+        _IN_DEBERTA_BIAS.active = True
+        try:
+            rel = original(query_layer, key_layer[:, plen:], relative_pos, rel_embeddings, scale_factor)
+        finally:
+            _IN_DEBERTA_BIAS.active = False
         if plen == 0 or not torch.is_tensor(rel):
             return rel
         return nn.functional.pad(rel, (plen, 0))  # prefix columns: no position bias

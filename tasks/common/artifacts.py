@@ -21,6 +21,21 @@ CONFIG = "adapter_config.json"
 FORMAT = "ptv2-artifact/1"
 
 
+def is_main_process() -> bool:
+    """False on every process but rank 0 of a torchrun/accelerate launch: only rank 0 writes outputs."""
+    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+
+
+def finish_run(model: AdaptedModel, out_dir: str | Path, task: dict[str, Any], metrics: dict[str, Any]) -> dict[str, int]:
+    """Save the artifact and metrics.json (rank 0 only); return the sizes, also recorded in metrics."""
+    sizes = {"artifact_bytes": 0, "backbone_bytes": parameter_bytes(model.backbone)}
+    if is_main_process():
+        sizes = save_artifact(model, out_dir, task)
+        metrics.update(sizes)
+        (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return sizes
+
+
 def save_artifact(model: AdaptedModel, out_dir: str | Path, task: dict[str, Any]) -> dict[str, int]:
     """Write the trainable tensors and the config; return the artifact and encoder sizes in bytes."""
     out = Path(out_dir)
@@ -60,7 +75,11 @@ def load_artifact(artifact_dir: str | Path, backbone: str | None = None) -> tupl
     prefix = PrefixConfig(**config["prefix"]) if "prefix" in config else None
     prompt = PromptConfig(**config["prompt"]) if "prompt" in config else None
     name = backbone if backbone is not None else config["backbone"]
-    model = build_model(name, head, config["method"], prefix, prompt)
+    try:
+        model = build_model(name, head, config["method"], prefix, prompt)
+    except OSError as err:  # moved folder, unknown hub name, no network
+        raise DataError(Path(artifact_dir) / CONFIG, None,
+                        f"cannot load encoder '{name}': {str(err).splitlines()[0]}") from None
     if model.backbone_fingerprint != config["backbone_fingerprint"]:
         raise DataError(
             Path(artifact_dir) / CONFIG, None,

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.torch import load_file, save_file
+import torch
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from models.adapted import AdaptedModel
@@ -19,8 +21,32 @@ CHECKPOINTS = "checkpoints"
 CHECKPOINT_WEIGHTS = "model.safetensors"
 
 
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped order that depends only on (seed, epoch).
+
+    The stock sampler draws from the global RNG, so a run resumed mid-epoch would
+    replay a different order and see some examples twice and others never.
+    """
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:  # the Trainer calls this at the start of every epoch
+        self.generator.manual_seed(self.seed + epoch)
+
+
 class AdapterTrainer(Trainer):
     """Trainer whose checkpoints hold only the trainable tensors (never a copy of the frozen encoder)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or not isinstance(dataset, list):
+            return super()._get_train_sampler(train_dataset)
+        lengths = [len(example["input_ids"]) for example in dataset]
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return EpochSeededLengthGroupedSampler(batch, lengths, self.args.seed)
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = output_dir or self.args.output_dir
@@ -61,6 +87,7 @@ def training_arguments(args: argparse.Namespace, output_dir: Path) -> TrainingAr
         train_sampling_strategy="group_by_length",
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),  # else torchrun on CPU runs N unsynchronised copies
         **save,
     )
 
@@ -88,7 +115,7 @@ def predict(model: AdaptedModel, dataset: list[dict], collator, batch_size: int,
     arguments = TrainingArguments(
         output_dir=str(work_dir), per_device_eval_batch_size=batch_size, report_to="none",
         remove_unused_columns=False, label_names=["labels"], train_sampling_strategy="sequential",
-        dataloader_num_workers=0,
+        dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
     )
     trainer = AdapterTrainer(model=model, args=arguments, data_collator=collator)
     logits = trainer.predict([dataset[i] for i in order]).predictions

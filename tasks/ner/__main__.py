@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from transformers import DataCollatorForTokenClassification
 
 from heads import TokenClassificationHead
 from models.backbone import load_tokenizer
-from tasks.common.artifacts import load_artifact, save_artifact
+from tasks.common.artifacts import finish_run, load_artifact
 from tasks.common.cli import common_parser, describe_parameters, model_from_args
 from tasks.common.errors import exit_on_bad_input
 from tasks.common.training import predict, train
@@ -76,9 +75,7 @@ def train_main(argv: list[str]) -> dict:
         metrics[split] = scores
         print(f"{split}: {stats.report()}")
         print(format_scores(split, scores))
-    sizes = save_artifact(model, output_dir, {"name": "ner", "labels": labels, "max_length": args.max_length})
-    metrics.update(sizes)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    sizes = finish_run(model, output_dir, {"name": "ner", "labels": labels, "max_length": args.max_length}, metrics)
     print(f"artifact: {output_dir} ({sizes['artifact_bytes'] / 2**20:.2f} MiB trained tensors; "
           f"encoder {sizes['backbone_bytes'] / 2**20:.1f} MiB, not copied)")
     return metrics
@@ -109,10 +106,11 @@ def predict_parser():
 @exit_on_bad_input
 def predict_main(argv: list[str]) -> None:
     args = predict_parser().parse_args(argv)
+    # read the input first: a bad file is reported at once, before (and without) loading any encoder
+    sentences = read_conll(args.input, with_tags=False) if args.format == "conll" else read_raw_text(args.input)
     model, config = load_artifact(args.artifact, args.model)
     labels, max_length = config["task"]["labels"], config["task"]["max_length"]
     tokenizer = load_tokenizer(config["backbone"] if args.model is None else args.model)
-    sentences = read_conll(args.input, with_tags=False) if args.format == "conll" else read_raw_text(args.input)
     predicted, stats = tag_sentences(model, tokenizer, labels, sentences, max_length, args.eval_batch_size,
                                      Path(args.artifact))
     write_conll(args.output, sentences, predicted)

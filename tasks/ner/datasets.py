@@ -68,8 +68,10 @@ def read_raw_text(path: str | Path) -> list[Sentence]:
         raise DataError(path, None, "file not found")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise DataError(path, None, f"not valid UTF-8 at byte {err.start}") from None
+    except UnicodeDecodeError as err:  # name the line, as the CoNLL reader does
+        data = path.read_bytes()
+        raise DataError(path, data[: err.start].count(b"\n") + 1,
+                        f"not valid UTF-8 (byte 0x{data[err.start]:02x})") from None
     sentences = [Sentence(line.split(), ["O"] * len(line.split()), n, [[] for _ in line.split()])
                  for n, line in enumerate(lines, 1) if line.strip()]
     if not sentences:
