@@ -1,0 +1,213 @@
+"""Shared fixtures: tiny randomly initialised encoders built in code (never downloaded),
+a tiny WordPiece tokenizer, and helpers to run the CLI in a subprocess.
+
+Every tiny encoder has hidden size 32, 2 layers, 4 heads and a vocabulary of 99 ids.
+"""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download anything
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HIDDEN, LAYERS, HEADS, VOCAB, MAX_POSITIONS = 32, 2, 4, 99, 64
+
+# the three families of the P-tuning v2 paper first, then the ones built to follow
+# ("deberta-v3" is a DeBERTa-v2 model with the v3 checkpoints' settings: shared attention key, LayerNorm'd
+# relative embeddings.)
+ARCHITECTURES = ("bert", "roberta", "deberta-v2", "deberta-v3", "distilbert", "electra", "xlm-roberta", "modernbert")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "distributed: multi-process (torchrun, gloo on CPU) run; part of the default suite and CI"
+    )
+    config.addinivalue_line("markers", "cli: runs `python -m tasks.ner` in a subprocess with the bundled encoder")
+
+
+def tiny_config(arch: str, **overrides):
+    """A tiny config of ``arch`` built in code (no download)."""
+    from transformers import (BertConfig, DebertaV2Config, DistilBertConfig, ElectraConfig, ModernBertConfig,
+                              RobertaConfig, XLMRobertaConfig)
+
+    common = dict(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                  intermediate_size=37, max_position_embeddings=MAX_POSITIONS)
+    if arch == "bert":
+        config = BertConfig(**common)
+    elif arch == "roberta":
+        config = RobertaConfig(**common, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    elif arch == "xlm-roberta":
+        config = XLMRobertaConfig(**common, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    elif arch == "electra":
+        config = ElectraConfig(**common, embedding_size=HIDDEN)
+    elif arch == "deberta-v2":
+        config = DebertaV2Config(**common, relative_attention=True, pos_att_type=["p2c", "c2p"], position_buckets=16,
+                                 max_relative_positions=32, position_biased_input=False)
+    elif arch == "deberta-v3":
+        config = DebertaV2Config(**common, relative_attention=True, pos_att_type=["p2c", "c2p"], position_buckets=16,
+                                 max_relative_positions=32, position_biased_input=False, share_att_key=True,
+                                 norm_rel_ebd="layer_norm")
+    elif arch == "distilbert":
+        config = DistilBertConfig(vocab_size=VOCAB, dim=HIDDEN, n_layers=LAYERS, n_heads=HEADS, hidden_dim=37,
+                                  max_position_embeddings=MAX_POSITIONS)
+    elif arch == "modernbert":
+        # local_attention 8 < the test lengths, so the sliding-window layers really slide
+        config = ModernBertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                                  num_attention_heads=HEADS, intermediate_size=37,
+                                  max_position_embeddings=MAX_POSITIONS, global_attn_every_n_layers=2,
+                                  local_attention=8, pad_token_id=0, bos_token_id=2, eos_token_id=3,
+                                  cls_token_id=2, sep_token_id=3)
+    else:
+        raise ValueError(arch)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def tiny_backbone(arch: str, attn_implementation: str = "sdpa", seed: int = 0, **overrides):
+    """A tiny randomly initialised bare encoder in eval mode.
+
+    DeBERTa-v2 has no sdpa kernel in transformers; like ``models.backbone.load_backbone`` it uses eager.
+    """
+    from transformers import AutoModel
+
+    if arch.startswith("deberta"):
+        attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(tiny_config(arch, **overrides), attn_implementation=attn_implementation)
+    return model.eval()
+
+
+def real_token_ids(shape, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random ids that are never special (pad/cls/sep/... all live below 5)."""
+    return torch.randint(5, VOCAB, shape, generator=generator)
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(autouse=True)
+def _seed():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(params=ARCHITECTURES)
+def arch(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_backbone():
+    return tiny_backbone
+
+
+@pytest.fixture
+def make_config():
+    return tiny_config
+
+
+TOKENIZER_WORDS = (
+    "the john smith lives in paris new york city for acme corp and london germany eu rejects "
+    "german call to boycott british lamb peter blackburn said on it"
+).split()
+
+
+def write_tiny_tokenizer(folder: Path):
+    """A lower-casing WordPiece (BERT) fast tokenizer with exactly ``VOCAB`` entries, saved in ``folder``.
+
+    Specials, whole words, single letters and digits, and "##" continuations of every letter, so any
+    lower-case ASCII word tokenizes without [UNK] (e.g. "xyzzy" -> x ##y ##z ##z ##y).
+    """
+    from transformers import BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TOKENIZER_WORDS, *"abcdefghijklmnopqrstuvwxyz",
+             *"0123456789.,-'", *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz")]
+    assert len(vocab) == len(set(vocab)) <= VOCAB
+    vocab += [f"[unused{i}]" for i in range(VOCAB - len(vocab))]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)
+    assert tokenizer.is_fast and len(tokenizer) == VOCAB
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    return write_tiny_tokenizer(tmp_path_factory.mktemp("tiny-tokenizer"))
+
+
+def save_tiny_model(folder: Path, seed: int = 0, arch: str = "bert", **overrides) -> Path:
+    """A tiny encoder saved with ``save_pretrained`` plus a tokenizer: a local path ``--model`` accepts."""
+    model = tiny_backbone(arch, seed=seed, **overrides)
+    model.save_pretrained(folder)
+    write_tiny_tokenizer(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-bert"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def other_tiny_model_dir(tmp_path_factory) -> Path:
+    """Same architecture and sizes as ``tiny_model_dir``, different weights."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-bert-other"), seed=1)
+
+
+# --------------------------------------------------------------------------- CLI helpers
+def data_root() -> Path:
+    """The benchmark data root: $PTV2_DATA_DIR, else ../shared/data next to the checkout (as CI sets it)."""
+    return Path(os.environ.get("PTV2_DATA_DIR") or REPO.parent / "shared" / "data")
+
+
+def subprocess_env(**changes) -> dict[str, str]:
+    """Environment for a CLI subprocess: repo importable, one thread, offline; ``None`` unsets a variable."""
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
+               HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 300,
+            module: str = "tasks.ner") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, env=env or subprocess_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    """``cli(args, env=None)`` runs ``python -m tasks.ner ARGS`` from the repository root."""
+    return run_cli
+
+
+@pytest.fixture
+def cli_env():
+    return subprocess_env
+
+
+@pytest.fixture(scope="session")
+def shared_data_root() -> Path:
+    root = data_root()
+    if not (root / "ner" / "conll2003" / "train.txt").is_file():
+        pytest.fail(f"CoNLL-2003 not found under {root}; set PTV2_DATA_DIR to the shared data root (../shared/data)")
+    return root

@@ -1,0 +1,248 @@
+"""Artifacts (trained tensors + config naming the encoder) and checkpoint/resume through the Trainer.
+
+The encoders here are tiny random BERTs saved with ``save_pretrained`` (plus a tokenizer) into a
+temporary folder, so ``build_model``/``load_artifact`` load them by local path like any encoder.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import DataCollatorForTokenClassification
+
+from conftest import HIDDEN, save_tiny_model
+from heads import IGNORE_INDEX, TokenClassificationHead
+from models.adapted import build_model
+from models.prefix import PrefixConfig
+from models.prompt import PromptConfig
+from tasks.common.artifacts import CONFIG, FORMAT, WEIGHTS, load_artifact, read_artifact_config, save_artifact
+from tasks.common.cli import common_parser
+from tasks.common.errors import DataError
+from tasks.common.training import CHECKPOINT_WEIGHTS, CHECKPOINTS, train
+
+NUM_LABELS = 3
+TASK = {"name": "ner", "labels": ["O", "B-X", "I-X"], "max_length": 32}
+
+
+def make_model(model_dir: Path, method: str = "prefix", head_dropout: float = 0.1, **prefix):
+    prefix.setdefault("prefix_len", 4)
+    head = TokenClassificationHead(HIDDEN, NUM_LABELS, dropout=head_dropout)
+    return build_model(str(model_dir), head, method, PrefixConfig(**prefix), PromptConfig(prompt_len=4))
+
+
+def sample_inputs(seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 99, (3, 10), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[2, 3:] = 0
+    return {"input_ids": ids.masked_fill(mask == 0, 0), "attention_mask": mask}
+
+
+@torch.no_grad()
+def logits_of(model, inputs) -> torch.Tensor:
+    return model.eval()(**inputs)["logits"]
+
+
+def perturb_trainable(model, seed: int = 1) -> None:
+    """Move the trainable tensors away from their initial values (as training would)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.5 * torch.randn(parameter.shape, generator=generator))
+
+
+# --------------------------------------------------------------------------- save / load
+@pytest.mark.parametrize("method, prefix", [
+    ("prefix", {}),
+    ("prefix", {"reparameterize": True, "hidden_size": 16}),
+    ("prompt", {}),
+    ("finetune", {}),
+])
+def test_save_then_load_gives_identical_logits(tmp_path, tiny_model_dir, method, prefix):
+    model = make_model(tiny_model_dir, method, **prefix)
+    perturb_trainable(model)
+    inputs = sample_inputs()
+    expected = logits_of(model, inputs)
+
+    sizes = save_artifact(model, tmp_path / "artifact", TASK)
+    loaded, config = load_artifact(tmp_path / "artifact")
+    assert not loaded.training
+    torch.testing.assert_close(logits_of(loaded, inputs), expected, atol=0, rtol=0)
+
+    assert config["format"] == FORMAT and config["method"] == method and config["task"] == TASK
+    assert config["backbone"] == str(tiny_model_dir)
+    assert config["backbone_fingerprint"] == model.backbone_fingerprint
+    assert config["head"] == {"name": "token-classification",
+                              "kwargs": {"hidden_size": HIDDEN, "num_labels": NUM_LABELS, "dropout": 0.1}}
+    tensors = load_file(str(tmp_path / "artifact" / WEIGHTS))
+    assert set(tensors) == set(model.trainable_state_dict())
+    if method != "finetune":  # only what was trained, never the frozen encoder
+        assert not any(name.startswith("backbone.") for name in tensors)
+    trained_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
+    assert trained_bytes <= sizes["artifact_bytes"] < trained_bytes + 8192  # the tensors plus a small header
+    assert sizes["backbone_bytes"] == sum(p.numel() * p.element_size() for p in model.backbone.parameters())
+
+
+def test_loading_onto_a_different_backbone_is_a_data_error(tmp_path, tiny_model_dir, other_tiny_model_dir):
+    model = make_model(tiny_model_dir)
+    save_artifact(model, tmp_path / "artifact", TASK)
+    with pytest.raises(DataError) as info:
+        load_artifact(tmp_path / "artifact", backbone=str(other_tiny_model_dir))
+    message = str(info.value)
+    assert str(tmp_path / "artifact" / CONFIG) in message
+    assert "fingerprint" in message and str(other_tiny_model_dir) in message and str(tiny_model_dir) in message
+    # the same encoder named explicitly is fine
+    load_artifact(tmp_path / "artifact", backbone=str(tiny_model_dir))
+
+
+def test_loading_onto_a_different_architecture_is_a_data_error(tmp_path, tiny_model_dir):
+    wider = save_tiny_model(tmp_path / "wider", hidden_size=48)
+    save_artifact(make_model(tiny_model_dir), tmp_path / "artifact", TASK)
+    with pytest.raises(DataError, match="fingerprint"):
+        load_artifact(tmp_path / "artifact", backbone=str(wider))
+
+
+def test_not_an_artifact_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="not a trained artifact"):
+        read_artifact_config(tmp_path)
+    (tmp_path / CONFIG).write_text('{"format": "something-else"}')
+    with pytest.raises(DataError, match="unknown artifact format"):
+        read_artifact_config(tmp_path)
+    (tmp_path / CONFIG).write_text("{broken")
+    with pytest.raises(DataError, match="line 1"):
+        read_artifact_config(tmp_path)
+
+
+def test_artifact_with_wrong_tensors_is_a_data_error(tmp_path, tiny_model_dir):
+    save_artifact(make_model(tiny_model_dir, prefix_len=4), tmp_path / "artifact", TASK)
+    config = json.loads((tmp_path / "artifact" / CONFIG).read_text())
+    config["method"] = "prompt"  # tensors of a prefix, config of a prompt
+    config["prompt"] = {"prompt_len": 4, "dropout": 0.0}
+    (tmp_path / "artifact" / CONFIG).write_text(json.dumps(config))
+    with pytest.raises(DataError, match="do not match"):
+        load_artifact(tmp_path / "artifact")
+
+
+# --------------------------------------------------------------------------- Trainer checkpoints and resume
+def tagging_dataset(size: int = 16, seed: int = 0) -> list[dict]:
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(size):
+        n = int(torch.randint(4, 13, (1,), generator=generator))
+        ids = torch.randint(5, 14, (n,), generator=generator)
+        labels = (ids % NUM_LABELS).tolist()
+        labels[0] = IGNORE_INDEX
+        rows.append({"input_ids": ids.tolist(), "attention_mask": [1] * n, "labels": labels})
+    return rows
+
+
+def cli_args(output_dir: Path, *extra: str):
+    """The Namespace the CLI builds (same parser), for a 16-example, batch-4 run: 4 steps per epoch."""
+    return common_parser("test", 1, 32).parse_args(
+        ["--batch-size", "4", "--lr", "0.01", "--logging-steps", "1", "--output-dir", str(output_dir), *extra])
+
+
+class SimulatedKill(Exception):
+    pass
+
+
+class TrainingSteps:
+    """Counts training forwards (one per optimizer step here) and can simulate a crash at one of them."""
+
+    def __init__(self, model, crash_at: int | None = None) -> None:
+        self.count, self.crash_at, self.first_prefix = 0, crash_at, None
+        self.model = model
+        model.head.register_forward_pre_hook(self)
+
+    def __call__(self, module, _args):
+        if not module.training:
+            return
+        self.count += 1
+        if self.count == 1:
+            self.first_prefix = self.model.prefix_encoder.embedding.weight.detach().clone()
+        if self.count == self.crash_at:
+            raise SimulatedKill(f"killed during step {self.count}")
+
+
+def trainer_state(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / "trainer_state.json").read_text())
+
+
+def run(model_dir: Path, output_dir: Path, tokenizer, *extra: str, crash_at: int | None = None, seed: int = 0,
+        dropout: float = 0.1):
+    torch.manual_seed(seed)
+    model = make_model(model_dir, head_dropout=dropout, dropout=dropout)
+    steps = TrainingSteps(model, crash_at)
+    collator = DataCollatorForTokenClassification(tokenizer)
+    trainer = None
+    try:
+        trainer = train(model, cli_args(output_dir, *extra), output_dir, tagging_dataset(), collator)
+    except SimulatedKill:
+        pass
+    return model, steps, trainer
+
+
+def checkpoints(output_dir: Path) -> list[str]:
+    return sorted((p.name for p in (output_dir / CHECKPOINTS).iterdir()), key=lambda n: int(n.split("-")[1]))
+
+
+def test_checkpoints_hold_only_trainable_tensors(tmp_path, tiny_model_dir, tiny_tokenizer):
+    model, steps, trainer = run(tiny_model_dir, tmp_path, tiny_tokenizer, "--epochs", "1")
+    assert trainer.state.global_step == steps.count == 4
+    assert checkpoints(tmp_path) == ["checkpoint-4"]  # one per epoch by default
+    saved = load_file(str(tmp_path / CHECKPOINTS / "checkpoint-4" / CHECKPOINT_WEIGHTS))
+    assert set(saved) == set(model.trainable_state_dict())
+    for name, tensor in model.trainable_state_dict().items():
+        assert torch.equal(saved[name], tensor)
+
+
+def test_resume_after_a_kill_mid_epoch_continues_from_the_checkpoint_step(tmp_path, tiny_model_dir, tiny_tokenizer):
+    # 2 epochs x 4 steps, a checkpoint every 3 steps; the process "dies" during step 8
+    _, killed, _ = run(tiny_model_dir, tmp_path, tiny_tokenizer, "--epochs", "2", "--save-steps", "3", crash_at=8)
+    assert killed.count == 8
+    assert checkpoints(tmp_path) == ["checkpoint-3", "checkpoint-6"]
+    assert trainer_state(tmp_path / CHECKPOINTS / "checkpoint-6")["global_step"] == 6
+    saved = load_file(str(tmp_path / CHECKPOINTS / "checkpoint-6" / CHECKPOINT_WEIGHTS))
+
+    # a fresh process: new model (random init), same flags plus --resume
+    model, resumed, trainer = run(tiny_model_dir, tmp_path, tiny_tokenizer, "--epochs", "2", "--save-steps", "3",
+                                  "--resume", seed=123)
+    assert resumed.count == 2, "only steps 7 and 8 remain after checkpoint-6"
+    assert torch.equal(resumed.first_prefix, saved["prefix_encoder.embedding.weight"]), \
+        "training must continue from the checkpoint's tensors"
+    assert trainer.state.global_step == 8
+    assert checkpoints(tmp_path)[-1] == "checkpoint-8"
+    state = trainer_state(tmp_path / CHECKPOINTS / "checkpoint-8")
+    assert state["global_step"] == 8 and state["epoch"] == pytest.approx(2.0)
+    logged_steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
+    assert logged_steps == list(range(1, 9)), "log history: steps 1-6 from the checkpoint, then 7 and 8"
+
+
+def test_resume_keeps_every_completed_epoch(tmp_path, tiny_model_dir, tiny_tokenizer):
+    # epoch checkpoints only; the run dies in the middle of epoch 3 (step 10 of 12)
+    _, killed, _ = run(tiny_model_dir, tmp_path, tiny_tokenizer, "--epochs", "3", crash_at=10)
+    assert checkpoints(tmp_path) == ["checkpoint-4", "checkpoint-8"]
+    model, resumed, trainer = run(tiny_model_dir, tmp_path, tiny_tokenizer, "--epochs", "3", "--resume", seed=7)
+    assert resumed.count == 4 and trainer.state.global_step == 12
+    assert trainer_state(tmp_path / CHECKPOINTS / "checkpoint-12")["epoch"] == pytest.approx(3.0)
+
+
+def test_resume_without_a_checkpoint_starts_fresh(tmp_path, tiny_model_dir, tiny_tokenizer, capsys):
+    _, steps, trainer = run(tiny_model_dir, tmp_path, tiny_tokenizer, "--epochs", "1", "--resume")
+    assert steps.count == 4 and trainer.state.global_step == 4
+    assert "no checkpoint" in capsys.readouterr().out
+
+
+def test_resumed_training_equals_uninterrupted_training(tmp_path, tiny_tokenizer):
+    no_dropout = save_tiny_model(tmp_path / "enc", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    full, _, _ = run(no_dropout, tmp_path / "full", tiny_tokenizer, "--epochs", "2", "--save-steps", "3", dropout=0)
+    run(no_dropout, tmp_path / "cut", tiny_tokenizer, "--epochs", "2", "--save-steps", "3", crash_at=8, dropout=0)
+    resumed, _, _ = run(no_dropout, tmp_path / "cut", tiny_tokenizer, "--epochs", "2", "--save-steps", "3",
+                        "--resume", dropout=0)
+    for name, tensor in full.trainable_state_dict().items():
+        torch.testing.assert_close(resumed.trainable_state_dict()[name], tensor, atol=1e-6, rtol=0)

@@ -1,0 +1,97 @@
+"""The distributed path: ``torchrun --nproc-per-node 2`` (CPU, gloo) of a tiny NER run.
+
+Part of the default suite (and CI); one torchrun of a tiny local encoder, well under a minute.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import REPO, subprocess_env
+
+pytestmark = pytest.mark.distributed
+
+TRAIN_SAMPLES, BATCH, PROCESSES = 16, 4, 2
+WORDS = "john smith lives in paris new york city acme corp london germany peter blackburn said the".split()
+TAGS = {"john": "B-PER", "smith": "I-PER", "peter": "B-PER", "blackburn": "I-PER", "paris": "B-LOC",
+        "london": "B-LOC", "germany": "B-LOC", "acme": "B-ORG", "corp": "I-ORG"}
+
+
+def write_conll(path: Path, sentences: int, seed: int) -> Path:
+    generator = torch.Generator().manual_seed(seed)
+    blocks = []
+    for _ in range(sentences):
+        words = [WORDS[i] for i in torch.randperm(len(WORDS), generator=generator)[:6].tolist()]
+        blocks.append("\n".join(f"{w} {TAGS.get(w, 'O')}" for w in words))
+    path.write_text("\n\n".join(blocks) + "\n")
+    return path
+
+
+def ner_flags(model_dir: Path, train: Path, dev: Path, out: Path) -> list[str]:
+    return ["--model", str(model_dir), "--train-file", str(train), "--dev-file", str(dev),
+            "--max-train-samples", str(TRAIN_SAMPLES), "--max-length", "32", "--epochs", "1",
+            "--batch-size", str(BATCH), "--prefix-len", "4", "--output-dir", str(out)]
+
+
+@pytest.fixture(scope="module")
+def torchrun(tmp_path_factory, tiny_model_dir):
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("torchrun")
+    train = write_conll(folder / "train.conll", 24, seed=0)
+    dev = write_conll(folder / "dev.conll", 10, seed=1)
+    out = folder / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={PROCESSES}",
+               "-m", "tasks.ner", *ner_flags(tiny_model_dir, train, dev, out)]
+    result = subprocess.run(command, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=180)
+    return result, out, (train, dev)
+
+
+def test_two_process_run_completes(torchrun):
+    result, out, _ = torchrun
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
+    assert "Traceback" not in result.stderr
+    assert "dev: precision" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["dev"]["f1"] <= 1.0 and metrics["dev"]["alignment"]["sentences"] == 10
+
+
+def test_two_process_run_writes_the_same_artifact_format(torchrun, tiny_model_dir, tmp_path):
+    """Same files, config keys and tensor names/shapes as a single-process model built by the same CLI code."""
+    from heads import TokenClassificationHead
+    from tasks.common.artifacts import CONFIG, WEIGHTS, load_artifact, save_artifact
+    from tasks.common.cli import model_from_args
+    from tasks.ner.__main__ import train_parser
+
+    result, out, (train, dev) = torchrun
+    assert result.returncode == 0, result.stderr[-4000:]
+    args = train_parser().parse_args(ner_flags(tiny_model_dir, train, dev, tmp_path))
+    labels = json.loads((out / "metrics.json").read_text())["labels"]
+    single = model_from_args(args, TokenClassificationHead(32, len(labels)))
+    save_artifact(single, tmp_path, {"name": "ner", "labels": labels, "max_length": 32})
+
+    distributed_config = json.loads((out / CONFIG).read_text())
+    single_config = json.loads((tmp_path / CONFIG).read_text())
+    assert distributed_config == single_config  # same format, encoder, fingerprint, method, head, task
+    tensors, expected = load_file(str(out / WEIGHTS)), load_file(str(tmp_path / WEIGHTS))
+    assert {k: v.shape for k, v in tensors.items()} == {k: v.shape for k, v in expected.items()}
+    assert not any(k.startswith("module.") for k in tensors)  # no DDP wrapper names
+
+    model, _ = load_artifact(out)  # loads back onto its encoder
+    for name, tensor in tensors.items():
+        assert torch.equal(model.state_dict()[name], tensor)
+    checkpoint = sorted((out / "checkpoints").iterdir())[-1]
+    assert set(load_file(str(checkpoint / "model.safetensors"))) == set(tensors)
+
+
+def test_two_processes_share_the_data(torchrun):
+    """With real data parallelism each optimizer step consumes BATCH examples per process."""
+    result, out, _ = torchrun
+    assert result.returncode == 0
+    state = json.loads((sorted((out / "checkpoints").iterdir())[-1] / "trainer_state.json").read_text())
+    assert state["global_step"] == TRAIN_SAMPLES // (BATCH * PROCESSES)
