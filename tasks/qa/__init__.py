@@ -1,0 +1,1 @@
+"""Extractive QA: SQuAD reading, sliding windows, n-best spans, official EM/F1, CLI (``python -m tasks.qa``)."""

@@ -1,0 +1,187 @@
+"""Reading the official SQuAD JSON (v1.1 and v2.0, plain or .json.gz) and splitting it by article.
+
+Every structural problem (invalid JSON, missing ``data``/``paragraphs``/``context``/``qas``/``id``/
+``question``, duplicate ids) is a DataError naming the file and the question id (or the
+article/paragraph when there is no id yet).  Answer problems (text not at ``answer_start``,
+an empty answer list where an answer is required) are errors too unless ``skip_bad_answers``:
+then the question is left out and counted in ``SquadData.skipped`` (reported by the CLI).
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tasks.common.errors import DataError, UsageError
+
+Role = Literal["train", "eval", "predict"]
+
+
+@dataclass
+class Answer:
+    text: str
+    start: int  # character offset in the context
+
+
+@dataclass
+class Question:
+    qid: str
+    question: str
+    context: str
+    answers: list[Answer]
+    impossible: bool = False  # SQuAD 2.0: no answer in the context
+    has_gold: bool = True  # False when a predict input carries no answers
+
+
+@dataclass
+class Article:
+    title: str
+    questions: list[Question]
+
+
+@dataclass
+class SquadData:
+    source: str
+    articles: list[Article]
+    skipped: list[str] = field(default_factory=list)  # ids left out by skip_bad_answers
+
+    @property
+    def questions(self) -> list[Question]:
+        return [q for article in self.articles for q in article.questions]
+
+
+def load_json(path: str | Path) -> Any:
+    """Parse a plain or gzip-compressed JSON file; every failure is a one-line DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "file not found")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as err:
+        raise DataError(path, err.lineno, f"invalid JSON: {err.msg} (column {err.colno})") from None
+    except (OSError, EOFError, UnicodeDecodeError) as err:  # gzip.BadGzipFile is an OSError
+        raise DataError(path, None, f"cannot read: {err}") from None
+
+
+def read_squad(path: str | Path, version2: bool, role: Role, skip_bad_answers: bool = False) -> SquadData:
+    """Read an official SQuAD file into articles of validated questions."""
+    return parse_squad(load_json(path), str(path), version2, role, skip_bad_answers)
+
+
+def parse_squad(raw: Any, source: str, version2: bool, role: Role, skip_bad_answers: bool = False) -> SquadData:
+    if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
+        raise DataError(source, None, "not a SQuAD file: expected an object with a 'data' list of articles")
+    data = SquadData(source, [])
+    seen: dict[str, str] = {}
+    for a, article in enumerate(raw["data"]):
+        title = str(article.get("title", f"article {a + 1}")) if isinstance(article, dict) else ""
+        where = f"article {a + 1} ('{title}')"
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            raise DataError(source, None, f"{where}: missing 'paragraphs' list")
+        questions: list[Question] = []
+        for p, paragraph in enumerate(paragraphs):
+            here = f"{where}, paragraph {p + 1}"
+            context = _field(paragraph, "context", str, source, here)
+            for k, qa in enumerate(_field(paragraph, "qas", list, source, here)):
+                qid = _field(qa, "id", (str, int), source, f"{here}, question {k + 1}")
+                qid = str(qid)
+                if qid in seen:
+                    raise DataError(source, qid, f"duplicate question id (first seen in {seen[qid]})")
+                seen[qid] = where
+                question = _question(qa, qid, context, source, version2, role)
+                if isinstance(question, str):  # an answer problem
+                    if not skip_bad_answers:
+                        raise DataError(source, qid, question)
+                    data.skipped.append(qid)
+                    continue
+                questions.append(question)
+        data.articles.append(Article(title, questions))
+    if not any(article.questions for article in data.articles):
+        raise DataError(source, None, "no questions")
+    return data
+
+
+def _field(obj: Any, key: str, kind: type | tuple, source: str, where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise DataError(source, None, f"{where}: missing '{key}'")
+    if not isinstance(obj[key], kind):
+        raise DataError(source, None, f"{where}: '{key}' has the wrong type ({type(obj[key]).__name__})")
+    return obj[key]
+
+
+def _question(qa: dict, qid: str, context: str, source: str, version2: bool, role: Role) -> Question | str:
+    """A validated Question, or the message of its answer problem (str); structural problems raise."""
+    text = qa.get("question")
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(source, qid, "missing or empty 'question'")
+    impossible = bool(qa.get("is_impossible", False))
+    if impossible and not version2:
+        raise DataError(source, qid, "unanswerable question (is_impossible) in SQuAD 1.1 data; "
+                                     "use --dataset squad_v2 (a 2.0 model)")
+    if role == "predict" and "answers" not in qa:
+        return Question(qid, text, context, [], impossible, has_gold=False)
+    raw_answers = qa.get("answers")
+    if not isinstance(raw_answers, list):
+        raise DataError(source, qid, "missing 'answers' list")
+    answers = []
+    for raw in raw_answers:
+        valid = isinstance(raw, dict) and isinstance(raw.get("text"), str) and isinstance(raw.get("answer_start"), int)
+        if not valid:
+            raise DataError(source, qid, "an answer needs 'text' (string) and 'answer_start' (integer)")
+        answer = Answer(raw["text"], raw["answer_start"])
+        found = context[answer.start: answer.start + len(answer.text)]
+        if role != "predict" and found != answer.text:  # predict only needs the texts (for scoring)
+            return (f"answer {answer.text[:40]!r} is not at answer_start {answer.start} "
+                    f"(context has {found[:40]!r} there)")
+        answers.append(answer)
+    if impossible and answers:
+        return "is_impossible is true but 'answers' is not empty"
+    if not answers:
+        if not version2 and role == "predict":
+            return Question(qid, text, context, [], impossible, has_gold=False)
+        if not version2:
+            return f"empty 'answers' list (SQuAD 1.1 {role} data needs at least one answer)"
+        impossible = True  # v2 files written without is_impossible: an empty list means unanswerable
+    return Question(qid, text, context, answers, impossible)
+
+
+def from_hub_rows(rows, source: str, version2: bool, role: Role) -> SquadData:
+    """The hub's flat rows (id, title, context, question, answers{text, answer_start}) -> SquadData."""
+    articles: list[dict] = []
+    for row in rows:  # consecutive rows of one title form an article, as in the official file
+        if not articles or articles[-1]["title"] != row["title"]:
+            articles.append({"title": row["title"], "paragraphs": []})
+        texts, starts = row["answers"]["text"], row["answers"]["answer_start"]
+        answers = [{"text": t, "answer_start": s} for t, s in zip(texts, starts)]
+        qa = {"id": row["id"], "question": row["question"], "answers": answers}
+        articles[-1]["paragraphs"].append({"context": row["context"], "qas": [qa]})
+    return parse_squad({"data": articles}, source, version2, role)
+
+
+def split_by_article(data: SquadData, fraction: float) -> tuple[SquadData, SquadData]:
+    """First ``fraction`` of the titles (file order) and the rest: disjoint, deterministic.
+
+    Articles sharing a title stay on the same side, so no title is in both halves.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise UsageError(f"--split-by-article must be between 0 and 1 (exclusive), got {fraction}")
+    titles = list(dict.fromkeys(article.title for article in data.articles))
+    if len(titles) < 2:
+        raise UsageError(f"{data.source} has {len(titles)} article title(s); --split-by-article needs at least 2")
+    first = set(titles[: min(max(round(len(titles) * fraction), 1), len(titles) - 1)])
+    head = [a for a in data.articles if a.title in first]
+    tail = [a for a in data.articles if a.title not in first]
+    label = f"{data.source} [split by article {fraction:g}]"
+    return SquadData(f"{label} first part", head, data.skipped), SquadData(f"{label} rest", tail, [])
+
+
+def describe(data: SquadData) -> str:
+    questions = data.questions
+    impossible = sum(q.impossible for q in questions)
+    extra = f" ({impossible:,} unanswerable)" if impossible else ""
+    return f"{len(data.articles)} articles, {len(questions):,} questions{extra}"
