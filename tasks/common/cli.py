@@ -92,3 +92,14 @@ def describe_parameters(model: AdaptedModel) -> str:
     counts = model.parameter_counts()
     return (f"trainable parameters: {counts['trainable']:,} of {counts['total']:,} "
             f"({counts['trainable_percent']:.3f}%) [mode {model.method}]")
+
+
+def run_subcommand(argv: list[str] | None, train_main, predict_main) -> None:
+    """``[train] FLAGS`` trains and evaluates; ``predict FLAGS`` applies a saved artifact."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["predict"]:
+        predict_main(argv[1:])
+    else:
+        train_main(argv[1:] if argv[:1] == ["train"] else argv)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from transformers import DataCollatorWithPadding
 from heads import SpanHead
 from models.backbone import backbone_config, load_tokenizer
 from tasks.common.artifacts import finish_run, load_artifact
-from tasks.common.cli import common_parser, describe_parameters, model_from_args
+from tasks.common.cli import common_parser, describe_parameters, model_from_args, run_subcommand
 from tasks.common.errors import UsageError, exit_on_bad_input
 from tasks.common.training import predict, train
 
@@ -181,11 +180,7 @@ def predict_main(argv: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["predict"]:
-        predict_main(argv[1:])
-    else:
-        train_main(argv[1:] if argv[:1] == ["train"] else argv)
+    run_subcommand(argv, train_main, predict_main)
 
 
 if __name__ == "__main__":

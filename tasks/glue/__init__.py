@@ -1,0 +1,1 @@
+"""GLUE and SuperGLUE tasks (one code base; ``tasks.superglue`` is a thin entry point into it)."""

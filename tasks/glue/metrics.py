@@ -1,0 +1,94 @@
+"""Official GLUE/SuperGLUE metrics, computed with scikit-learn / scipy.
+
+* CoLA: Matthews correlation; STS-B: Pearson and Spearman; MRPC/QQP: F1 (positive class 1)
+  and accuracy; CB: accuracy and macro-F1 over the three classes; others: accuracy.
+* MultiRC: F1a = binary F1 over all answer options pooled; EM = share of questions whose
+  answer options are all predicted right.
+* ReCoRD: per query, max over the gold answers of token F1 / exact match after SQuAD
+  normalisation (lower case, no punctuation, no articles a/an/the, single spaces); averaged.
+All values are fractions in [0, 1].
+"""
+from __future__ import annotations
+
+import collections
+import re
+import string
+from typing import Callable, Sequence
+
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from .tasks import TaskSpec
+
+
+def accuracy(gold: Sequence[int], predicted: Sequence[int]) -> float:
+    return float(accuracy_score(gold, predicted))
+
+
+def matthews(gold: Sequence[int], predicted: Sequence[int]) -> float:
+    return float(matthews_corrcoef(gold, predicted))
+
+
+def f1(gold: Sequence[int], predicted: Sequence[int]) -> float:
+    return float(f1_score(gold, predicted, pos_label=1, average="binary", zero_division=0))
+
+
+def macro_f1(gold: Sequence[int], predicted: Sequence[int], num_labels: int) -> float:
+    # every class counts, also one that is never predicted (it then scores 0)
+    return float(f1_score(gold, predicted, labels=list(range(num_labels)), average="macro", zero_division=0))
+
+
+def pearson(gold: Sequence[float], predicted: Sequence[float]) -> float:
+    return float(pearsonr(gold, predicted)[0])
+
+
+def spearman(gold: Sequence[float], predicted: Sequence[float]) -> float:
+    return float(spearmanr(gold, predicted)[0])
+
+
+def multirc_scores(gold: Sequence[Sequence[int]], predicted: Sequence[Sequence[int]]) -> dict[str, float]:
+    flat_gold = [g for question in gold for g in question]
+    flat_pred = [p for question in predicted for p in question]
+    exact = [list(g) == list(p) for g, p in zip(gold, predicted)]
+    return {"f1a": f1(flat_gold, flat_pred), "em": sum(exact) / len(exact)}
+
+
+def normalize_answer(text: str) -> str:
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def token_f1(predicted: str, gold: str) -> float:
+    pred_tokens, gold_tokens = normalize_answer(predicted).split(), normalize_answer(gold).split()
+    common = sum((collections.Counter(pred_tokens) & collections.Counter(gold_tokens)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred_tokens), common / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def record_scores(gold: Sequence[Sequence[str]], predicted: Sequence[str]) -> dict[str, float]:
+    f1s = [max(token_f1(p, g) for g in golds) for golds, p in zip(gold, predicted)]
+    ems = [max(float(normalize_answer(p) == normalize_answer(g)) for g in golds) for golds, p in zip(gold, predicted)]
+    return {"f1": sum(f1s) / len(f1s), "em": sum(ems) / len(ems)}
+
+
+SIMPLE: dict[str, Callable] = {"accuracy": accuracy, "matthews": matthews, "f1": f1,
+                               "pearson": pearson, "spearman": spearman}
+
+
+def score(spec: TaskSpec, gold: list, predicted: list) -> dict[str, float]:
+    """The task's official metrics, in the order of ``spec.metrics`` (the first is the headline)."""
+    if spec.name == "multirc":
+        return multirc_scores(gold, predicted)
+    if spec.name == "record":
+        return record_scores(gold, predicted)
+    out = {}
+    for name in spec.metrics:
+        out[name] = macro_f1(gold, predicted, len(spec.labels)) if name == "macro_f1" else SIMPLE[name](gold, predicted)
+    return out
+
+
+def format_scores(split: str, scores: dict[str, float], count: int) -> str:
+    return f"{split} ({count} examples): " + "  ".join(f"{k} {100 * v:.2f}" for k, v in scores.items())

@@ -1,0 +1,1 @@
+"""SuperGLUE entry point; the code lives in tasks.glue."""
