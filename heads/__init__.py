@@ -7,6 +7,7 @@ from .choice import MultipleChoiceHead
 from .registry import HEADS, build_head, register_head
 from .sequence import RegressionHead, SequenceClassificationHead
 from .span import SpanHead
+from .span_pair import SpanPairClassificationHead
 from .token import IGNORE_INDEX, TokenClassificationHead
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "RegressionHead",
     "SequenceClassificationHead",
     "SpanHead",
+    "SpanPairClassificationHead",
     "TokenClassificationHead",
     "build_head",
     "register_head",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -11,8 +10,8 @@ from torch import nn
 
 from heads import MultipleChoiceHead, RegressionHead, SequenceClassificationHead, SpanPairClassificationHead
 from models.backbone import backbone_config, load_tokenizer
-from tasks.common.artifacts import load_artifact, save_artifact
-from tasks.common.cli import common_parser, describe_parameters, model_from_args
+from tasks.common.artifacts import finish_run, load_artifact
+from tasks.common.cli import common_parser, describe_parameters, model_from_args, run_subcommand
 from tasks.common.errors import DataError, UsageError, exit_on_bad_input
 from tasks.common.training import predict, train
 
@@ -91,9 +90,7 @@ def train_main(argv: list[str], benchmark: str) -> dict:
                           "eval_seconds": round(time.time() - started, 1)}
         print(f"{split}: {report}\n{format_scores(split, scores, len(examples))}")
     task = {"benchmark": benchmark, "name": spec.name, "labels": list(spec.labels), "max_length": args.max_length}
-    sizes = save_artifact(model, output_dir, task)
-    metrics.update(sizes)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    sizes = finish_run(model, output_dir, task, metrics)  # artifact + metrics.json (rank 0 only)
     print(f"artifact: {output_dir} ({sizes['artifact_bytes'] / 2**20:.2f} MiB trained tensors; "
           f"encoder {sizes['backbone_bytes'] / 2**20:.1f} MiB, not copied)")
     return metrics
@@ -166,8 +163,4 @@ def predict_main(argv: list[str], benchmark: str) -> list[Path]:
 
 
 def main(benchmark: str, argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["predict"]:
-        predict_main(argv[1:], benchmark)
-    else:
-        train_main(argv[1:] if argv[:1] == ["train"] else argv, benchmark)
+    run_subcommand(argv, lambda a: train_main(a, benchmark), lambda a: predict_main(a, benchmark))
