@@ -22,6 +22,9 @@ and our heads sit on top, as for every other method.  DeBERTa-v2 takes no
 """
 from __future__ import annotations
 
+import inspect
+import warnings
+
 import torch
 from torch import nn
 
@@ -66,7 +69,9 @@ class PeftPrefix(nn.Module):
             prefix_projection=config.reparameterize,
             encoder_hidden_size=config.hidden_size,
         )
-        wrapped = peft.get_peft_model(backbone, peft_config)
+        with warnings.catch_warnings():  # peft 0.21 calls a transformers API deprecated in 5.x
+            warnings.simplefilter("ignore", FutureWarning)
+            wrapped = peft.get_peft_model(backbone, peft_config)
         self.prompt_encoder = wrapped.prompt_encoder  # PEFT's trainable parameters
         object.__setattr__(self, "_peft", wrapped)  # held, not registered (see class docstring)
 
@@ -87,6 +92,4 @@ class PeftPrefix(nn.Module):
 
 
 def _accepts_past(backbone: nn.Module) -> bool:
-    import inspect
-
     return "past_key_values" in inspect.signature(backbone.forward).parameters

@@ -1,0 +1,79 @@
+"""What machine and code produced a benchmark number (stored next to every result)."""
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _version(module: str) -> str | None:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
+
+
+def environment() -> dict:
+    import torch
+
+    gpu = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    status = _git("status", "--porcelain")
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpus": gpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "transformers": _version("transformers"),
+        "peft": _version("peft"),
+        # other processes' CPU use skews timings: record the load the run started under
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "git_commit": _git("rev-parse", "HEAD"),
+        # uncommitted changes make the commit alone insufficient to reproduce a number
+        "git_dirty": bool(status) if status is not None else None,
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "command": "python -m " + " ".join(shlex.quote(a) for a in [_module_name(), *sys.argv[1:]]),
+    }
+
+
+def _module_name() -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return spec.name if spec is not None else Path(sys.argv[0]).stem
+
+
+def environment_markdown(env: dict) -> str:
+    gpus = ", ".join(env["gpus"]) or "none"
+    dirty = " (with uncommitted changes)" if env.get("git_dirty") else ""
+    load = env.get("load_average")
+    return (f"- machine: {env['cpu_model']}, {env['cpu_count']} cores, torch threads {env['torch_threads']}, GPU: {gpus}; "
+            f"load average at start {load}" + (f", at end {env['load_average_end']}" if "load_average_end" in env else "") + "\n"
+            f"- software: Python {env['python']}, torch {env['torch']}, transformers {env['transformers']}, "
+            f"peft {env['peft']}\n"
+            f"- code: git {str(env['git_commit'])[:12]}{dirty}; run {env['date_utc']} UTC\n"
+            f"- command: `{env['command']}`\n")

@@ -1,0 +1,117 @@
+"""Suite results -> benchmarks/results/<suite>.md (table), <suite>.json (everything) and PNG plots."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .suites import METHODS, Suite
+
+STATUS_NOTE = {"unavailable": "task module not in this checkout yet", "skipped": "not applicable"}
+
+
+def _cell(record: dict | None) -> list[str]:
+    if record is None:
+        return ["not run", "-", "-", "-", "-"]
+    if record["status"] != "done":
+        return [record["status"], "-", "-", "-", "-"]
+    trainable = record.get("trainable_percent")
+    train_s = record.get("train_seconds") or record.get("wall_seconds")
+    quality = record.get("quality")
+    per_step = record.get("seconds_per_step")
+    return ["-" if quality is None else f"{quality:.2f}", "-" if trainable is None else f"{trainable:.3g}%",
+            "-" if train_s is None else f"{train_s / 60:.1f} min", "-" if per_step is None else f"{per_step:.2f}",
+            f"{record.get('peak_rss_mib', 0):.0f} MiB"]
+
+
+def markdown(state: dict, suite: Suite) -> str:
+    results = state["results"]
+    env = state.get("environment", {})
+    from .env import environment_markdown
+
+    lines = [f"# Benchmark suite `{suite.name}`\n\n{suite.description}. Seed {suite.seed}. "
+             f"Produced by `python -m benchmarks.run --suite {suite.name}` (resumable); every number, command and "
+             f"log path is in `{suite.name}.json`.\n\n"]
+    if "cpu_model" in env:
+        lines.append(environment_markdown(env))
+    lines.append("\nQuality is the row's metric x100 (F1, accuracy, MCC, Pearson). Train time is the task's own training time "
+                 "(without evaluation); peak RSS is the whole task process's resident-set high-water mark "
+                 "(`wait4` rusage: weights, activations, optimizer state, data).\n\n")
+    lines.append("| row | metric | method | quality | trainable | train time | s/step | peak RSS |\n"
+                 "|---|---|---|---|---|---|---|---|\n")
+    for row in suite.rows:
+        methods = [m for m in METHODS if f"{row.name}/{m}" in results]
+        for m in methods:
+            record = results.get(f"{row.name}/{m}")
+            lines.append(f"| {row.name} | {row.metric_label} | {m} | " + " | ".join(_cell(record)) + " |\n")
+    problems = [r for r in results.values() if r["status"] not in ("done",)]
+    if problems:
+        lines.append("\n## Not finished\n\n")
+        for r in problems:
+            lines.append(f"- {r['row']} / {r['method']}: {r['status']} - {r.get('reason', '')}\n")
+    if suite.name != "smoke":
+        lines.append("\n## Budgets\n\n")
+        lines += [f"- {row.name}: {row.budget}\n" for row in suite.rows if row.budget]
+    lines.append(f"\nPlots: `{suite.name}_quality_vs_trainable.png`, `{suite.name}_step_time.png`, "
+                 f"`{suite.name}_peak_memory.png`.\n")
+    return "".join(lines)
+
+
+def plots(state: dict, suite: Suite, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    done = [r for r in state["results"].values() if r["status"] == "done"]
+    colors = dict(zip(METHODS, ("tab:red", "tab:blue", "tab:green", "tab:orange")))
+    written = []
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in METHODS:
+        points = [(r["trainable_percent"], r["quality"], r["row"]) for r in done
+                  if r["method"] == method and r.get("trainable_percent") and r.get("quality") is not None]
+        if points:
+            ax.scatter([p[0] for p in points], [p[1] for p in points], label=method, color=colors[method])
+            for x, y, row in points:
+                ax.annotate(row, (x, y), fontsize=6, alpha=0.7, xytext=(3, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (% of model, log)")
+    ax.set_ylabel("quality (row metric, x100)")
+    ax.set_title(f"{suite.name}: quality vs trainable share (one point per row)")
+    ax.legend()
+    written.append(_save(fig, out / f"{suite.name}_quality_vs_trainable.png"))
+
+    for key, label, name in (("seconds_per_step", "seconds per optimizer step", "step_time"),
+                             ("peak_rss_mib", "peak RSS (MiB)", "peak_memory")):
+        rows = [row.name for row in suite.rows if any(r["row"] == row.name and r.get(key) for r in done)]
+        fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows) + 2), 4.5))
+        width = 0.8 / len(METHODS)
+        for i, method in enumerate(METHODS):
+            values = [next((r.get(key) or 0 for r in done if r["row"] == row and r["method"] == method), 0)
+                      for row in rows]
+            ax.bar([x + i * width for x in range(len(rows))], values, width, label=method, color=colors[method])
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(rows))], rows, rotation=30, ha="right")
+        ax.set_ylabel(label)
+        ax.set_title(f"{suite.name}: {label} by method")
+        ax.legend()
+        written.append(_save(fig, out / f"{suite.name}_{name}.png"))
+    return written
+
+
+def _save(fig, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path.name
+
+
+def write_outputs(state: dict, suite: Suite, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        state["plots"] = plots(state, suite, out)
+    except ImportError:  # matplotlib is an optional (bench) extra
+        state["plots"] = []
+    (out / f"{suite.name}.json").write_text(json.dumps(state, indent=2, default=str) + "\n")
+    (out / f"{suite.name}.md").write_text(markdown(state, suite))

@@ -1,0 +1,187 @@
+"""Run a benchmark suite: every (row, method) as a task CLI subprocess; table, JSON and plots.
+
+    python -m benchmarks.run --suite smoke                 # minutes: proves the pipeline
+    python -m benchmarks.run --suite cpu --only ner-conll2003 --methods prefix finetune
+    python -m benchmarks.run --suite paper                 # GPU + network (RoBERTa-large / DeBERTa)
+
+Each (row, method) writes into benchmarks/runs/<suite>/<row>-<method>/ (log.txt, the task's
+metrics.json and artifact).  Finished (row, method) results are kept in
+benchmarks/results/<suite>.json and not rerun (unless --force or their command changed),
+so a suite can be completed across several invocations.  This process never imports torch:
+the peak RSS of a child (from wait4) must not inherit a large parent's high-water mark.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .results import write_outputs
+from .suites import METHODS, SUITES, Row, Suite, command
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def _environment(suite: Suite) -> dict:
+    code = "import json; from benchmarks.env import environment; print(json.dumps(environment()))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    env = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-400:]}
+    env["command"] = "python -m benchmarks.run " + " ".join(sys.argv[1:])
+    env["PTV2_DATA_DIR"] = _data_env(suite).get("PTV2_DATA_DIR")
+    return env
+
+
+def _module_available(module: str) -> bool:
+    """``python -m module`` can start (checked on disk: importing the task here would pull in torch)."""
+    base = REPO.joinpath(*module.split("."))
+    return (base / "__main__.py").is_file() or base.with_suffix(".py").is_file()
+
+
+def _data_env(suite: Suite) -> dict[str, str]:
+    """Children see $PTV2_DATA_DIR, defaulting to ../shared/data next to the checkout when it exists."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    shared = REPO.parent / "shared" / "data"
+    if suite.local_data and "PTV2_DATA_DIR" not in env and shared.is_dir():
+        env["PTV2_DATA_DIR"] = str(shared)
+    return env
+
+
+def _run_child(argv: list[str], log_path: Path, timeout: float | None,
+               env: dict[str, str]) -> tuple[int | None, float, float]:
+    """Run ``python argv`` with output to ``log_path``; (exit code or None on timeout, wall s, peak RSS MiB)."""
+    started = time.time()
+    with open(log_path, "w") as log:
+        log.write("$ python " + " ".join(argv) + "\n")
+        log.flush()
+        child = subprocess.Popen([sys.executable, *argv], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = None if timeout is None else started + timeout
+        while True:  # poll with wait4 so we get the child's own rusage (peak RSS)
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                child.returncode = os.waitstatus_to_exitcode(status)
+                return child.returncode, time.time() - started, usage.ru_maxrss / 1024
+            if deadline is not None and time.time() > deadline:
+                child.kill()
+                _, _, usage = os.wait4(child.pid, 0)
+                return None, time.time() - started, usage.ru_maxrss / 1024
+            time.sleep(0.5)
+
+
+def _lookup(metrics: dict, row: Row) -> tuple[str | None, float | None]:
+    """The row's quality number: first split in row.splits holding one of row.metric (also 'split_metric' keys)."""
+    for split in (*row.splits, ""):
+        scope = metrics if split == "" else metrics.get(split)
+        if not isinstance(scope, dict):
+            scope = {k[len(split) + 1:]: v for k, v in metrics.items() if split and k.startswith(split + "_")}
+        for name in row.metric:
+            value = scope.get(name)
+            if isinstance(value, dict):  # e.g. {"f1": {...}} nesting: take its own value if any
+                value = value.get("value")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return (f"{split}.{name}" if split else name), float(value)
+    return None, None
+
+
+def _steps(run_dir: Path) -> int | None:
+    """Optimizer steps done, from the Trainer's last checkpoint state (for seconds per step)."""
+    states = sorted(run_dir.glob("checkpoints/checkpoint-*/trainer_state.json"),
+                    key=lambda p: int(p.parent.name.split("-")[-1]))
+    if not states:
+        return None
+    return json.loads(states[-1].read_text()).get("global_step")
+
+
+def run_one(suite: Suite, row: Row, method: str, out_root: Path, timeout: float | None) -> dict:
+    run_dir = out_root / f"{row.name}-{method}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    argv = command(suite, row, method, _rel(run_dir))
+    record = {"row": row.name, "method": method, "command": "python " + " ".join(argv), "seed": suite.seed,
+              "output_dir": str(run_dir), "budget": row.budget}
+    if method in row.skip:
+        return {**record, "status": "skipped", "reason": row.skip[method]}
+    if not _module_available(row.module):
+        return {**record, "status": "unavailable", "reason": f"module {row.module} is not in this checkout yet"}
+    # never read back a previous run's numbers or step counts (runs start fresh; the task's --resume is not used)
+    (run_dir / "metrics.json").unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    code, wall, rss = _run_child(argv, run_dir / "log.txt", timeout, _data_env(suite))
+    record.update(wall_seconds=round(wall, 1), peak_rss_mib=round(rss, 1), exit_code=code)
+    metrics_path = run_dir / "metrics.json"
+    if code != 0 or not metrics_path.is_file():
+        tail = (run_dir / "log.txt").read_text(errors="replace").strip().splitlines()[-3:]
+        why = "timed out" if code is None else f"exit code {code}" if code else "no metrics.json written"
+        return {**record, "status": "failed", "reason": f"{why}: {' | '.join(tail)[-400:]}"}
+    metrics = json.loads(metrics_path.read_text())
+    path, value = _lookup(metrics, row)
+    params = metrics.get("parameters", {})
+    steps = _steps(run_dir)
+    train_s = metrics.get("train_seconds")
+    quality = None if value is None else value if row.percent else 100 * value  # one scale in tables: x100
+    return {**record, "status": "done", "metric_path": path, "metric": value, "quality": quality,
+            "metric_label": row.metric_label,
+            "trainable_percent": params.get("trainable_percent"), "trainable": params.get("trainable"),
+            "train_seconds": train_s, "optimizer_steps": steps,
+            "seconds_per_step": train_s / steps if train_s and steps else None, "metrics": metrics}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", required=True, choices=sorted(SUITES))
+    parser.add_argument("--only", nargs="+", default=None, metavar="ROW", help="run these rows only")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--force", action="store_true", help="rerun (row, method) pairs that already finished")
+    parser.add_argument("--timeout", type=float, default=None, help="minutes per (row, method); default none")
+    parser.add_argument("--list", action="store_true", help="print the rows, budgets and commands, run nothing")
+    args = parser.parse_args(argv)
+    suite = SUITES[args.suite]
+    rows = [r for r in suite.rows if args.only is None or r.name in args.only]
+    unknown = set(args.only or ()) - {r.name for r in suite.rows}
+    if unknown:
+        parser.error(f"unknown row(s) {sorted(unknown)}; suite {suite.name} has {[r.name for r in suite.rows]}")
+    out_root, results_dir = HERE / "runs" / suite.name, HERE / "results"
+    if args.list:
+        for row in rows:
+            print(f"{row.name}: {row.budget}")
+            for m in args.methods:
+                print("   python " + " ".join(command(suite, row, m, _rel(out_root / f"{row.name}-{m}"))))
+        return {}
+    store = results_dir / f"{suite.name}.json"
+    state = json.loads(store.read_text()) if store.is_file() else {"suite": suite.name, "results": {}}
+    state.update(description=suite.description, seed=suite.seed, environment=_environment(suite))
+    jobs = [(row, m) for row in rows for m in args.methods]
+    from tqdm import tqdm  # ships with transformers; imported late so --list works without it
+
+    bar = tqdm(jobs, desc=f"suite {suite.name}", unit="run")
+    for row, method in bar:
+        key = f"{row.name}/{method}"
+        previous = state["results"].get(key)
+        wanted = "python " + " ".join(command(suite, row, method, _rel(out_root / f"{row.name}-{method}")))
+        if previous and previous.get("status") == "done" and previous.get("command") == wanted and not args.force:
+            bar.write(f"{key}: kept (finished earlier)")
+            continue
+        bar.set_postfix_str(key)
+        record = run_one(suite, row, method, out_root, None if args.timeout is None else 60 * args.timeout)
+        # a suite may be completed over several invocations: each result names the code and time it came from
+        record.update({k: state["environment"].get(k) for k in ("git_commit", "git_dirty", "torch_threads")},
+                      finished_utc=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
+        state["results"][key] = record
+        shown = f"{record['quality']:.2f}" if record.get("quality") is not None else record.get("reason", "")
+        bar.write(f"{key}: {record['status']} {shown}")
+        write_outputs(state, suite, results_dir)  # after every run: an interrupted suite keeps what it did
+    write_outputs(state, suite, results_dir)
+    print((results_dir / f"{suite.name}.md").read_text())
+    return state
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Speed and memory of prefix vs finetune vs peft-prefix vs prompt; writes benchmarks/results/speed.{md,json}.
+
+(``--quick`` writes speed-quick.{md,json} instead.)
+
+    python -m benchmarks.speed            # full grid (about 20 minutes on 2 CPU cores)
+    python -m benchmarks.speed --quick    # a few configurations, a few minutes
+
+Step time and throughput: every method of one encoder size lives in the same process
+(weights shared, see timing.share_weights) and is timed round-robin, median over repeats
+after warm-up.  Memory: a fresh subprocess per (size, method), see memory.py.  Epoch time
+on CoNLL-2003: see epoch.py.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from models.backbone import DEFAULT_MODEL
+
+from .env import environment
+from .epoch import measure_epoch
+from .memory import measure as measure_memory
+from .report import speed_markdown, targets
+from .timing import METHODS, Timer, build_all, fake_batch, infer, optimizer_for, train_step
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# (sequence length, batch size) per encoder size.  Sized for about 20 minutes on 2 CPU cores: one
+# BERT-large training step there takes ~10-20 s, so it gets one configuration and few repeats.
+GRID = {
+    "full": {"bundled": [(64, 16), (128, 16), (256, 8)],
+             "bert-base": [(64, 8), (128, 8)],
+             "bert-large": [(64, 8)]},
+    "quick": {"bundled": [(64, 16)], "bert-base": [(64, 4)], "bert-large": []},
+}
+MEMORY = {"full": {"bundled": (128, 16), "bert-base": (128, 8), "bert-large": (64, 8)},
+          "quick": {"bundled": (64, 16)}}
+REPEATS = {"full": {"bundled": (2, 5), "bert-base": (1, 3), "bert-large": (1, 3)},
+           "quick": {"bundled": (1, 3), "bert-base": (1, 2), "bert-large": (1, 2)}}  # (warm-up, repeats)
+# timed batches per variant (None: the whole epoch); a full epoch of pad-152 takes ~1 h here
+EPOCH_STEPS = {"full": {"dynamic+grouped": 60, "pad-152": 20}, "quick": {"dynamic+grouped": 10, "pad-152": 4}}
+
+
+def time_size(size: str, grid: list[tuple[int, int]], methods: tuple[str, ...], prefix_len: int, model: str,
+              warmup: int, repeats: int) -> tuple[list[dict], list[dict]]:
+    models = build_all(size, methods, prefix_len, model)
+    optimizers = {m: optimizer_for(models[m], m) for m in methods}
+    vocab = models[methods[0]].backbone.config.vocab_size
+    train_rows, infer_rows = [], []
+    for length, batch in grid:
+        data = fake_batch(batch, length, vocab)
+        print(f"  {size} length {length} batch {batch}: training step", flush=True)
+        for m in methods:
+            models[m].train()
+        timed = Timer(warmup, repeats).run({m: (lambda m=m: train_step(models[m], optimizers[m], data)) for m in methods})
+        train_rows += _rows(size, length, batch, timed, "median_s")
+        print(f"  {size} length {length} batch {batch}: inference", flush=True)
+        for m in methods:
+            models[m].eval()
+        timed = Timer(warmup, repeats).run({m: (lambda m=m: infer(models[m], data)) for m in methods})
+        for row in _rows(size, length, batch, timed, "median_s"):
+            row["sequences_per_s"] = batch / row["median_s"]
+            infer_rows.append(row)
+    del models, optimizers
+    gc.collect()
+    return train_rows, infer_rows
+
+
+def _rows(size: str, length: int, batch: int, timed: dict, key: str) -> list[dict]:
+    base = timed.get("finetune", {}).get(key)
+    return [{"size": size, "length": length, "batch": batch, "method": m, **stats,
+             "ratio_to_finetune": None if base is None else stats[key] / base} for m, stats in timed.items()]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few configurations only (minutes)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="the 'bundled' row's encoder")
+    parser.add_argument("--sizes", nargs="+", default=["bundled", "bert-base", "bert-large"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--prefix-len", type=int, default=32, help="prefix / prompt length for every method")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-epoch", action="store_true")
+    parser.add_argument("--data-dir", default=None, help="data root for CoNLL-2003 (default: $PTV2_DATA_DIR)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    methods = tuple(["finetune"] + [m for m in args.methods if m != "finetune"])  # finetune: the ratio base
+    result = {"environment": environment(), "mode": mode,
+              "settings": {"prefix_len": args.prefix_len, "methods": methods, "grid": GRID[mode],
+                           "warmup_repeats": REPEATS[mode], "memory_config": MEMORY[mode],
+                           "epoch_steps": EPOCH_STEPS[mode], "model": args.model, "optimizer": "torch AdamW",
+                           "head": "token classification, 9 labels"},
+              "train": [], "inference": [], "memory": [], "epoch": None}
+    stem = "speed" if mode == "full" else "speed-quick"  # a quick run never overwrites the full results
+    for size in args.sizes:
+        grid = GRID[mode].get(size, [])
+        if grid:
+            print(f"timing {size}", flush=True)
+            warmup, repeats = REPEATS[mode][size]
+            train_rows, infer_rows = time_size(size, grid, methods, args.prefix_len, args.model, warmup, repeats)
+            result["train"] += train_rows
+            result["inference"] += infer_rows
+        if not args.skip_memory and size in MEMORY[mode]:
+            length, batch = MEMORY[mode][size]
+            for method in methods:
+                print(f"memory {size} {method} (fresh process)", flush=True)
+                numbers = measure_memory(size, method, length, batch, args.prefix_len, args.model)
+                result["memory"].append({"size": size, "method": method, "length": length, "batch": batch, **numbers})
+        _write(result, args.out, stem)  # after every encoder size: an interrupted run keeps what it measured
+    if not args.skip_epoch:
+        print("CoNLL-2003 epoch time", flush=True)
+        result["epoch"] = measure_epoch(EPOCH_STEPS[mode], prefix_len=args.prefix_len, model_name=args.model,
+                                        data_dir=args.data_dir)
+    result["complete"] = True
+    _write(result, args.out, stem)
+    print((args.out / f"{stem}.md").read_text())
+    return result
+
+
+def _write(result: dict, out: Path, stem: str) -> None:
+    result["environment"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["targets"] = targets(result)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(speed_markdown(result))
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main()

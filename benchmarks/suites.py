@@ -1,0 +1,147 @@
+"""Benchmark suites: each row is one task CLI invocation, run once per method.
+
+A row's command is ``python -m MODULE ARGS --mode METHOD --seed SEED --output-dir DIR`` plus
+the row's per-method flags (learning rate).  Rows only use flags every task CLI shares
+(tasks/common/cli.py) and the task selector of its module, so a task module can change
+its internals without touching this table.
+
+Budgets (cpu suite): the bundled encoder on a 2-core CPU, every method the same epochs;
+"est." is the expected wall time of the slowest method (finetune or prompt) for one
+(row, method), derived from the step times in benchmarks/results/speed.md (CoNLL-2003:
+~0.5 s per batch of 16 for prefix, ~1.5x that for finetune) -- the measured time of each
+run is in results/cpu.md.  Every (row, method) is meant to stay under ~30 minutes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+METHODS = ("prefix", "finetune", "prompt", "peft-prefix")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    module: str  # tasks.ner | tasks.qa | tasks.glue | tasks.superglue
+    args: tuple[str, ...]  # task selector and budget flags
+    metric: tuple[str, ...]  # metric names to look for in metrics.json, first found wins
+    metric_label: str  # how the table names it
+    splits: tuple[str, ...] = ("test", "dev", "eval", "validation")  # where to look, first found wins
+    budget: str = ""
+    percent: bool = False  # the task reports this metric in percent already (QA); others are fractions
+    method_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    skip: dict[str, str] = field(default_factory=dict)  # method -> why it cannot run on this row
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    rows: tuple[Row, ...]
+    seed: int = 42
+    common: tuple[str, ...] = ()  # flags added to every command (e.g. --model)
+    local_data: bool = True  # default $PTV2_DATA_DIR to ../shared/data (paper: full train sets from the hub)
+
+
+def _lr(prefix: str, finetune: str, prompt: str | None = None, peft: str | None = None) -> dict[str, tuple[str, ...]]:
+    return {"prefix": ("--lr", prefix), "finetune": ("--lr", finetune), "prompt": ("--lr", prompt or prefix),
+            "peft-prefix": ("--lr", peft or prefix)}
+
+
+ACC = ("accuracy", "acc")
+NER_F1 = ("f1",)
+QA_F1 = ("f1", "F1")
+TINY = ("--epochs", "1", "--max-train-samples", "48", "--max-eval-samples", "48", "--batch-size", "8",
+        "--eval-batch-size", "16", "--logging-steps", "5")
+
+SMOKE = Suite("smoke", "tiny subsets, 1 epoch: proves the pipeline end to end in minutes (numbers mean nothing)", (
+    Row("ner-conll2003", "tasks.ner", ("--dataset", "conll2003", "--prefix-len", "8", *TINY), NER_F1, "test F1"),
+    Row("qa-squad1", "tasks.qa", ("--dataset", "squad", "--split-by-article", "0.5", "--prefix-len", "8",
+                                  "--max-length", "192", *TINY), QA_F1, "F1", percent=True),
+    Row("glue-sst2", "tasks.glue", ("--task", "sst2", "--prefix-len", "8", *TINY), ACC, "dev acc."),
+    Row("superglue-copa", "tasks.superglue", ("--task", "copa", "--prefix-len", "8", *TINY), ACC, "val acc."),
+))
+
+# cpu suite: the bundled encoder, full local data unless a subset is named; learning rates are the
+# task CLIs' defaults per method (prefix/prompt/peft-prefix 1e-2, finetune 5e-5) unless given.
+CPU = Suite("cpu", "bundled encoder (all-MiniLM-L6-v2) on this 2-core CPU; each (row, method) under ~30 min", (
+    Row("ner-conll2003", "tasks.ner", ("--dataset", "conll2003", "--prefix-len", "32", "--epochs", "2"),
+        NER_F1, "test F1", budget="2 epochs x 14,041 sentences (1,756 steps of 16); est. 30 min (finetune)"),
+    Row("ner-conll2004", "tasks.ner", ("--dataset", "conll2004", "--prefix-len", "32", "--epochs", "20"),
+        NER_F1, "test F1", budget="20 epochs x 922 sentences (1,160 steps of 16); est. 15 min"),
+    Row("qa-squad1-split", "tasks.qa", ("--dataset", "squad", "--split-by-article", "0.5", "--prefix-len", "16",
+                                        "--max-length", "256", "--epochs", "1"),
+        QA_F1, "F1 (2nd half)", percent=True, budget="1 epoch on the first 24 articles (~5.3k questions, 256-token windows) "
+                                      "+ eval on the other 24; est. 30 min"),
+    Row("superglue-rte", "tasks.superglue", ("--task", "rte", "--prefix-len", "32", "--epochs", "8",
+                                             "--max-length", "128"),
+        ACC, "val acc.", budget="8 epochs x 2,490 pairs (1,248 steps); est. 25 min"),
+    Row("superglue-cb", "tasks.superglue", ("--task", "cb", "--prefix-len", "16", "--epochs", "30",
+                                            "--max-length", "128"),
+        ACC, "val acc.", budget="30 epochs x 250 (480 steps); est. 8 min"),
+    Row("superglue-copa", "tasks.superglue", ("--task", "copa", "--prefix-len", "8", "--epochs", "30"),
+        ACC, "val acc.", budget="30 epochs x 400 x 2 choices (750 steps); est. 6 min"),
+    Row("superglue-wic", "tasks.superglue", ("--task", "wic", "--prefix-len", "8", "--epochs", "6",
+                                             "--max-length", "128"),
+        ACC, "val acc.", budget="6 epochs x 5,428 pairs (2,040 steps); est. 25 min"),
+    Row("glue-cola", "tasks.glue", ("--task", "cola", "--prefix-len", "16", "--epochs", "6"),
+        ("matthews", "matthews_correlation", "mcc"), "dev MCC",
+        budget="6 epochs x 8,551 sentences (3,210 steps); est. 20 min"),
+    Row("glue-sst2-10k", "tasks.glue", ("--task", "sst2", "--prefix-len", "16", "--epochs", "2",
+                                        "--max-train-samples", "10000"),
+        ACC, "dev acc.", budget="2 epochs x first 10,000 of 67,349 sentences (1,250 steps); est. 12 min"),
+    Row("glue-stsb", "tasks.glue", ("--task", "stsb", "--prefix-len", "16", "--epochs", "6", "--max-length", "128"),
+        ("pearson", "spearman"), "dev Pearson",
+        budget="6 epochs x 5,749 pairs (2,160 steps); est. 25 min"),
+))
+
+# paper suite: P-tuning v2 (Liu et al. 2022) settings from the authors' run scripts (RoBERTa-large:
+# batch, lr, prefix length, epochs, max length, seed 11).  The reference repository ships no DeBERTa
+# scripts; its rows reuse the RoBERTa settings.  Fine-tuning uses lr 1e-5 (the usual large-model value)
+# at the same budget.  Needs a GPU and network (models and data from the hub); peft-prefix cannot run on
+# DeBERTa (it takes no past_key_values).
+NO_PEFT_DEBERTA = {"peft-prefix": "DeBERTa-v2 takes no past_key_values, so PEFT prefix tuning cannot run on it"}
+ROBERTA, DEBERTA = ("--model", "roberta-large"), ("--model", "microsoft/deberta-v2-xlarge")
+
+
+def _paper(name: str, module: str, model: tuple[str, ...], task: tuple[str, ...], bs: int, lr: str, psl: int,
+           epochs: int, max_len: int | None, metric: tuple[str, ...], label: str, **kw) -> Row:
+    flags = (*model, *task, "--batch-size", str(bs), "--prefix-len", str(psl), "--epochs", str(epochs),
+             *(("--max-length", str(max_len)) if max_len else ()))
+    return Row(name, module, flags, metric, label, method_args=_lr(lr, "1e-5"),
+               budget=f"bs {bs}, lr {lr}, prefix {psl}, {epochs} epochs", **kw)
+
+
+PAPER = Suite("paper", "P-tuning v2 paper settings on RoBERTa-large / DeBERTa-v2-xlarge (GPU and network needed)", (
+    _paper("ner-conll2003-roberta", "tasks.ner", ROBERTA, ("--dataset", "conll2003"), 16, "3e-2", 11, 30, 152,
+           NER_F1, "test F1"),
+    _paper("ner-conll2004-roberta", "tasks.ner", ROBERTA, ("--dataset", "conll2004"), 32, "6e-2", 144, 80, 128,
+           NER_F1, "test F1"),
+    _paper("qa-squad1-roberta", "tasks.qa", ROBERTA, ("--dataset", "squad",), 8, "5e-3", 16, 30, None,
+           QA_F1, "dev F1", percent=True),
+    _paper("qa-squad2-roberta", "tasks.qa", ROBERTA, ("--dataset", "squad_v2",), 8, "5e-3", 8, 10, None,
+           QA_F1, "dev F1", percent=True),
+    _paper("superglue-rte-roberta", "tasks.superglue", ROBERTA, ("--task", "rte"), 32, "5e-3", 128, 100, 128,
+           ACC, "val acc."),
+    _paper("superglue-boolq-roberta", "tasks.superglue", ROBERTA, ("--task", "boolq"), 32, "7e-3", 8, 100, 128,
+           ACC, "val acc."),
+    _paper("superglue-copa-roberta", "tasks.superglue", ROBERTA, ("--task", "copa"), 16, "9e-3", 8, 120, 128,
+           ACC, "val acc."),
+    _paper("superglue-wic-roberta", "tasks.superglue", ROBERTA, ("--task", "wic"), 32, "1e-2", 8, 50, 128,
+           ACC, "val acc."),
+    _paper("ner-conll2003-deberta", "tasks.ner", DEBERTA, ("--dataset", "conll2003"), 16, "3e-2", 11, 30, 152,
+           NER_F1, "test F1", skip=NO_PEFT_DEBERTA),
+    _paper("qa-squad1-deberta", "tasks.qa", DEBERTA, ("--dataset", "squad",), 8, "5e-3", 16, 30, None,
+           QA_F1, "dev F1", percent=True, skip=NO_PEFT_DEBERTA),
+    _paper("qa-squad2-deberta", "tasks.qa", DEBERTA, ("--dataset", "squad_v2",), 8, "5e-3", 8, 10, None,
+           QA_F1, "dev F1", percent=True, skip=NO_PEFT_DEBERTA),
+    _paper("superglue-rte-deberta", "tasks.superglue", DEBERTA, ("--task", "rte"), 32, "5e-3", 128, 100, 128,
+           ACC, "val acc.", skip=NO_PEFT_DEBERTA),
+), seed=11, local_data=False)
+
+SUITES = {suite.name: suite for suite in (SMOKE, CPU, PAPER)}
+
+
+def command(suite: Suite, row: Row, method: str, output_dir: str) -> list[str]:
+    """The exact task CLI argv (after ``python``) for one (row, method)."""
+    return ["-m", row.module, *row.args, *suite.common, "--mode", method, *row.method_args.get(method, ()),
+            "--seed", str(suite.seed), "--output-dir", output_dir]

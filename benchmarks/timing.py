@@ -1,0 +1,118 @@
+"""Encoders of several sizes, one AdaptedModel per method, and the timed training step / inference batch."""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from heads import TokenClassificationHead
+from models.adapted import AdaptedModel
+from models.backbone import DEFAULT_MODEL, load_backbone
+from models.prefix import PrefixConfig
+from models.prompt import PromptConfig
+
+METHODS = ("finetune", "prefix", "peft-prefix", "prompt")
+NUM_LABELS = 9  # CoNLL-2003 tags: a token-classification head like the NER task
+LR = {"finetune": 5e-5, "prefix": 1e-2, "peft-prefix": 1e-2, "prompt": 1e-2}
+
+# randomly initialised encoders of the standard BERT sizes (no download)
+BERT_SIZES = {
+    "bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "bert-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+}
+
+
+def make_backbone(size: str, model: str = DEFAULT_MODEL) -> nn.Module:
+    """``bundled`` loads ``model`` (default: the bundled encoder); BERT sizes are random (seeded)."""
+    if size == "bundled":
+        return load_backbone(model)
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, max_position_embeddings=512, **BERT_SIZES[size])
+    config._attn_implementation = "sdpa"  # the same kernel load_backbone asks for
+    return BertModel(config, add_pooling_layer=False)
+
+
+def share_weights(target: nn.Module, source: nn.Module) -> None:
+    """Point every parameter of ``target`` at ``source``'s storage (new Parameter objects: own requires_grad).
+
+    Lets all methods of one size live in one process without 4 copies of BERT-large.  The
+    arithmetic is identical whatever the weights hold, so sharing does not change timings.
+    """
+    sources = dict(source.named_parameters())
+    for module_name, module in target.named_modules():
+        for name, parameter in list(module._parameters.items()):
+            if parameter is not None:
+                full = f"{module_name}.{name}" if module_name else name
+                module._parameters[name] = nn.Parameter(sources[full].data, requires_grad=parameter.requires_grad)
+
+
+def build(method: str, backbone: nn.Module, prefix_len: int) -> AdaptedModel:
+    head = TokenClassificationHead(backbone.config.hidden_size, NUM_LABELS)
+    return AdaptedModel(backbone, head, method, PrefixConfig(prefix_len=prefix_len), PromptConfig(prompt_len=prefix_len))
+
+
+def build_all(size: str, methods: tuple[str, ...], prefix_len: int, model: str = DEFAULT_MODEL) -> dict[str, AdaptedModel]:
+    source = make_backbone(size, model)
+    built = {}
+    for method in methods:
+        backbone = make_backbone(size, model) if built else source
+        if built:
+            share_weights(backbone, source)
+        built[method] = build(method, backbone, prefix_len)
+    return built
+
+
+def optimizer_for(model: AdaptedModel, method: str) -> torch.optim.Optimizer:
+    # the Trainer's default optimizer (AdamW, torch implementation) over the trainable tensors only
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR[method])
+
+
+def fake_batch(batch: int, length: int, vocab: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random tokens with ~10% padding at the end of half the rows (real batches are padded)."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, vocab, (batch, length), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[::2, int(length * 0.9):] = 0
+    labels = torch.randint(0, NUM_LABELS, (batch, length), generator=generator).masked_fill(mask == 0, -100)
+    return {"input_ids": ids.masked_fill(mask == 0, 0), "attention_mask": mask,
+            "token_type_ids": torch.zeros_like(ids), "labels": labels}
+
+
+def train_step(model: AdaptedModel, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor]) -> None:
+    """forward + backward + optimizer step, as one Trainer step does."""
+    optimizer.zero_grad(set_to_none=True)
+    model(**batch)["loss"].backward()
+    optimizer.step()
+
+
+def infer(model: AdaptedModel, batch: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():  # what Trainer.predict uses
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+              token_type_ids=batch["token_type_ids"])
+
+
+@dataclass
+class Timer:
+    """Round-robin timing: repeat r runs every method once, so drift hits all methods alike."""
+
+    warmup: int
+    repeats: int
+
+    def run(self, calls: dict[str, Callable[[], None]]) -> dict[str, dict[str, float]]:
+        for _ in range(self.warmup):
+            for call in calls.values():
+                call()
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(self.repeats):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                samples[name].append(time.perf_counter() - start)
+        return {name: {"median_s": statistics.median(s), "min_s": min(s), "max_s": max(s), "n": len(s)}
+                for name, s in samples.items()}

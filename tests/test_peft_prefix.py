@@ -1,0 +1,98 @@
+"""The peer baseline: PEFT's prefix tuning on a tiny random BERT, through AdaptedModel."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("peft")
+
+from transformers import BertConfig, BertModel  # noqa: E402
+
+from heads import TokenClassificationHead  # noqa: E402
+from models.adapted import AdaptedModel  # noqa: E402
+from models.prefix import PrefixConfig  # noqa: E402
+
+HIDDEN, LAYERS, LABELS, PREFIX = 32, 2, 3, 4
+
+
+def _model(seed: int = 0, prefix_len: int = PREFIX) -> AdaptedModel:
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=60, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=64)
+    backbone = BertModel(config, add_pooling_layer=False)
+    head = TokenClassificationHead(HIDDEN, LABELS, dropout=0.0)
+    return AdaptedModel(backbone, head, "peft-prefix", PrefixConfig(prefix_len=prefix_len))
+
+
+def _batch(seed: int = 1):
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 60, (8, 10), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[:3, 7:] = 0  # some padding
+    labels = (ids % LABELS).masked_fill(mask == 0, -100)  # learnable: label is a function of the token
+    return ids, mask, labels
+
+
+def test_trainable_set_and_counts() -> None:
+    model = _model()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not any(n.startswith("backbone.") for n in trainable)
+    prefix = [n for n in trainable if n.startswith("peft_prefix.")]
+    assert len(prefix) == 1 and "prompt_encoder" in prefix[0]
+    head = HIDDEN * LABELS + LABELS
+    assert model.parameter_counts()["trainable"] == PREFIX * LAYERS * 2 * HIDDEN + head
+    assert model.max_input_length() == 64 - PREFIX  # PEFT shifts positions by the prefix
+    assert "prefix" in model.method_config()
+
+
+def test_matches_peft_own_forward() -> None:
+    """Our call is PEFT's own prefix path (minus dropping token_type_ids)."""
+    model = _model().eval()
+    ids, mask, _ = _batch()
+    ours = model.encode(ids, mask)
+    theirs = model.peft_prefix._peft(input_ids=ids, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_trains_loss_decreases_backbone_frozen() -> None:
+    model = _model().train()
+    frozen = {n: p.detach().clone() for n, p in model.backbone.named_parameters()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-2)
+    ids, mask, labels = _batch()
+    losses = []
+    for _ in range(40):
+        loss = model(ids, mask, labels=labels)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+    for name, parameter in model.backbone.named_parameters():
+        assert parameter.grad is None, name
+        assert torch.equal(parameter, frozen[name]), name
+
+
+def test_padding_is_not_attended() -> None:
+    model = _model().eval()
+    ids, mask, _ = _batch()
+    changed = ids.clone()
+    changed[mask == 0] = 7  # different tokens under the padding
+    real = mask.bool()
+    torch.testing.assert_close(model.encode(ids, mask)[real], model.encode(changed, mask)[real])
+
+
+def test_missing_peft_is_a_clear_error(monkeypatch) -> None:
+    import builtins
+
+    from models.peft_prefix import PeftMissing
+
+    real_import = builtins.__import__
+
+    def no_peft(name, *args, **kwargs):
+        if name == "peft" or name.startswith("peft."):
+            raise ImportError("No module named 'peft'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_peft)
+    with pytest.raises(PeftMissing, match="pip install peft"):
+        _model()
