@@ -62,7 +62,8 @@ SMOKE = Suite("smoke", "tiny subsets, 1 epoch: proves the pipeline end to end in
 ))
 
 # cpu suite: the bundled encoder, full local data unless a subset is named; learning rates are the
-# task CLIs' defaults per method (prefix/prompt/peft-prefix 1e-2, finetune 5e-5) unless given.
+# task CLIs' defaults per method (DEFAULT_LR in tasks/common/cli.py: prefix and peft-prefix 3e-2,
+# prompt 1e-2, finetune 5e-5) unless given.
 CPU = Suite("cpu", "bundled encoder (all-MiniLM-L6-v2) on this 2-core CPU; each (row, method) under ~30 min", (
     Row("ner-conll2003", "tasks.ner", ("--dataset", "conll2003", "--prefix-len", "32", "--epochs", "2"),
         NER_F1, "test F1", budget="2 epochs x 14,041 sentences (1,756 steps of 16); est. 30 min (finetune)"),
