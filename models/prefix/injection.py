@@ -18,6 +18,7 @@ Two injection styles cover the supported families without copying any model clas
 """
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Sequence
@@ -118,8 +119,6 @@ def _prefix_attention(module, query, key, value, attention_mask, **kwargs):
 
 
 def _eager_kernel(module):
-    import sys
-
     return sys.modules[type(module).__module__].eager_attention_forward
 
 
@@ -132,7 +131,7 @@ AttentionInterface.register(_PREFIX_IMPL, _prefix_attention)
 ALL_MASK_ATTENTION_FUNCTIONS.register(_PREFIX_IMPL, _prefix_mask)
 
 
-def _inject_interface(model: nn.Module, modules: list[nn.Module], slot: PrefixSlot) -> None:
+def _inject_interface(model: nn.Module, modules: list[nn.Module]) -> None:
     config = model.config
     base = config._attn_implementation or "sdpa"
     if base not in ("sdpa", "eager", _PREFIX_IMPL):
@@ -222,7 +221,7 @@ def inject_prefix(model: nn.Module) -> PrefixSlot:
     for index, module in enumerate(modules):
         module._ptv2_slot, module._ptv2_layer = slot, index
     if spec.style == "interface":
-        _inject_interface(model, modules, slot)
+        _inject_interface(model, modules)
     else:
         _inject_deberta(modules, slot)
     return slot

@@ -59,15 +59,13 @@ def _first_subtoken_labels(word_ids: list[int | None], tags: list[str], label_id
 
 
 def _count(stats: AlignmentStats, word_ids, n_words: int, tokenizer, tokens: list[str]) -> None:
+    """A word missing from ``word_ids`` either has no sub-token or lies beyond the truncation point."""
     seen = {w for w in word_ids if w is not None}
-    if not seen:
-        last_seen = -1
-    else:
-        last_seen = max(seen)
+    last_seen = max(seen, default=-1)
     missing = [w for w in range(n_words) if w not in seen]
     empty = [w for w in missing if w < last_seen or not tokenizer.tokenize(tokens[w])]
-    beyond = len(missing) - len(empty)
     stats.words_without_subtokens += len(empty)
+    beyond = len(missing) - len(empty)
     if beyond:
         stats.truncated_sentences += 1
         stats.words_beyond_max_length += beyond
