@@ -10,15 +10,15 @@ All values are fractions in [0, 1].
 """
 from __future__ import annotations
 
-import collections
-import re
-import string
 from typing import Callable, Sequence
 
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from .tasks import TaskSpec
+
+from tasks.qa.metric import exact_match, normalize_answer  # noqa: F401  (ReCoRD uses SQuAD's rules)
+from tasks.qa.metric import f1_v1 as token_f1
 
 
 def accuracy(gold: Sequence[int], predicted: Sequence[int]) -> float:
@@ -53,24 +53,9 @@ def multirc_scores(gold: Sequence[Sequence[int]], predicted: Sequence[Sequence[i
     return {"f1a": f1(flat_gold, flat_pred), "em": sum(exact) / len(exact)}
 
 
-def normalize_answer(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def token_f1(predicted: str, gold: str) -> float:
-    pred_tokens, gold_tokens = normalize_answer(predicted).split(), normalize_answer(gold).split()
-    common = sum((collections.Counter(pred_tokens) & collections.Counter(gold_tokens)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred_tokens), common / len(gold_tokens)
-    return 2 * precision * recall / (precision + recall)
-
-
 def record_scores(gold: Sequence[Sequence[str]], predicted: Sequence[str]) -> dict[str, float]:
     f1s = [max(token_f1(p, g) for g in golds) for golds, p in zip(gold, predicted)]
-    ems = [max(float(normalize_answer(p) == normalize_answer(g)) for g in golds) for golds, p in zip(gold, predicted)]
+    ems = [max(exact_match(p, g) for g in golds) for golds, p in zip(gold, predicted)]
     return {"f1": sum(f1s) / len(f1s), "em": sum(ems) / len(ems)}
 
 
