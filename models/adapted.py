@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch import nn
@@ -126,11 +126,16 @@ class AdaptedModel(nn.Module):
         return {}
 
 
-def build_model(model_name_or_path: str | None, head: nn.Module, method: Method,
+def build_model(model_name_or_path: str | None, head: nn.Module | Callable[[int], nn.Module], method: Method,
                 prefix: PrefixConfig | None = None, prompt: PromptConfig | None = None,
                 attn_implementation: str = "sdpa") -> AdaptedModel:
-    """Load the encoder and wrap it; remembers the encoder's name and fingerprint for artifacts."""
+    """Load the encoder and wrap it; remembers the encoder's name and fingerprint for artifacts.
+
+    ``head`` is a module, or a function of the encoder's hidden size that builds one.
+    """
     backbone = load_backbone(model_name_or_path, attn_implementation)
+    if not isinstance(head, nn.Module):
+        head = head(backbone.config.hidden_size)
     model = AdaptedModel(backbone, head, method, prefix, prompt)
     model.backbone_name = model_name_or_path
     model.backbone_fingerprint = fingerprint(backbone)

@@ -7,7 +7,7 @@ import os
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 
@@ -41,24 +41,20 @@ def load_tokenizer(name_or_path: str | None) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(path, local_files_only=os.path.isdir(path))
 
 
-def backbone_config(name_or_path: str | None):
-    path = resolve_model_path(name_or_path)
-    return AutoConfig.from_pretrained(path, local_files_only=os.path.isdir(path))
-
-
 def fingerprint(model: nn.Module) -> str:
-    """A short hash of the encoder's architecture and a sample of its weights.
+    """A short hash of the encoder's architecture and of every byte of its weights.
 
     Used to refuse loading a trained prefix onto a different encoder than it was trained on.
+    All bytes, not a sample: two checkpoints of one base model may differ in a few values of
+    their last layer. Hashing raw bytes is exact (no summation order or hardware dependence) and
+    costs about as much as reading the checkpoint once.
     """
     digest = hashlib.sha256()
     keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
     digest.update(json.dumps({k: getattr(model.config, k, None) for k in keys}, sort_keys=True).encode())
-    with torch.no_grad():
-        for name, tensor in sorted(model.state_dict().items())[:8]:
-            sample = tensor.detach().float().flatten()[:256].cpu()
-            digest.update(name.encode())
-            digest.update(f"{sample.sum().item():.6e}|{sample.abs().sum().item():.6e}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
     return digest.hexdigest()[:16]
 
 

@@ -16,6 +16,7 @@ from transformers import DataCollatorForTokenClassification
 from conftest import HIDDEN, save_tiny_model
 from heads import IGNORE_INDEX, TokenClassificationHead
 from models.adapted import build_model
+from models.backbone import fingerprint
 from models.prefix import PrefixConfig
 from models.prompt import PromptConfig
 from tasks.common.artifacts import CONFIG, FORMAT, WEIGHTS, load_artifact, read_artifact_config, save_artifact
@@ -105,6 +106,17 @@ def test_loading_onto_a_different_architecture_is_a_data_error(tmp_path, tiny_mo
     save_artifact(make_model(tiny_model_dir), tmp_path / "artifact", TASK)
     with pytest.raises(DataError, match="fingerprint"):
         load_artifact(tmp_path / "artifact", backbone=str(wider))
+
+
+def test_fingerprint_sees_a_change_in_the_last_layer_only(make_backbone):
+    # two checkpoints of one base model may differ only near the top (e.g. a fine-tuned encoder)
+    backbone = make_backbone("bert")
+    before = fingerprint(backbone)
+    assert fingerprint(backbone) == before
+    last = backbone.encoder.layer[-1].output.dense.weight
+    with torch.no_grad():
+        last.view(-1)[-1] += 1e-3
+    assert fingerprint(backbone) != before
 
 
 def test_not_an_artifact_is_a_data_error(tmp_path):

@@ -129,6 +129,20 @@ def test_label_outside_label_set_and_missing_field_exit_2(tmp_path, capsys):
 def test_missing_train_split_exits_2(capsys):
     code, err = exit_code(capsys, "superglue", ["--task", "boolq", "--data-dir", str(SHARED)])
     assert code == 2 and "train split of superglue boolq is unavailable locally" in err and err.count("\n") == 1
+    assert "--split-dev" in err
+
+
+@needs_shared
+def test_boolq_trains_on_one_part_of_dev_and_evaluates_on_the_other(tmp_path, capsys):
+    out = tmp_path / "boolq"
+    main("superglue", ["--task", "boolq", "--split-dev", "0.5", "--data-dir", str(SHARED), "--output-dir", str(out),
+                       *TINY])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_examples"] == 16 and metrics["dev"]["examples"] == 24
+    assert metrics["dev"]["source"].endswith("val.jsonl [1636-3270]")
+    assert "train on dev examples 1-1635, evaluate on 1636-3270" in capsys.readouterr().out
+    code, err = exit_code(capsys, "superglue", ["--task", "boolq", "--split-dev", "1.0", "--data-dir", str(SHARED)])
+    assert code == 2 and "leaves one side" in err
 
 
 def test_predict_without_artifact_exits_2(tmp_path, capsys):

@@ -141,6 +141,18 @@ def test_crlf_and_bom_are_accepted(tmp_path):
     assert [s.tokens for s in sentences] == [["EU", "rejects"], ["Peter"]]
 
 
+def test_unicode_line_and_space_separators_stay_inside_tokens(tmp_path):
+    # U+2028, U+0085 and NBSP are str.splitlines()/str.split() separators, not CoNLL ones.
+    path = write(tmp_path, "a\u2028b B-PER\nc\u00a0d O\ne\u0085 O\n\nx Y-BAD\n")
+    with pytest.raises(DataError) as info:
+        read_conll(path)
+    assert_data_error(info, path, 5)  # the line count is not shifted by the odd separators
+    path = write(tmp_path, "a\u2028b B-PER\nc\u00a0d O\n")
+    assert read_conll(path)[0].tokens == ["a\u2028b", "c\u00a0d"]
+    raw = write(tmp_path, "a\u2028b c\u00a0d\n", "raw.txt")
+    assert read_raw_text(raw)[0].tokens == ["a\u2028b", "c\u00a0d"]
+
+
 # --------------------------------------------------------------------------- prediction input and output
 def test_prediction_input_keeps_every_column_and_output_appends_the_tag(tmp_path):
     source = write(tmp_path, "EU NNP B-ORG\nrejects VBZ O\n\nPeter NNP B-PER\n")

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import random
 from pathlib import Path
+from typing import Callable
 
 from torch import nn
 
@@ -63,21 +65,36 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     data = parser.add_argument_group("data")
     data.add_argument("--data-dir", default=None,
                       help=f"dataset folder or data root (default: ${DATA_ENV}, then the Hugging Face hub)")
-    data.add_argument("--max-train-samples", type=int, default=None, help="use only the first N training examples")
+    data.add_argument("--max-train-samples", type=int, default=None,
+                      help="train on N examples drawn at random (seeded by --seed; kept in file order), for "
+                           "quick runs: files such as CoLA are ordered by source, so the first N would be biased")
     data.add_argument("--max-eval-samples", type=int, default=None, help="evaluate on the first N examples only")
     return parser
+
+
+def train_subset(items: list, args: argparse.Namespace) -> list:
+    """``--max-train-samples``: a seeded random subset of ``items`` in their original order (all if unset)."""
+    n = args.max_train_samples
+    if n is None or n >= len(items):
+        return items
+    if n < 1:
+        raise UsageError("--max-train-samples must be at least 1")
+    keep = sorted(random.Random(args.seed).sample(range(len(items)), n))
+    return [items[i] for i in keep]
 
 
 def learning_rate(args: argparse.Namespace) -> float:
     return args.lr if args.lr is not None else DEFAULT_LR[args.mode]
 
 
-def model_from_args(args: argparse.Namespace, head: nn.Module) -> AdaptedModel:
+def model_from_args(args: argparse.Namespace, make_head: Callable[[int], nn.Module]) -> AdaptedModel:
+    """The encoder named by ``--model`` with the method's trainable parts and the head that
+    ``make_head(hidden_size)`` builds."""
     prefix = PrefixConfig(prefix_len=args.prefix_len, reparameterize=args.reparam,
                           hidden_size=args.prefix_hidden, dropout=args.prefix_dropout)
     prompt = PromptConfig(prompt_len=args.prefix_len)
     try:
-        model = build_model(args.model, head, args.mode, prefix, prompt)
+        model = build_model(args.model, make_head, args.mode, prefix, prompt)
     except (UnsupportedArchitecture, PeftMissing) as err:
         raise UsageError(str(err)) from None
     except OSError as err:

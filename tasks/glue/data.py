@@ -62,7 +62,9 @@ def load_splits(spec: TaskSpec, data_dir: str | None, splits: tuple[str, ...],
     if folder is not None:
         present = sorted(p.name for p in folder.iterdir() if p.is_file())
         raise DataError(folder, None, f"{'/'.join(missing)} split of {spec.benchmark} {spec.name} is unavailable "
-                                      f"locally (folder has {', '.join(present) or 'no files'}); {hint}{reason}")
+                                      f"locally (folder has {', '.join(present) or 'no files'}); {hint}{reason}"
+                                      + ("; or train on part of the dev split with --split-dev FRACTION"
+                                         if "train" in missing else ""))
     raise DataError(None, None, f"{spec.benchmark} task '{spec.name}' not found: {hint}{reason}")
 
 

@@ -9,13 +9,14 @@ from pathlib import Path
 from torch import nn
 
 from heads import MultipleChoiceHead, RegressionHead, SequenceClassificationHead, SpanPairClassificationHead
-from models.backbone import backbone_config, load_tokenizer
+from models.backbone import load_tokenizer
 from tasks.common.artifacts import finish_run, load_artifact
-from tasks.common.cli import common_parser, describe_parameters, model_from_args, run_subcommand
+from tasks.common.cli import (common_parser, describe_parameters, model_from_args, run_subcommand,
+                              train_subset)
 from tasks.common.errors import DataError, UsageError, exit_on_bad_input
 from tasks.common.training import predict, train
 
-from .data import load_splits, read_file
+from .data import Splits, load_splits, read_file
 from .features import Collator, decode, encode
 from .metrics import format_scores, score
 from .readers import Example
@@ -29,9 +30,26 @@ DEFAULT_MAX_LENGTH = {"glue": 128, "superglue": 256}  # BoolQ/MultiRC/ReCoRD pas
 def train_parser(benchmark: str) -> argparse.ArgumentParser:
     parser = common_parser(f"Train and evaluate a {TITLES[benchmark]} task (official dev-set metrics).",
                            default_epochs=3, default_max_length=DEFAULT_MAX_LENGTH[benchmark])
-    parser.add_argument_group(f"{TITLES[benchmark]} task").add_argument(
-        "--task", required=True, choices=list(BENCHMARKS[benchmark]), help="task to train on")
+    group = parser.add_argument_group(f"{TITLES[benchmark]} task")
+    group.add_argument("--task", required=True, choices=list(BENCHMARKS[benchmark]), help="task to train on")
+    group.add_argument("--split-dev", type=float, default=None, metavar="FRACTION",
+                       help="for a task without a train split (here: BoolQ, QNLI): train on the first FRACTION "
+                            "of the dev examples in file order, evaluate on the rest (disjoint examples)")
     return parser
+
+
+def split_dev(spec: TaskSpec, data_dir: str | None, fraction: float) -> Splits:
+    """``--split-dev``: the dev split cut in two, in file order, as train and evaluation data."""
+    if len(spec.eval_splits) != 1:
+        raise UsageError(f"--split-dev needs a task with one dev split; {spec.name} has {len(spec.eval_splits)}")
+    split = spec.eval_splits[0]
+    examples, source = load_splits(spec, data_dir, (split,))[split]
+    cut = round(len(examples) * fraction)
+    if not 0 < cut < len(examples):
+        raise UsageError(f"--split-dev {fraction} leaves one side of the {len(examples)} dev examples empty")
+    print(f"--split-dev {fraction}: train on dev examples 1-{cut}, evaluate on {cut + 1}-{len(examples)} ({source})")
+    return {"train": (examples[:cut], f"{source} [1-{cut}]"),
+            split: (examples[cut:], f"{source} [{cut + 1}-{len(examples)}]")}
 
 
 def make_head(spec: TaskSpec, hidden_size: int, dropout: float) -> nn.Module:
@@ -68,10 +86,13 @@ def train_main(argv: list[str], benchmark: str) -> dict:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
     spec = get_task(benchmark, args.task)
     output_dir = args.output_dir or Path("runs") / f"{benchmark}-{spec.name}-{args.mode}"
-    splits = load_splits(spec, args.data_dir, ("train", *spec.eval_splits))
-    train_examples = splits["train"][0][: args.max_train_samples]
+    if args.split_dev is None:
+        splits = load_splits(spec, args.data_dir, ("train", *spec.eval_splits))
+    else:
+        splits = split_dev(spec, args.data_dir, args.split_dev)
+    train_examples = train_subset(splits["train"][0], args)
     tokenizer = load_tokenizer(args.model)
-    model = model_from_args(args, make_head(spec, backbone_config(args.model).hidden_size, args.head_dropout))
+    model = model_from_args(args, lambda hidden: make_head(spec, hidden, args.head_dropout))
     print(describe_parameters(model))
     encoded = encode(spec, train_examples, tokenizer, args.max_length)
     print(f"train ({splits['train'][1]}): {encoded.report(args.max_length)}")

@@ -13,7 +13,8 @@ from transformers import DataCollatorForTokenClassification
 from heads import TokenClassificationHead
 from models.backbone import load_tokenizer
 from tasks.common.artifacts import finish_run, load_artifact
-from tasks.common.cli import common_parser, describe_parameters, model_from_args, run_subcommand
+from tasks.common.cli import (common_parser, describe_parameters, model_from_args, run_subcommand,
+                              train_subset)
 from tasks.common.errors import exit_on_bad_input
 from tasks.common.training import predict, train
 
@@ -52,9 +53,10 @@ def train_main(argv: list[str]) -> dict:
     for split in ("dev", "test"):
         if split in splits:
             check_known_tags(splits[split][0], labels, splits[split][1])
-    train_sentences = splits["train"][0][: args.max_train_samples]
+    train_sentences = train_subset(splits["train"][0], args)
     tokenizer = load_tokenizer(args.model)
-    model = model_from_args(args, _head(args, labels))
+    model = model_from_args(args, lambda hidden: TokenClassificationHead(hidden, len(labels),
+                                                                         dropout=args.head_dropout))
     print(describe_parameters(model))
     label_ids = {label: i for i, label in enumerate(labels)}
     features, _, stats = encode(train_sentences, tokenizer, label_ids, args.max_length)
@@ -78,13 +80,6 @@ def train_main(argv: list[str]) -> dict:
     print(f"artifact: {output_dir} ({sizes['artifact_bytes'] / 2**20:.2f} MiB trained tensors; "
           f"encoder {sizes['backbone_bytes'] / 2**20:.1f} MiB, not copied)")
     return metrics
-
-
-def _head(args, labels) -> TokenClassificationHead:
-    from models.backbone import backbone_config
-
-    hidden = backbone_config(args.model).hidden_size
-    return TokenClassificationHead(hidden, len(labels), dropout=args.head_dropout)
 
 
 def predict_parser():

@@ -6,12 +6,14 @@ E- -> I-).  Everything downstream (labels, metric, output) is IOB2.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.common.errors import DataError
 
 DOCSTART = "-DOCSTART-"
+_FIELDS = re.compile(r"[ \t]+")
 
 
 @dataclass
@@ -22,20 +24,31 @@ class Sentence:
     extra: list[list[str]] = field(default_factory=list)  # middle columns, kept for output
 
 
-def read_conll(path: str | Path, with_tags: bool = True) -> list[Sentence]:
-    """Parse ``path``; every problem is a DataError naming the file and line."""
+def read_lines(path: str | Path) -> list[list[str]]:
+    """The file's lines split into fields; a DataError names the file (and line) on any problem.
+
+    Only ``\\n`` ends a line (``\\r`` before it is dropped) and only spaces/tabs separate fields:
+    ``str.splitlines()``/``str.split()`` would also break on U+2028, U+0085, NBSP..., which can
+    be (part of) a token and would shift every later line number.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, None, "file not found")
+    data = path.read_bytes()
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise DataError(path, line, f"not valid UTF-8 (byte 0x{path.read_bytes()[err.start]:02x})") from None
-    text = text.removeprefix("\ufeff")
+        raise DataError(path, data[: err.start].count(b"\n") + 1,
+                        f"not valid UTF-8 (byte 0x{data[err.start]:02x})") from None
+    lines = (raw.removesuffix("\r").strip(" \t") for raw in text.split("\n"))
+    return [_FIELDS.split(line) if line else [] for line in lines]
+
+
+def read_conll(path: str | Path, with_tags: bool = True) -> list[Sentence]:
+    """Parse ``path``; every problem is a DataError naming the file and line."""
+    path = Path(path)
     sentences, current, columns = [], None, None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        fields = raw.split()
+    for number, fields in enumerate(read_lines(path), start=1):
         if not fields:
             current = None
             continue

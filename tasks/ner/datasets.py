@@ -6,7 +6,7 @@ from pathlib import Path
 from tasks.common.data_root import find_local, sources_hint
 from tasks.common.errors import DataError, UsageError
 
-from .conll import Sentence, read_conll, to_iob2
+from .conll import Sentence, read_conll, read_lines, to_iob2
 
 SPLITS = ("train", "dev", "test")
 # name -> (folder under the data root, hub dataset or None)
@@ -62,18 +62,9 @@ def label_list(train: list[Sentence]) -> list[str]:
 
 
 def read_raw_text(path: str | Path) -> list[Sentence]:
-    """Whitespace-tokenized text, one sentence per line (blank lines skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, None, "file not found")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:  # name the line, as the CoNLL reader does
-        data = path.read_bytes()
-        raise DataError(path, data[: err.start].count(b"\n") + 1,
-                        f"not valid UTF-8 (byte 0x{data[err.start]:02x})") from None
-    sentences = [Sentence(line.split(), ["O"] * len(line.split()), n, [[] for _ in line.split()])
-                 for n, line in enumerate(lines, 1) if line.strip()]
+    """Whitespace-tokenized text (spaces/tabs), one sentence per line (blank lines skipped)."""
+    sentences = [Sentence(words, ["O"] * len(words), n, [[] for _ in words])
+                 for n, words in enumerate(read_lines(path), 1) if words]
     if not sentences:
         raise DataError(path, None, "empty file: no sentences")
     return sentences

@@ -14,9 +14,10 @@ from pathlib import Path
 from transformers import DataCollatorWithPadding
 
 from heads import SpanHead
-from models.backbone import backbone_config, load_tokenizer
+from models.backbone import load_tokenizer
 from tasks.common.artifacts import finish_run, load_artifact
-from tasks.common.cli import common_parser, describe_parameters, model_from_args, run_subcommand
+from tasks.common.cli import (common_parser, describe_parameters, model_from_args, run_subcommand,
+                              train_subset)
 from tasks.common.errors import UsageError, exit_on_bad_input
 from tasks.common.training import predict, train
 
@@ -113,9 +114,9 @@ def train_main(argv: list[str]) -> dict:
         if data.skipped:
             print(f"  --skip-bad-answers: left out {len(data.skipped)} questions with bad answers "
                   f"(first: {', '.join(data.skipped[:3])})")
-    model = model_from_args(args, SpanHead(backbone_config(args.model).hidden_size, dropout=args.head_dropout))
+    model = model_from_args(args, lambda hidden: SpanHead(hidden, dropout=args.head_dropout))
     print(describe_parameters(model))
-    features, _, stats = encode(train_data.questions[: args.max_train_samples], tokenizer, args.max_length,
+    features, _, stats = encode(train_subset(train_data.questions, args), tokenizer, args.max_length,
                                 args.doc_stride)
     print(f"train windows: {stats.report()}")
     started = time.time()
