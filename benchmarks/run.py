@@ -13,6 +13,7 @@ the peak RSS of a child (from wait4) must not inherit a large parent's high-wate
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -170,13 +171,27 @@ def main(argv: list[str] | None = None) -> dict:
         # a suite may be completed over several invocations: each result names the code and time it came from
         record.update({k: state["environment"].get(k) for k in ("git_commit", "git_dirty", "torch_threads")},
                       finished_utc=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
-        state["results"][key] = record
         shown = f"{record['quality']:.2f}" if record.get("quality") is not None else record.get("reason", "")
         bar.write(f"{key}: {record['status']} {shown}")
-        write_outputs(state, suite, results_dir)  # after every run: an interrupted suite keeps what it did
-    write_outputs(state, suite, results_dir)
+        state = _store_result(store, state, key, record, suite)  # now: an interrupted suite keeps what it did
+    state = _store_result(store, state, None, None, suite)
     print((results_dir / f"{suite.name}.md").read_text())
     return state
+
+
+def _store_result(store: Path, state: dict, key: str | None, record: dict | None, suite: Suite) -> dict:
+    """Merge one result into ``store`` and rewrite the outputs, under a file lock.
+
+    Re-reading the store first lets several invocations (say, one per core with
+    OMP_NUM_THREADS=1, on different rows) fill one suite without losing each other's results.
+    """
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with open(store.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        on_disk = json.loads(store.read_text()) if store.is_file() else {}
+        merged = {**state, "results": {**on_disk.get("results", {}), **({key: record} if key else {})}}
+        write_outputs(merged, suite, store.parent)
+    return merged
 
 
 def _rel(path: Path) -> str:
