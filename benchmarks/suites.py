@@ -5,11 +5,13 @@ the row's per-method flags (learning rate).  Rows only use flags every task CLI 
 (tasks/common/cli.py) and the task selector of its module, so a task module can change
 its internals without touching this table.
 
-Budgets (cpu suite): the bundled encoder on a 2-core CPU, every method the same epochs;
-"est." is the expected wall time of the slowest method (finetune or prompt) for one
-(row, method), derived from the step times in benchmarks/results/speed.md (CoNLL-2003:
-~0.5 s per batch of 16 for prefix, ~1.5x that for finetune) -- the measured time of each
-run is in results/cpu.md.  Every (row, method) is meant to stay under ~30 minutes.
+Budgets (cpu suite): the bundled encoder on a 2-core CPU, every method the same epochs.
+The intended way to run it is two invocations side by side, each with OMP_NUM_THREADS=1
+(one core each, on different rows; results merge into one store).  "est." is the expected
+wall time of the slower method (finetune) for one (row, method) under those conditions, from
+step times seen at the start of such runs (RTE prefix ~1.4 s per batch of 16 on one thread);
+the measured time of every run is in results/cpu.md.  Every (row, method) is meant to stay
+under ~30 minutes, most under 15, so the suite can be completed across several invocations.
 """
 from __future__ import annotations
 
@@ -66,37 +68,37 @@ SMOKE = Suite("smoke", "tiny subsets, 1 epoch: proves the pipeline end to end in
 # prompt 1e-2, finetune 5e-5) unless given.
 CPU = Suite("cpu", "bundled encoder (all-MiniLM-L6-v2) on this 2-core CPU; each (row, method) under ~30 min", (
     Row("ner-conll2003", "tasks.ner", ("--dataset", "conll2003", "--prefix-len", "32", "--epochs", "2"),
-        NER_F1, "test F1", budget="2 epochs x 14,041 sentences (1,756 steps of 16); est. 30 min (finetune)"),
-    Row("ner-conll2004", "tasks.ner", ("--dataset", "conll2004", "--prefix-len", "32", "--epochs", "20"),
-        NER_F1, "test F1", budget="20 epochs x 922 sentences (1,160 steps of 16); est. 15 min"),
+        NER_F1, "test F1", budget="2 epochs x 14,041 sentences (1,756 steps of 16); est. 20 min (finetune)"),
+    Row("ner-conll2004", "tasks.ner", ("--dataset", "conll2004", "--prefix-len", "32", "--epochs", "10"),
+        NER_F1, "test F1", budget="10 epochs x 922 sentences (580 steps of 16); est. 17 min"),
     Row("qa-squad1-split", "tasks.qa", ("--dataset", "squad", "--split-by-article", "0.5", "--prefix-len", "16",
                                         "--max-length", "256", "--epochs", "1"),
         QA_F1, "F1 (2nd half)", percent=True, budget="1 epoch on the first 24 articles (~5.3k questions, 256-token windows) "
                                       "+ eval on the other 24; est. 30 min"),
-    Row("superglue-rte", "tasks.superglue", ("--task", "rte", "--prefix-len", "32", "--epochs", "8",
+    Row("superglue-rte", "tasks.superglue", ("--task", "rte", "--prefix-len", "32", "--epochs", "4",
                                              "--max-length", "128"),
-        ACC, "val acc.", budget="8 epochs x 2,490 pairs (1,248 steps); est. 25 min"),
-    Row("superglue-cb", "tasks.superglue", ("--task", "cb", "--prefix-len", "16", "--epochs", "30",
+        ACC, "val acc.", budget="4 epochs x 2,490 pairs (624 steps); est. 15 min"),
+    Row("superglue-cb", "tasks.superglue", ("--task", "cb", "--prefix-len", "16", "--epochs", "20",
                                             "--max-length", "128"),
-        ACC, "val acc.", budget="30 epochs x 250 (480 steps); est. 8 min"),
+        ACC, "val acc.", budget="20 epochs x 250 (320 steps); est. 8 min"),
     Row("superglue-copa", "tasks.superglue", ("--task", "copa", "--prefix-len", "8", "--epochs", "30"),
         ACC, "val acc.", budget="30 epochs x 400 x 2 choices (750 steps); est. 6 min"),
-    Row("superglue-wic", "tasks.superglue", ("--task", "wic", "--prefix-len", "8", "--epochs", "6",
+    Row("superglue-wic", "tasks.superglue", ("--task", "wic", "--prefix-len", "8", "--epochs", "3",
                                              "--max-length", "128"),
-        ACC, "val acc.", budget="6 epochs x 5,428 pairs (2,040 steps); est. 25 min"),
+        ACC, "val acc.", budget="3 epochs x 5,428 pairs (1,020 steps); est. 12 min"),
     Row("superglue-boolq-split", "tasks.superglue", ("--task", "boolq", "--split-dev", "0.5", "--prefix-len", "16",
                                                      "--epochs", "3", "--max-length", "256"),
         ACC, "val acc. (2nd half)", budget="no local train split: 3 epochs on the first 1,635 val questions "
-                                           "(924 steps), evaluated on the other 1,635; est. 20 min"),
+                                           "(309 steps), evaluated on the other 1,635; est. 15 min"),
     Row("glue-cola", "tasks.glue", ("--task", "cola", "--prefix-len", "16", "--epochs", "6"),
         ("matthews", "matthews_correlation", "mcc"), "dev MCC",
-        budget="6 epochs x 8,551 sentences (3,210 steps); est. 20 min"),
+        budget="6 epochs x 8,551 sentences (3,210 steps); est. 15 min"),
     Row("glue-sst2-10k", "tasks.glue", ("--task", "sst2", "--prefix-len", "16", "--epochs", "2",
                                         "--max-train-samples", "10000"),
-        ACC, "dev acc.", budget="2 epochs x 10,000 of 67,349 sentences (seeded random subset; 1,250 steps); est. 12 min"),
-    Row("glue-stsb", "tasks.glue", ("--task", "stsb", "--prefix-len", "16", "--epochs", "6", "--max-length", "128"),
+        ACC, "dev acc.", budget="2 epochs x 10,000 of 67,349 sentences (seeded random subset; 1,250 steps); est. 6 min"),
+    Row("glue-stsb", "tasks.glue", ("--task", "stsb", "--prefix-len", "16", "--epochs", "3", "--max-length", "128"),
         ("pearson", "spearman"), "dev Pearson",
-        budget="6 epochs x 5,749 pairs (2,160 steps); est. 25 min"),
+        budget="3 epochs x 5,749 pairs (1,080 steps); est. 10 min"),
 ))
 
 # paper suite: P-tuning v2 (Liu et al. 2022) settings from the authors' run scripts (RoBERTa-large:
