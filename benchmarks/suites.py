@@ -90,9 +90,9 @@ CPU = Suite("cpu", "bundled encoder (all-MiniLM-L6-v2) on this 2-core CPU; each 
                                                      "--epochs", "3", "--max-length", "256"),
         ACC, "val acc. (2nd half)", budget="no local train split: 3 epochs on the first 1,635 val questions "
                                            "(309 steps), evaluated on the other 1,635; est. 15 min"),
-    Row("glue-cola", "tasks.glue", ("--task", "cola", "--prefix-len", "16", "--epochs", "6"),
+    Row("glue-cola", "tasks.glue", ("--task", "cola", "--prefix-len", "16", "--epochs", "3"),
         ("matthews", "matthews_correlation", "mcc"), "dev MCC",
-        budget="6 epochs x 8,551 sentences (3,210 steps); est. 15 min"),
+        budget="3 epochs x 8,551 sentences (1,605 steps); est. 10 min"),
     Row("glue-sst2-10k", "tasks.glue", ("--task", "sst2", "--prefix-len", "16", "--epochs", "2",
                                         "--max-train-samples", "10000"),
         ACC, "dev acc.", budget="2 epochs x 10,000 of 67,349 sentences (seeded random subset; 1,250 steps); est. 6 min"),
