@@ -258,3 +258,20 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path, tiny_tokenizer
                         "--resume", dropout=0)
     for name, tensor in full.trainable_state_dict().items():
         torch.testing.assert_close(resumed.trainable_state_dict()[name], tensor, atol=1e-6, rtol=0)
+
+
+def test_max_train_samples_is_a_seeded_subset_in_file_order():
+    from tasks.common.cli import train_subset
+    from tasks.common.errors import UsageError
+
+    items = list(range(100))
+    args = common_parser("test", 1, 32).parse_args(["--max-train-samples", "10", "--seed", "3"])
+    picked = train_subset(items, args)
+    assert len(picked) == 10 and picked == sorted(picked) and picked == train_subset(items, args)
+    assert picked != items[:10]  # not simply the head of a file ordered by source (CoLA)
+    other = train_subset(items, common_parser("test", 1, 32).parse_args(["--max-train-samples", "10"]))
+    assert other != picked  # another seed, another subset
+    assert train_subset(items, common_parser("test", 1, 32).parse_args([])) == items
+    assert train_subset(items[:5], args) == items[:5]
+    with pytest.raises(UsageError):
+        train_subset(items, common_parser("test", 1, 32).parse_args(["--max-train-samples", "0"]))

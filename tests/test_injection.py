@@ -8,6 +8,7 @@ unsupported architecture is refused with a clear error.
 from __future__ import annotations
 
 import copy
+import io
 
 import pytest
 import torch
@@ -238,6 +239,24 @@ def test_two_prefixed_models_do_not_interfere():
         second = prefixed(tiny_backbone("bert", seed=3), prefix_len=7)
         second.encode(ids, mask)
         torch.testing.assert_close(first.encode(ids, mask), before, atol=0, rtol=0)
+
+
+@torch.no_grad()
+def test_a_copied_or_unpickled_model_reads_its_own_prefix(arch):
+    model = prefixed(tiny_backbone(arch), prefix_len=4)
+    ids, mask = padded_batch(model.backbone)
+    real = mask.bool()
+    before = model.encode(ids, mask)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    for clone in (copy.deepcopy(model), torch.load(buffer, weights_only=False)):
+        torch.testing.assert_close(clone.encode(ids, mask)[real], before[real], atol=ATOL, rtol=0)
+        for parameter in clone.prefix_encoder.parameters():
+            parameter.add_(1.0)
+        clone.train().eval()  # drop the clone's cached eval-mode prefix
+        assert not torch.allclose(clone.encode(ids, mask)[real], before[real], atol=1e-3)
+        torch.testing.assert_close(model.encode(ids, mask), before, atol=0, rtol=0)  # the original is untouched
 
 
 # --------------------------------------------------------------------------- unsupported

@@ -18,6 +18,7 @@ Two injection styles cover the supported families without copying any model clas
 """
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from dataclasses import dataclass
@@ -80,6 +81,13 @@ class PrefixSlot:
     def get(self, layer: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         kv = getattr(self._local, "kv", None)
         return None if kv is None else kv[layer]
+
+    # a copied or unpickled model gets its own, empty slot (thread-locals cannot be copied)
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, _state: dict) -> None:
+        self._local = threading.local()
 
 
 # --------------------------------------------------------------------------- interface style
@@ -153,51 +161,59 @@ _IN_DEBERTA_BIAS = threading.local()
 
 
 def _inject_deberta(modules: list[nn.Module], slot: PrefixSlot) -> None:
+    # Hooks are module-level functions that find the slot through module attributes (never
+    # closures), so a deep copy or pickle of the model reads its own slot, not the original's.
     for module in modules:
-        module.key_proj.register_forward_hook(_deberta_projection_hook(module, slot, 0))
-        module.value_proj.register_forward_hook(_deberta_projection_hook(module, slot, 1))
-        module.register_forward_pre_hook(_deberta_mask_hook(module, slot), with_kwargs=True)
-        module.disentangled_attention_bias = _deberta_bias(module, slot, module.disentangled_attention_bias)
+        for which, linear in enumerate((module.key_proj, module.value_proj)):
+            linear._ptv2_slot, linear._ptv2_layer, linear._ptv2_which = slot, module._ptv2_layer, which
+            linear.register_forward_hook(_deberta_projection_hook)
+        module.register_forward_pre_hook(_deberta_mask_hook, with_kwargs=True)
+        _wrap_deberta_bias(type(module))
 
 
-def _deberta_projection_hook(module, slot: PrefixSlot, which: int):
-    def hook(_linear, _inputs, output):
-        prefix = slot.get(module._ptv2_layer)
-        if prefix is None or getattr(_IN_DEBERTA_BIAS, "active", False):
-            return output
-        return torch.cat([prefix[which].to(output.dtype), output], dim=1)
-
-    return hook
+def _deberta_projection_hook(linear: nn.Module, _inputs, output: torch.Tensor) -> torch.Tensor:
+    prefix = linear._ptv2_slot.get(linear._ptv2_layer)
+    if prefix is None or getattr(_IN_DEBERTA_BIAS, "active", False):
+        return output
+    return torch.cat([prefix[linear._ptv2_which].to(output.dtype), output], dim=1)
 
 
-def _deberta_mask_hook(module, slot: PrefixSlot):
-    def hook(_module, args, kwargs):
-        prefix = slot.get(module._ptv2_layer)
+def _deberta_mask_hook(module: nn.Module, args, kwargs):
+    prefix = module._ptv2_slot.get(module._ptv2_layer)
+    if prefix is None:
+        return None
+    if "attention_mask" in kwargs:
+        kwargs["attention_mask"] = _widen_mask(kwargs["attention_mask"].bool(), prefix[0].shape[1])
+    else:
+        args = (args[0], _widen_mask(args[1].bool(), prefix[0].shape[1]), *args[2:])
+    return args, kwargs
+
+
+def _wrap_deberta_bias(cls: type) -> None:
+    """Wrap ``cls.disentangled_attention_bias`` once, at class level (picklable, copyable).
+
+    Modules without a prefix slot (any DeBERTa not injected) take the original path unchanged.
+    """
+    original = cls.disentangled_attention_bias
+    if getattr(original, "_ptv2_wrapped", False):
+        return
+
+    @functools.wraps(original)
+    def bias(self, query_layer, key_layer, relative_pos, rel_embeddings, scale_factor):
+        slot = getattr(self, "_ptv2_slot", None)
+        prefix = None if slot is None else slot.get(self._ptv2_layer)
         if prefix is None:
-            return None
-        if "attention_mask" in kwargs:
-            kwargs["attention_mask"] = _widen_mask(kwargs["attention_mask"].bool(), prefix[0].shape[1])
-        else:
-            args = (args[0], _widen_mask(args[1].bool(), prefix[0].shape[1]), *args[2:])
-        return args, kwargs
-
-    return hook
-
-
-def _deberta_bias(module, slot: PrefixSlot, original):
-    def bias(query_layer, key_layer, relative_pos, rel_embeddings, scale_factor):
-        prefix = slot.get(module._ptv2_layer)
-        plen = 0 if prefix is None else prefix[0].shape[1]
+            return original(self, query_layer, key_layer, relative_pos, rel_embeddings, scale_factor)
+        plen = prefix[0].shape[1]
         _IN_DEBERTA_BIAS.active = True
         try:
-            rel = original(query_layer, key_layer[:, plen:], relative_pos, rel_embeddings, scale_factor)
+            rel = original(self, query_layer, key_layer[:, plen:], relative_pos, rel_embeddings, scale_factor)
         finally:
             _IN_DEBERTA_BIAS.active = False
-        if plen == 0 or not torch.is_tensor(rel):
-            return rel
-        return nn.functional.pad(rel, (plen, 0))  # prefix columns: no position bias
+        return nn.functional.pad(rel, (plen, 0)) if torch.is_tensor(rel) else rel  # prefix: no position bias
 
-    return bias
+    bias._ptv2_wrapped = True
+    cls.disentangled_attention_bias = bias
 
 
 # --------------------------------------------------------------------------- entry point
