@@ -56,7 +56,7 @@ def test_two_process_run_completes(torchrun):
     result, out, _ = torchrun
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
     assert "Traceback" not in result.stderr
-    assert "dev: precision" in result.stdout
+    assert result.stdout.count("dev: precision") == 1  # reports come from rank 0 only
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["dev"]["f1"] <= 1.0 and metrics["dev"]["alignment"]["sentences"] == 10
 

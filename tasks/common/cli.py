@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 from pathlib import Path
 from typing import Callable
@@ -117,6 +118,8 @@ def run_subcommand(argv: list[str] | None, train_main, predict_main) -> None:
     import sys
 
     argv = sys.argv[1:] if argv is None else argv
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun/accelerate: rank 0 alone prints reports (errors still show)
+        sys.stdout = open(os.devnull, "w")
     if argv[:1] == ["predict"]:
         predict_main(argv[1:])
     else:
