@@ -99,7 +99,7 @@ def test_training_run_writes_the_artifact_and_metrics(trained):
     assert metrics["parameters"]["trainable_percent"] < 1.0
 
     config = json.loads((out / "adapter_config.json").read_text())
-    assert config["format"] == "ptv2-artifact/1" and config["method"] == "prefix"
+    assert config["format"] == "ptv2-artifact/2" and config["method"] == "prefix"
     assert config["backbone"] == "bundled:all-MiniLM-L6-v2" and config["backbone_fingerprint"]
     assert config["prefix"]["prefix_len"] == PREFIX_LEN
     assert config["task"]["labels"] == LABELS
