@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
     bar = tqdm(jobs, desc=f"suite {suite.name}", unit="run")
     for row, method in bar:
         key = f"{row.name}/{method}"
-        previous = state["results"].get(key)
+        previous = _stored(store).get(key)  # re-read: another invocation may have finished it meanwhile
         wanted = "python " + " ".join(command(suite, row, method, _rel(out_root / f"{row.name}-{method}")))
         if previous and previous.get("status") == "done" and previous.get("command") == wanted and not args.force:
             bar.write(f"{key}: kept (finished earlier)")
@@ -177,6 +177,10 @@ def main(argv: list[str] | None = None) -> dict:
     state = _store_result(store, state, None, None, suite)
     print((results_dir / f"{suite.name}.md").read_text())
     return state
+
+
+def _stored(store: Path) -> dict:
+    return json.loads(store.read_text()).get("results", {}) if store.is_file() else {}
 
 
 def _store_result(store: Path, state: dict, key: str | None, record: dict | None, suite: Suite) -> dict:
