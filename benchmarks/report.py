@@ -46,7 +46,7 @@ def targets(result: dict) -> list[dict]:
     return out
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
@@ -65,7 +65,7 @@ def _grid_table(rows: list[dict], methods: list[str], value, unit: str, invert: 
             ratio = r and (1 / r["ratio_to_finetune"] if invert else r["ratio_to_finetune"])
             cells.append("-" if r is None else f"{value(r)} ({ratio:.2f}x)")
         body.append([config[0], str(config[1]), str(config[2]), *cells])
-    return _table(["encoder", "length", "batch", *[f"{m} {unit}" for m in methods]], body)
+    return markdown_table(["encoder", "length", "batch", *[f"{m} {unit}" for m in methods]], body)
 
 
 def speed_markdown(result: dict) -> str:
@@ -76,7 +76,7 @@ def speed_markdown(result: dict) -> str:
                                                       " **Partial: the run was interrupted or is still going.**") +
              "\n\n", environment_markdown(result["environment"]),
              "\n## Targets\n\n",
-             _table(["target", "goal", "status", "measured"],
+             markdown_table(["target", "goal", "status", "measured"],
                     [[t["target"], t["goal"], t["status"], t["measured"]] for t in result["targets"]]),
              "\n## How it is measured\n\n",
              f"- All methods use prefix/prompt length {result['settings']['prefix_len']}, a 9-label token-classification "
@@ -110,7 +110,7 @@ def speed_markdown(result: dict) -> str:
             any_row = next(r for r in result["memory"] if r["size"] == size)
             body.append([size, f"{any_row['length']}x{any_row['batch']}", *cells])
         parts += ["\n## Peak training memory (MiB above the post-import baseline; ratio to finetune)\n\n",
-                  _table(["encoder", "length x batch", *methods], body)]
+                  markdown_table(["encoder", "length x batch", *methods], body)]
     epoch = result.get("epoch")
     if epoch:
         body = []
@@ -125,5 +125,5 @@ def speed_markdown(result: dict) -> str:
                   f"(prefix length {setup['prefix_len']}) on the bundled encoder, truncation at {setup['truncation']} "
                   "for both; a step = collate + forward + backward + AdamW step. Speed-up: "
                   f"**{epoch['speedup']:.2f}x**.\n\n",
-                  _table(["variant", "epoch s", "mean step ms", "padded tokens/batch", "batches", "how"], body)]
+                  markdown_table(["variant", "epoch s", "mean step ms", "padded tokens/batch", "batches", "how"], body)]
     return "".join(parts)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .env import environment_markdown
+from .report import markdown_table
 from .suites import METHODS, Suite
 
 STATUS_NOTE = {"unavailable": "task module not in this checkout yet", "skipped": "not applicable"}
@@ -26,8 +28,6 @@ def _cell(record: dict | None) -> list[str]:
 def markdown(state: dict, suite: Suite) -> str:
     results = state["results"]
     env = state.get("environment", {})
-    from .env import environment_markdown
-
     lines = [f"# Benchmark suite `{suite.name}`\n\n{suite.description}. Seed {suite.seed}. "
              f"Produced by `python -m benchmarks.run --suite {suite.name}` (resumable); every number, command and "
              f"log path is in `{suite.name}.json`.\n\n"]
@@ -36,14 +36,11 @@ def markdown(state: dict, suite: Suite) -> str:
     lines.append("\nQuality is the row's metric x100 (F1, accuracy, MCC, Pearson). Train time is the task's own training time "
                  "(without evaluation); peak RSS is the whole task process's resident-set high-water mark "
                  "(`wait4` rusage: weights, activations, optimizer state, data).\n\n")
-    lines.append("| row | metric | method | quality | trainable | train time | s/step | peak RSS |\n"
-                 "|---|---|---|---|---|---|---|---|\n")
-    for row in suite.rows:
-        methods = [m for m in METHODS if f"{row.name}/{m}" in results]
-        for m in methods:
-            record = results.get(f"{row.name}/{m}")
-            lines.append(f"| {row.name} | {row.metric_label} | {m} | " + " | ".join(_cell(record)) + " |\n")
-    problems = [r for r in results.values() if r["status"] not in ("done",)]
+    body = [[row.name, row.metric_label, m, *_cell(results[f"{row.name}/{m}"])]
+            for row in suite.rows for m in METHODS if f"{row.name}/{m}" in results]
+    lines.append(markdown_table(["row", "metric", "method", "quality", "trainable", "train time", "s/step",
+                                 "peak RSS"], body))
+    problems = [r for r in results.values() if r["status"] != "done"]
     if problems:
         lines.append("\n## Not finished\n\n")
         for r in problems:

@@ -58,7 +58,7 @@ def _run_child(argv: list[str], log_path: Path, timeout: float | None,
     """Run ``python argv`` with output to ``log_path``; (exit code or None on timeout, wall s, peak RSS MiB)."""
     started = time.time()
     with open(log_path, "w") as log:
-        log.write("$ python " + " ".join(argv) + "\n")
+        log.write("$ " + _command_line(argv) + "\n")
         log.flush()
         child = subprocess.Popen([sys.executable, *argv], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = None if timeout is None else started + timeout
@@ -102,7 +102,7 @@ def run_one(suite: Suite, row: Row, method: str, out_root: Path, timeout: float 
     run_dir = out_root / f"{row.name}-{method}"
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = command(suite, row, method, _rel(run_dir))
-    record = {"row": row.name, "method": method, "command": "python " + " ".join(argv), "seed": suite.seed,
+    record = {"row": row.name, "method": method, "command": _command_line(argv), "seed": suite.seed,
               "output_dir": str(run_dir), "budget": row.budget}
     if method in row.skip:
         return {**record, "status": "skipped", "reason": row.skip[method]}
@@ -150,10 +150,10 @@ def main(argv: list[str] | None = None) -> dict:
         for row in rows:
             print(f"{row.name}: {row.budget}")
             for m in args.methods:
-                print("   python " + " ".join(command(suite, row, m, _rel(out_root / f"{row.name}-{m}"))))
+                print("   " + _command_line(command(suite, row, m, _rel(out_root / f"{row.name}-{m}"))))
         return {}
     store = results_dir / f"{suite.name}.json"
-    state = json.loads(store.read_text()) if store.is_file() else {"suite": suite.name, "results": {}}
+    state = {"suite": suite.name, "results": {}, **_read_store(store)}
     state.update(description=suite.description, seed=suite.seed, environment=_environment(suite))
     jobs = [(row, m) for row in rows for m in args.methods]
     from tqdm import tqdm  # ships with transformers; imported late so --list works without it
@@ -161,8 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
     bar = tqdm(jobs, desc=f"suite {suite.name}", unit="run")
     for row, method in bar:
         key = f"{row.name}/{method}"
-        previous = _stored(store).get(key)  # re-read: another invocation may have finished it meanwhile
-        wanted = "python " + " ".join(command(suite, row, method, _rel(out_root / f"{row.name}-{method}")))
+        # re-read: another invocation may have finished it meanwhile
+        previous = _read_store(store).get("results", {}).get(key)
+        wanted = _command_line(command(suite, row, method, _rel(out_root / f"{row.name}-{method}")))
         if previous and previous.get("status") == "done" and previous.get("command") == wanted and not args.force:
             bar.write(f"{key}: kept (finished earlier)")
             continue
@@ -179,8 +180,12 @@ def main(argv: list[str] | None = None) -> dict:
     return state
 
 
-def _stored(store: Path) -> dict:
-    return json.loads(store.read_text()).get("results", {}) if store.is_file() else {}
+def _read_store(store: Path) -> dict:
+    return json.loads(store.read_text()) if store.is_file() else {}
+
+
+def _command_line(argv: list[str]) -> str:
+    return "python " + " ".join(argv)
 
 
 def _store_result(store: Path, state: dict, key: str | None, record: dict | None, suite: Suite) -> dict:
@@ -192,8 +197,8 @@ def _store_result(store: Path, state: dict, key: str | None, record: dict | None
     store.parent.mkdir(parents=True, exist_ok=True)
     with open(store.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        on_disk = json.loads(store.read_text()) if store.is_file() else {}
-        merged = {**state, "results": {**on_disk.get("results", {}), **({key: record} if key else {})}}
+        on_disk = _read_store(store).get("results", {})
+        merged = {**state, "results": {**on_disk, **({key: record} if key else {})}}
         write_outputs(merged, suite, store.parent)
     return merged
 
