@@ -160,12 +160,12 @@ def _inject_interface(model: nn.Module, modules: list[nn.Module]) -> None:
 _IN_DEBERTA_BIAS = threading.local()
 
 
-def _inject_deberta(modules: list[nn.Module], slot: PrefixSlot) -> None:
+def _inject_deberta(modules: list[nn.Module]) -> None:
     # Hooks are module-level functions that find the slot through module attributes (never
     # closures), so a deep copy or pickle of the model reads its own slot, not the original's.
     for module in modules:
         for which, linear in enumerate((module.key_proj, module.value_proj)):
-            linear._ptv2_slot, linear._ptv2_layer, linear._ptv2_which = slot, module._ptv2_layer, which
+            linear._ptv2_slot, linear._ptv2_layer, linear._ptv2_which = module._ptv2_slot, module._ptv2_layer, which
             linear.register_forward_hook(_deberta_projection_hook)
         module.register_forward_pre_hook(_deberta_mask_hook, with_kwargs=True)
         _wrap_deberta_bias(type(module))
@@ -239,5 +239,5 @@ def inject_prefix(model: nn.Module) -> PrefixSlot:
     if spec.style == "interface":
         _inject_interface(model, modules)
     else:
-        _inject_deberta(modules, slot)
+        _inject_deberta(modules)
     return slot
