@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.common.errors import DataError
+from tasks.common.textfile import read_lines
 
 from .tasks import BOOL, TaskSpec
 
@@ -40,29 +41,10 @@ class Example:
     realigned: bool = False  # WSC: span index off by a word or two in the official data, fixed
 
 
-def _decode(path: Path) -> str:
-    if not path.is_file():
-        raise DataError(path, None, "file not found")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataError(path, line, f"not valid UTF-8 (byte 0x{raw[err.start]:02x})") from None
-    return text.removeprefix("\ufeff")
-
-
-def _lines(text: str) -> list[str]:
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the final newline ends the last row, it does not start an empty one
-    return [line.removesuffix("\r") for line in lines]
-
-
 def read_tsv(path: str | Path, header: tuple[str, ...] | None = None) -> list[Record]:
     """Rows as {column: value}; ``header`` gives the column names of a file without a header row."""
     path = Path(path)
-    lines = _lines(_decode(path))
+    lines = read_lines(path)
     if not lines:
         raise DataError(path, None, "empty file")
     start = 0
@@ -81,7 +63,7 @@ def read_tsv(path: str | Path, header: tuple[str, ...] | None = None) -> list[Re
 def read_jsonl(path: str | Path) -> list[Record]:
     path = Path(path)
     records = []
-    for number, line in enumerate(_lines(_decode(path)), start=1):
+    for number, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         try:

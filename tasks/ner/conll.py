@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.common.errors import DataError
+from tasks.common.textfile import read_lines
 
 DOCSTART = "-DOCSTART-"
 _FIELDS = re.compile(r"[ \t]+")
@@ -24,31 +25,17 @@ class Sentence:
     extra: list[list[str]] = field(default_factory=list)  # middle columns, kept for output
 
 
-def read_lines(path: str | Path) -> list[list[str]]:
-    """The file's lines split into fields; a DataError names the file (and line) on any problem.
-
-    Only ``\\n`` ends a line (``\\r`` before it is dropped) and only spaces/tabs separate fields:
-    ``str.splitlines()``/``str.split()`` would also break on U+2028, U+0085, NBSP..., which can
-    be (part of) a token and would shift every later line number.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, None, "file not found")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as err:
-        raise DataError(path, data[: err.start].count(b"\n") + 1,
-                        f"not valid UTF-8 (byte 0x{data[err.start]:02x})") from None
-    lines = (raw.removesuffix("\r").strip(" \t") for raw in text.split("\n"))
-    return [_FIELDS.split(line) if line else [] for line in lines]
+def read_fields(path: str | Path) -> list[list[str]]:
+    """The file's lines split into fields; only spaces/tabs separate them (``str.split()``
+    would also split on NBSP and other Unicode spaces, which can be part of a token)."""
+    return [_FIELDS.split(text) if (text := line.strip(" \t")) else [] for line in read_lines(path)]
 
 
 def read_conll(path: str | Path, with_tags: bool = True) -> list[Sentence]:
     """Parse ``path``; every problem is a DataError naming the file and line."""
     path = Path(path)
     sentences, current, columns = [], None, None
-    for number, fields in enumerate(read_lines(path), start=1):
+    for number, fields in enumerate(read_fields(path), start=1):
         if not fields:
             current = None
             continue

@@ -6,7 +6,7 @@ from pathlib import Path
 from tasks.common.data_root import find_local, sources_hint
 from tasks.common.errors import DataError, UsageError
 
-from .conll import Sentence, read_conll, read_lines, to_iob2
+from .conll import Sentence, read_conll, read_fields, to_iob2
 
 SPLITS = ("train", "dev", "test")
 # name -> (folder under the data root, hub dataset or None)
@@ -64,7 +64,7 @@ def label_list(train: list[Sentence]) -> list[str]:
 def read_raw_text(path: str | Path) -> list[Sentence]:
     """Whitespace-tokenized text (spaces/tabs), one sentence per line (blank lines skipped)."""
     sentences = [Sentence(words, ["O"] * len(words), n, [[] for _ in words])
-                 for n, words in enumerate(read_lines(path), 1) if words]
+                 for n, words in enumerate(read_fields(path), 1) if words]
     if not sentences:
         raise DataError(path, None, "empty file: no sentences")
     return sentences

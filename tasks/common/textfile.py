@@ -1,0 +1,29 @@
+"""Reading a UTF-8 text file as lines, for every line-based reader (CoNLL, raw text, GLUE TSV/JSONL)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import DataError
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The lines of ``path``; a DataError names the file (and the line of a bad byte).
+
+    A UTF-8 BOM is dropped; only ``\\n`` ends a line (a ``\\r`` before it is removed):
+    ``str.splitlines()`` would also break on U+2028, U+0085 etc., which can sit inside a
+    token or sentence and would shift every later line number.  The final newline ends the
+    last line; it does not start an empty one.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "file not found")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as err:
+        raise DataError(path, raw[: err.start].count(b"\n") + 1,
+                        f"not valid UTF-8 (byte 0x{raw[err.start]:02x})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
