@@ -262,7 +262,6 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path, tiny_tokenizer
 
 def test_max_train_samples_is_a_seeded_subset_in_file_order():
     from tasks.common.cli import train_subset
-    from tasks.common.errors import UsageError
 
     items = list(range(100))
     args = common_parser("test", 1, 32).parse_args(["--max-train-samples", "10", "--seed", "3"])
@@ -273,5 +272,29 @@ def test_max_train_samples_is_a_seeded_subset_in_file_order():
     assert other != picked  # another seed, another subset
     assert train_subset(items, common_parser("test", 1, 32).parse_args([])) == items
     assert train_subset(items[:5], args) == items[:5]
-    with pytest.raises(UsageError):
-        train_subset(items, common_parser("test", 1, 32).parse_args(["--max-train-samples", "0"]))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-train-samples", "0"], "argument --max-train-samples: must be at least 1, got 0"),
+    (["--max-eval-samples", "-3"], "argument --max-eval-samples: must be at least 1, got -3"),
+    (["--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+    (["--prefix-len", "-1"], "argument --prefix-len: must be at least 0, got -1"),
+    (["--max-length", "x"], "argument --max-length: not an integer: 'x'"),
+])
+def test_counts_are_checked_by_the_parser(capsys, argv, message):
+    with pytest.raises(SystemExit) as caught:
+        common_parser("test", 1, 32).parse_args(argv)
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+
+
+def test_prefix_len_0_is_a_linear_probe(tmp_path, tiny_tokenizer):
+    """--prefix-len 0: only the head trains; the frozen encoder's features are the control for the prefix."""
+    encoder = str(save_tiny_model(tmp_path / "enc"))
+    model = build_model(encoder, lambda hidden: TokenClassificationHead(hidden, 3), "prefix", PrefixConfig(prefix_len=0))
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad and p.numel()}
+    assert trainable and all(name.startswith("head.") for name in trainable)
+    batch = tiny_tokenizer(["a b c", "d"], padding=True, return_tensors="pt")
+    out = model(**batch, labels=torch.zeros_like(batch["input_ids"]))
+    out["loss"].backward()
+    assert out["logits"].shape[:2] == batch["input_ids"].shape

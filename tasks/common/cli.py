@@ -26,6 +26,23 @@ from .errors import UsageError
 DEFAULT_LR = {"prefix": 3e-2, "prompt": 1e-2, "finetune": 5e-5, "peft-prefix": 3e-2}
 
 
+def count(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer of at least ``minimum`` (a bad value is a usage error, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = count(1), count(0)
+
+
 def common_parser(description: str, default_epochs: float, default_max_length: int) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     model = parser.add_argument_group("model and method")
@@ -36,10 +53,11 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
                        help="prefix: P-tuning v2 (deep prefix, frozen encoder); prompt: shallow input prompt "
                             "(frozen encoder); finetune: train every weight; peft-prefix: Hugging Face PEFT's "
                             "prefix tuning as the peer baseline (needs the optional package peft)")
-    model.add_argument("--prefix-len", type=int, default=32, help="prefix (or prompt) length")
+    model.add_argument("--prefix-len", type=NON_NEGATIVE, default=32,
+                       help="prefix (or prompt) length; 0 trains the head alone on the frozen encoder (a linear probe)")
     model.add_argument("--reparam", action=argparse.BooleanOptionalAction, default=False,
                        help="produce the prefix with an MLP (prefix-tuning reparameterization)")
-    model.add_argument("--prefix-hidden", type=int, default=512, help="hidden size of the reparameterization MLP")
+    model.add_argument("--prefix-hidden", type=POSITIVE, default=512, help="hidden size of the reparameterization MLP")
     model.add_argument("--prefix-dropout", type=float, default=0.1, help="dropout on prefix keys/values")
     model.add_argument("--head-dropout", type=float, default=0.1)
 
@@ -47,18 +65,18 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     train.add_argument("--lr", type=float, default=None,
                        help=f"learning rate (default by mode: {DEFAULT_LR})")
     train.add_argument("--epochs", type=float, default=default_epochs)
-    train.add_argument("--batch-size", type=int, default=16, help="per-device training batch size")
-    train.add_argument("--eval-batch-size", type=int, default=64)
-    train.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
+    train.add_argument("--batch-size", type=POSITIVE, default=16, help="per-device training batch size")
+    train.add_argument("--eval-batch-size", type=POSITIVE, default=64)
+    train.add_argument("--grad-accum", type=POSITIVE, default=1, help="gradient accumulation steps")
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument("--warmup", type=float, default=0.0, help="warm-up: ratio of steps (<1) or step count")
-    train.add_argument("--max-length", type=int, default=default_max_length, help="max tokens per input")
+    train.add_argument("--max-length", type=POSITIVE, default=default_max_length, help="max tokens per input")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
     train.add_argument("--fp16", action="store_true", help="float16 mixed precision (GPU)")
-    train.add_argument("--save-steps", type=int, default=0,
+    train.add_argument("--save-steps", type=NON_NEGATIVE, default=0,
                        help="also checkpoint every N optimizer steps (0: only at the end of each epoch)")
-    train.add_argument("--logging-steps", type=int, default=50)
+    train.add_argument("--logging-steps", type=POSITIVE, default=50)
     train.add_argument("--resume", action="store_true",
                        help="continue from the last checkpoint in --output-dir/checkpoints")
     train.add_argument("--output-dir", type=Path, default=None, help="where the artifact, metrics and checkpoints go")
@@ -66,10 +84,10 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     data = parser.add_argument_group("data")
     data.add_argument("--data-dir", default=None,
                       help=f"dataset folder or data root (default: ${DATA_ENV}, then the Hugging Face hub)")
-    data.add_argument("--max-train-samples", type=int, default=None,
+    data.add_argument("--max-train-samples", type=POSITIVE, default=None,
                       help="train on N examples drawn at random (seeded by --seed; kept in file order), for "
                            "quick runs: files such as CoLA are ordered by source, so the first N would be biased")
-    data.add_argument("--max-eval-samples", type=int, default=None, help="evaluate on the first N examples only")
+    data.add_argument("--max-eval-samples", type=POSITIVE, default=None, help="evaluate on the first N examples only")
     return parser
 
 
@@ -78,8 +96,6 @@ def train_subset(items: list, args: argparse.Namespace) -> list:
     n = args.max_train_samples
     if n is None or n >= len(items):
         return items
-    if n < 1:
-        raise UsageError("--max-train-samples must be at least 1")
     keep = sorted(random.Random(args.seed).sample(range(len(items)), n))
     return [items[i] for i in keep]
 

@@ -11,7 +11,7 @@ from torch import nn
 from heads import MultipleChoiceHead, RegressionHead, SequenceClassificationHead, SpanPairClassificationHead
 from models.backbone import load_tokenizer
 from tasks.common.artifacts import finish_run, load_artifact
-from tasks.common.cli import (common_parser, describe_parameters, model_from_args, run_subcommand,
+from tasks.common.cli import (POSITIVE, common_parser, describe_parameters, model_from_args, run_subcommand,
                               train_subset)
 from tasks.common.errors import DataError, UsageError, exit_on_bad_input
 from tasks.common.training import predict, train
@@ -81,9 +81,6 @@ def run_predictions(model, spec: TaskSpec, examples: list[Example], tokenizer, m
 @exit_on_bad_input
 def train_main(argv: list[str], benchmark: str) -> dict:
     args = train_parser(benchmark).parse_args(argv)
-    for flag in ("max_train_samples", "max_eval_samples"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
     spec = get_task(benchmark, args.task)
     output_dir = args.output_dir or Path("runs") / f"{benchmark}-{spec.name}-{args.mode}"
     if args.split_dev is None:
@@ -129,7 +126,7 @@ def predict_parser(benchmark: str) -> argparse.ArgumentParser:
                         help="where the submission files go (default: ARTIFACT/predictions)")
     parser.add_argument("--data-dir", default=None, help="dataset folder or data root (as for training)")
     parser.add_argument("--model", default=None, help="encoder to load the artifact onto (default: the one it names)")
-    parser.add_argument("--eval-batch-size", type=int, default=64)
+    parser.add_argument("--eval-batch-size", type=POSITIVE, default=64)
     return parser
 
 

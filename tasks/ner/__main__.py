@@ -13,7 +13,7 @@ from transformers import DataCollatorForTokenClassification
 from heads import TokenClassificationHead
 from models.backbone import load_tokenizer
 from tasks.common.artifacts import finish_run, load_artifact
-from tasks.common.cli import (common_parser, describe_parameters, model_from_args, run_subcommand,
+from tasks.common.cli import (POSITIVE, common_parser, describe_parameters, model_from_args, run_subcommand,
                               train_subset)
 from tasks.common.errors import exit_on_bad_input
 from tasks.common.training import predict, train
@@ -93,7 +93,7 @@ def predict_parser():
                              "line, whitespace-tokenized")
     parser.add_argument("--output", required=True, help="where to write 'token ... predicted_tag' lines")
     parser.add_argument("--model", default=None, help="encoder to load the artifact onto (default: the one it names)")
-    parser.add_argument("--eval-batch-size", type=int, default=64)
+    parser.add_argument("--eval-batch-size", type=POSITIVE, default=64)
     return parser
 
 

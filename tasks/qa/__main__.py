@@ -16,8 +16,8 @@ from transformers import DataCollatorWithPadding
 from heads import SpanHead
 from models.backbone import load_tokenizer
 from tasks.common.artifacts import finish_run, load_artifact
-from tasks.common.cli import (common_parser, describe_parameters, model_from_args, run_subcommand,
-                              train_subset)
+from tasks.common.cli import (NON_NEGATIVE, POSITIVE, common_parser, describe_parameters, model_from_args,
+                              run_subcommand, train_subset)
 from tasks.common.errors import UsageError, exit_on_bad_input
 from tasks.common.training import predict, train
 
@@ -33,10 +33,10 @@ ANSWERING = ("doc_stride", "max_answer_length", "n_best", "null_threshold")  # s
 def _answering_flags(parser: argparse.ArgumentParser, defaults: bool) -> None:
     group = parser.add_argument_group("windows and answers" + ("" if defaults else " (default: the artifact's)"))
     value = (lambda v: v) if defaults else (lambda v: None)  # noqa: E731
-    group.add_argument("--doc-stride", type=int, default=value(128),
+    group.add_argument("--doc-stride", type=NON_NEGATIVE, default=value(128),
                        help="context tokens shared by consecutive windows of a long context")
-    group.add_argument("--max-answer-length", type=int, default=value(30), help="longest answer, in tokens")
-    group.add_argument("--n-best", type=int, default=value(20), help="start and end candidates per window")
+    group.add_argument("--max-answer-length", type=POSITIVE, default=value(30), help="longest answer, in tokens")
+    group.add_argument("--n-best", type=POSITIVE, default=value(20), help="start and end candidates per window")
     group.add_argument("--null-threshold", type=float, default=value(0.0),
                        help="SQuAD 2.0: answer '' when null score - best span score exceeds this")
 
@@ -91,15 +91,9 @@ def write_predictions(out_dir: Path, predictions: dict, null_odds: dict, version
     return [out_dir / name for name in files]
 
 
-def _check_answering(args: argparse.Namespace) -> None:
-    if args.n_best < 1 or args.max_answer_length < 1:
-        raise UsageError("--n-best and --max-answer-length must be at least 1")
-
-
 @exit_on_bad_input
 def train_main(argv: list[str]) -> dict:
     args = train_parser().parse_args(argv)
-    _check_answering(args)
     version2 = is_v2(args.dataset)
     output_dir = args.output_dir or Path("runs") / f"qa-{args.dataset}-{args.mode}"
     train_data, eval_data, notes = load_train_eval(args.dataset, args.data_dir, args.train_file, args.dev_file,
@@ -148,7 +142,7 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, help="official SQuAD JSON (plain or .json.gz); answers optional")
     parser.add_argument("--output-dir", required=True, type=Path, help="where predictions.json goes")
     parser.add_argument("--model", default=None, help="encoder to load the artifact onto (default: the one it names)")
-    parser.add_argument("--eval-batch-size", type=int, default=64)
+    parser.add_argument("--eval-batch-size", type=POSITIVE, default=64)
     _answering_flags(parser, defaults=False)
     return parser
 
@@ -162,7 +156,6 @@ def predict_main(argv: list[str]) -> dict:
         raise UsageError(f"{args.artifact} is a '{task.get('name')}' artifact, not a QA one")
     settings = {"max_length": task["max_length"], **{k: task[k] if getattr(args, k) is None else getattr(args, k)
                                                      for k in ANSWERING}}
-    _check_answering(argparse.Namespace(**settings))
     tokenizer = load_tokenizer(config["backbone"] if args.model is None else args.model)
     check_tokenizer(tokenizer)
     question_token_limit(tokenizer, settings["max_length"], settings["doc_stride"])
