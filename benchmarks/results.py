@@ -25,6 +25,52 @@ def _cell(record: dict | None) -> list[str]:
             f"{record.get('peak_rss_mib', 0):.0f} MiB"]
 
 
+def _quality(results: dict, row: str, method: str) -> float | None:
+    record = results.get(f"{row}/{method}")
+    return record.get("quality") if record and record["status"] == "done" else None
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def quality_by_method(results: dict, suite: Suite) -> str:
+    """One line per row: every method's quality side by side, and the prefix's margins."""
+    body = []
+    for row in suite.rows:
+        q = {m: _quality(results, row.name, m) for m in METHODS}
+        if all(v is None for v in q.values()):
+            continue
+
+        def gap(other: str) -> float | None:
+            return None if q["prefix"] is None or q[other] is None else q["prefix"] - q[other]
+
+        body.append([row.name, row.metric_label, *("-" if q[m] is None else f"{q[m]:.2f}" for m in METHODS),
+                     _points(gap("finetune")), _points(gap("peft-prefix"))])
+    return markdown_table(["row", "metric", *METHODS, "prefix - finetune", "prefix - peft-prefix"], body)
+
+
+def quality_targets(results: dict, suite: Suite) -> list[dict]:
+    """The benchmark's quality targets: prefix >= finetune - gap on the rows that set one; prefix >= peft-prefix."""
+    out = []
+    for row in suite.rows:
+        prefix, finetune = _quality(results, row.name, "prefix"), _quality(results, row.name, "finetune")
+        if row.max_gap is not None and prefix is not None and finetune is not None:
+            out.append({"target": f"{row.name}: prefix >= finetune - {row.max_gap:g}",
+                        "status": "met" if prefix >= finetune - row.max_gap else "missed",
+                        "measured": f"{prefix:.2f} vs {finetune:.2f} ({prefix - finetune:+.2f})"})
+    pairs = [(row.name, _quality(results, row.name, "prefix"), _quality(results, row.name, "peft-prefix"))
+             for row in suite.rows]
+    pairs = [(name, a, b) for name, a, b in pairs if a is not None and b is not None]
+    if pairs:
+        met = [name for name, a, b in pairs if a >= b]
+        out.append({"target": "prefix >= peft-prefix (same budget), per row",
+                    "status": "met" if len(met) == len(pairs) else "missed" if not met else
+                    f"partly met ({len(met)}/{len(pairs)} rows)",
+                    "measured": ", ".join(f"{name} {a - b:+.2f}" for name, a, b in pairs)})
+    return out
+
+
 def markdown(state: dict, suite: Suite) -> str:
     results = state["results"]
     env = state.get("environment", {})
@@ -38,6 +84,13 @@ def markdown(state: dict, suite: Suite) -> str:
                  "(`wait4` rusage: weights, activations, optimizer state, data).\n\n")
     body = [[row.name, row.metric_label, m, *_cell(results[f"{row.name}/{m}"])]
             for row in suite.rows for m in METHODS if f"{row.name}/{m}" in results]
+    targets = quality_targets(results, suite)
+    if targets:
+        lines.append("## Quality targets\n\n")
+        lines.append(markdown_table(["target", "status", "measured"],
+                                    [[t["target"], t["status"], t["measured"]] for t in targets]))
+    lines.append("\n## Quality by method\n\n" + quality_by_method(results, suite))
+    lines.append("\n## Every run\n\n")
     lines.append(markdown_table(["row", "metric", "method", "quality", "trainable", "train time", "s/step",
                                  "peak RSS"], body))
     problems = [r for r in results.values() if r["status"] != "done"]
@@ -110,5 +163,6 @@ def write_outputs(state: dict, suite: Suite, out: Path) -> None:
         state["plots"] = plots(state, suite, out)
     except ImportError:  # matplotlib is an optional (bench) extra
         state["plots"] = []
+    state["quality_targets"] = quality_targets(state["results"], suite)
     (out / f"{suite.name}.json").write_text(json.dumps(state, indent=2, default=str) + "\n")
     (out / f"{suite.name}.md").write_text(markdown(state, suite))

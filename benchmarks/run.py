@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--force", action="store_true", help="rerun (row, method) pairs that already finished")
     parser.add_argument("--timeout", type=float, default=None, help="minutes per (row, method); default none")
     parser.add_argument("--list", action="store_true", help="print the rows, budgets and commands, run nothing")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the table, JSON and plots from the stored results, run nothing")
     args = parser.parse_args(argv)
     suite = SUITES[args.suite]
     rows = [r for r in suite.rows if args.only is None or r.name in args.only]
@@ -153,6 +155,10 @@ def main(argv: list[str] | None = None) -> dict:
                 print("   " + _command_line(command(suite, row, m, _rel(out_root / f"{row.name}-{m}"))))
         return {}
     store = results_dir / f"{suite.name}.json"
+    if args.report_only:
+        state = _store_result(store, {"suite": suite.name, "results": {}, **_read_store(store)}, None, None, suite)
+        print((results_dir / f"{suite.name}.md").read_text())
+        return state
     state = {"suite": suite.name, "results": {}, **_read_store(store)}
     state.update(description=suite.description, seed=suite.seed, environment=_environment(suite))
     jobs = [(row, m) for row in rows for m in args.methods]

@@ -1,0 +1,122 @@
+"""Benchmark suites and runner: every suite command is a valid task CLI; results, resume and targets."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import run as runner
+from benchmarks.results import markdown, quality_targets
+from benchmarks.suites import METHODS, SUITES, Row, Suite, command
+
+
+def _parser(module: str):
+    if module == "tasks.ner":
+        from tasks.ner.__main__ import train_parser
+        return train_parser()
+    if module == "tasks.qa":
+        from tasks.qa.__main__ import train_parser
+        return train_parser()
+    from tasks.glue.run import train_parser
+    return train_parser(module.split(".")[1])
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+def test_every_suite_command_is_a_valid_task_command_line(suite):
+    rows = SUITES[suite].rows
+    assert len({row.name for row in rows}) == len(rows)
+    for row in rows:
+        for method in METHODS:
+            argv = command(SUITES[suite], row, method, "out")
+            assert argv[:2] == ["-m", row.module]
+            args = _parser(row.module).parse_args(argv[2:])  # exits (SystemExit) on a flag the task lacks
+            assert args.mode == method and args.seed == SUITES[suite].seed
+
+
+def test_cpu_suite_has_the_rows_the_benchmark_asks_for():
+    names = {row.name for row in SUITES["cpu"].rows}
+    for wanted in ("ner-conll2003", "ner-conll2004", "qa-squad1-split", "superglue-rte", "superglue-cb",
+                   "superglue-copa", "superglue-wic", "glue-cola", "glue-sst2-5k", "glue-stsb"):
+        assert wanted in names
+    assert all(row.budget for row in SUITES["cpu"].rows)
+
+
+def _done(row: str, method: str, quality: float) -> dict:
+    return {"row": row, "method": method, "status": "done", "quality": quality, "metric_label": "F1",
+            "trainable_percent": 1.0, "train_seconds": 60.0, "seconds_per_step": 0.5, "peak_rss_mib": 100.0}
+
+
+def test_quality_targets_compare_prefix_with_finetune_and_peft():
+    suite = Suite("t", "test", (Row("a", "tasks.ner", (), ("f1",), "F1", max_gap=1.0),
+                                Row("b", "tasks.ner", (), ("f1",), "F1")))
+    results = {"a/prefix": _done("a", "prefix", 89.5), "a/finetune": _done("a", "finetune", 90.0),
+               "a/peft-prefix": _done("a", "peft-prefix", 90.0),
+               "b/prefix": _done("b", "prefix", 70.0), "b/peft-prefix": _done("b", "peft-prefix", 60.0),
+               "b/finetune": {"row": "b", "method": "finetune", "status": "failed", "reason": "exit code 1"}}
+    targets = {t["target"]: t for t in quality_targets(results, suite)}
+    assert targets["a: prefix >= finetune - 1"]["status"] == "met"
+    assert targets["a: prefix >= finetune - 1"]["measured"] == "89.50 vs 90.00 (-0.50)"
+    peft = targets["prefix >= peft-prefix (same budget), per row"]
+    assert peft["status"] == "partly met (1/2 rows)" and peft["measured"] == "a -0.50, b +10.00"
+    results["a/finetune"]["quality"] = 91.0
+    assert quality_targets(results, suite)[0]["status"] == "missed"
+    text = markdown({"results": results}, suite)
+    assert "| a | F1 | 89.50 | 91.00 | - | 90.00 | -1.50 | -0.50 |" in text  # quality by method
+    assert "b / finetune: failed - exit code 1" in text
+
+
+FAKE_TASK = '''
+import argparse, json, pathlib, sys
+p = argparse.ArgumentParser()
+for flag in ("--mode", "--seed", "--output-dir", "--score"):
+    p.add_argument(flag)
+a = p.parse_args()
+out = pathlib.Path(a.output_dir)
+calls = out.parent / "calls.txt"
+calls.write_text((calls.read_text() if calls.exists() else "") + a.mode + "\\n")
+if a.mode == "prompt":
+    sys.exit("error: this method fails")
+state = out / "checkpoints" / "checkpoint-10"
+state.mkdir(parents=True, exist_ok=True)
+(state / "trainer_state.json").write_text(json.dumps({"global_step": 10}))
+(out / "metrics.json").write_text(json.dumps({"train_seconds": 5.0, "test": {"f1": float(a.score)},
+                                              "parameters": {"trainable": 7, "trainable_percent": 0.5}}))
+'''
+
+
+@pytest.fixture
+def fake_repo(tmp_path, monkeypatch):
+    """The runner pointed at a checkout holding one fake task module (no torch, instant)."""
+    (tmp_path / "fake_task.py").write_text(FAKE_TASK)
+    suite = Suite("fake", "fake suite", (Row("r", "fake_task", ("--score", "0.8125"), ("f1",), "test F1",
+                                             budget="none", max_gap=1.0),), local_data=False)
+    monkeypatch.setitem(SUITES, "fake", suite)
+    monkeypatch.setattr(runner, "REPO", tmp_path)
+    monkeypatch.setattr(runner, "HERE", tmp_path / "benchmarks")
+    monkeypatch.setattr(sys, "argv", ["benchmarks.run"])
+    return tmp_path
+
+
+def test_runner_records_results_resumes_and_reports(fake_repo):
+    state = runner.main(["--suite", "fake", "--methods", "prefix", "finetune", "prompt"])
+    results = state["results"]
+    assert results["r/prefix"]["status"] == "done" and results["r/prefix"]["quality"] == 81.25
+    assert results["r/prefix"]["seconds_per_step"] == 0.5 and results["r/prefix"]["trainable_percent"] == 0.5
+    assert results["r/prompt"]["status"] == "failed" and "this method fails" in results["r/prompt"]["reason"]
+    out = fake_repo / "benchmarks" / "results"
+    stored = json.loads((out / "fake.json").read_text())
+    assert stored["results"].keys() == results.keys()
+    assert stored["quality_targets"][0]["status"] == "met"  # 81.25 vs 81.25
+    table = (out / "fake.md").read_text()
+    assert "| r | test F1 | prefix | 81.25 | 0.5% |" in table and "r / prompt: failed" in table
+
+    runner.main(["--suite", "fake", "--methods", "prefix", "finetune", "prompt"])  # resume: only the failure reruns
+    calls = (fake_repo / "benchmarks" / "runs" / "fake" / "calls.txt").read_text().split()
+    assert calls == ["prefix", "finetune", "prompt", "prompt"]
+
+    (out / "fake.md").unlink()
+    runner.main(["--suite", "fake", "--report-only"])  # rewrites the outputs, runs nothing
+    assert (out / "fake.md").read_text() == table
+    assert (fake_repo / "benchmarks" / "runs" / "fake" / "calls.txt").read_text().split() == calls
