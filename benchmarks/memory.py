@@ -64,4 +64,7 @@ def measure(size: str, method: str, length: int, batch: int, prefix_len: int, mo
 
 
 if __name__ == "__main__":
+    from tasks.common.allocator import keep_large_allocations
+
+    keep_large_allocations()  # as the task CLIs do
     print(json.dumps(worker(**json.loads(sys.argv[1]))))

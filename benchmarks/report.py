@@ -91,7 +91,9 @@ def speed_markdown(result: dict) -> str:
              "- Peak memory: one fresh subprocess per (encoder, method): resident set after imports (baseline), then "
              "the RSS high-water mark (`VmHWM` of /proc/self/status, reset after imports) after building the model "
              "and 2 training steps; training memory = peak - baseline (weights + gradients + AdamW state + "
-             "activations). Not `ru_maxrss`: Linux carries the parent's peak into a child across fork+exec.\n",
+             "activations). Not `ru_maxrss`: Linux carries the parent's peak into a child across fork+exec.\n"
+             f"- glibc malloc thresholds raised as in the task CLIs (`tasks/common/allocator.py`): "
+             f"{'yes' if result['settings'].get('malloc_tuning') else 'no'}.\n",
              "\n## Training step (ms; ratio of time to finetune, lower is faster)\n\n",
              _grid_table(result["train"], methods, lambda r: f"{1000 * r['median_s']:.0f}", "ms"),
              "\n## Inference throughput (sequences/s; throughput relative to finetune, higher is faster)\n\n",

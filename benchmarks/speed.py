@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from models.backbone import DEFAULT_MODEL
+from tasks.common.allocator import keep_large_allocations
 
 from .env import environment
 from .epoch import measure_epoch
@@ -89,10 +90,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-dir", default=None, help="data root for CoNLL-2003 (default: $PTV2_DATA_DIR)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    tuned = keep_large_allocations()  # as the task CLIs do, so the numbers are theirs
     mode = "quick" if args.quick else "full"
     methods = tuple(["finetune"] + [m for m in args.methods if m != "finetune"])  # finetune: the ratio base
     result = {"environment": environment(), "mode": mode,
-              "settings": {"prefix_len": args.prefix_len, "methods": methods, "grid": GRID[mode],
+              "settings": {"malloc_tuning": tuned, "prefix_len": args.prefix_len, "methods": methods, "grid": GRID[mode],
                            "warmup_repeats": REPEATS[mode], "memory_config": MEMORY[mode],
                            "epoch_steps": EPOCH_STEPS[mode], "model": args.model, "optimizer": "torch AdamW",
                            "head": "token classification, 9 labels"},

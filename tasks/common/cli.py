@@ -15,6 +15,7 @@ from models.peft_prefix import PeftMissing
 from models.prefix import PrefixConfig, UnsupportedArchitecture
 from models.prompt import PromptConfig
 
+from .allocator import keep_large_allocations
 from .data_root import DATA_ENV
 from .errors import UsageError
 
@@ -134,6 +135,7 @@ def run_subcommand(argv: list[str] | None, train_main, predict_main) -> None:
     import sys
 
     argv = sys.argv[1:] if argv is None else argv
+    keep_large_allocations()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun/accelerate: rank 0 alone prints reports (errors still show)
         sys.stdout = open(os.devnull, "w")
     if argv[:1] == ["predict"]:

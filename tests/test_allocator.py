@@ -1,0 +1,38 @@
+"""The malloc tuning of the task CLIs: big freed blocks are reused, not mapped again each time."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+CHILD = """
+import resource, sys, torch
+from tasks.common.allocator import keep_large_allocations
+applied = keep_large_allocations()
+for _ in range(10):  # warm: the heap grows to fit (in a few steps)
+    torch.ones(16 * 2**20)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    torch.ones(16 * 2**20)  # 64 MiB, freed at once: above glibc's default mmap threshold (<= 32 MiB)
+print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
+"""
+
+
+def _run(tuning: str) -> tuple[str, float]:
+    env = {**os.environ, "PTV2_MALLOC_TUNING": tuning}
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True)
+    applied, faults = out.stdout.split()
+    return applied, float(faults)
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_large_blocks_are_reused_instead_of_remapped():
+    applied, faults = _run("1")
+    off, faults_off = _run("0")
+    assert (applied, off) == ("True", "False")
+    pages = 64 * 2**20 / os.sysconf("SC_PAGE_SIZE")
+    assert faults_off > pages / 2  # every 64 MiB tensor touched fresh pages
+    assert faults < pages / 4  # mostly the same block, back from the heap
