@@ -33,6 +33,8 @@ def finish_run(model: AdaptedModel, out_dir: str | Path, task: dict[str, Any], m
         sizes = save_artifact(model, out_dir, task)
         metrics.update(sizes)
         (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"artifact: {out_dir} ({sizes['artifact_bytes'] / 2**20:.2f} MiB trained tensors; "
+          f"encoder {sizes['backbone_bytes'] / 2**20:.1f} MiB, not copied)")
     return sizes
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,14 @@ def train(model: AdaptedModel, args: argparse.Namespace, output_dir: Path, train
         print(f"resuming from {checkpoint}" if checkpoint else f"--resume: no checkpoint in {folder}, starting fresh")
     trainer.train(resume_from_checkpoint=checkpoint)
     return trainer
+
+
+def timed_train(model: AdaptedModel, args: argparse.Namespace, output_dir: Path, train_dataset, collator) -> dict:
+    """:func:`train`, returning what every task's metrics.json starts with: training time, parameter counts, flags."""
+    started = time.time()
+    train(model, args, output_dir, train_dataset, collator)
+    return {"train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
+            "args": {k: str(v) for k, v in vars(args).items()}}
 
 
 def predict(model: AdaptedModel, dataset: list[dict], collator, batch_size: int, work_dir: Path) -> np.ndarray:

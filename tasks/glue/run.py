@@ -14,7 +14,7 @@ from tasks.common.artifacts import finish_run, load_artifact
 from tasks.common.cli import (POSITIVE, common_parser, describe_parameters, model_from_args, run_subcommand,
                               train_subset)
 from tasks.common.errors import DataError, UsageError, exit_on_bad_input
-from tasks.common.training import predict, train
+from tasks.common.training import predict, timed_train
 
 from .data import Splits, load_splits, read_file
 from .features import Collator, decode, encode
@@ -93,11 +93,9 @@ def train_main(argv: list[str], benchmark: str) -> dict:
     print(describe_parameters(model))
     encoded = encode(spec, train_examples, tokenizer, args.max_length)
     print(f"train ({splits['train'][1]}): {encoded.report(args.max_length)}")
-    started = time.time()
-    train(model, args, output_dir, encoded.features, Collator(tokenizer, spec.kind == "regression"))
-    metrics = {"benchmark": benchmark, "task": spec.name, "train_examples": len(train_examples),
-               "train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
-               "args": {k: str(v) for k, v in vars(args).items()}}
+    collator = Collator(tokenizer, spec.kind == "regression")
+    metrics = {**timed_train(model, args, output_dir, encoded.features, collator),
+               "benchmark": benchmark, "task": spec.name, "train_examples": len(train_examples)}
     for split in spec.eval_splits:
         examples, source = splits[split][0][: args.max_eval_samples], splits[split][1]
         started = time.time()
@@ -108,9 +106,7 @@ def train_main(argv: list[str], benchmark: str) -> dict:
                           "eval_seconds": round(time.time() - started, 1)}
         print(f"{split}: {report}\n{format_scores(split, scores, len(examples))}")
     task = {"benchmark": benchmark, "name": spec.name, "labels": list(spec.labels), "max_length": args.max_length}
-    sizes = finish_run(model, output_dir, task, metrics)  # artifact + metrics.json (rank 0 only)
-    print(f"artifact: {output_dir} ({sizes['artifact_bytes'] / 2**20:.2f} MiB trained tensors; "
-          f"encoder {sizes['backbone_bytes'] / 2**20:.1f} MiB, not copied)")
+    finish_run(model, output_dir, task, metrics)  # artifact + metrics.json (rank 0 only)
     return metrics
 
 

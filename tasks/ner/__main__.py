@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from transformers import DataCollatorForTokenClassification
@@ -16,7 +15,7 @@ from tasks.common.artifacts import finish_run, load_artifact
 from tasks.common.cli import (POSITIVE, common_parser, describe_parameters, model_from_args, run_subcommand,
                               train_subset)
 from tasks.common.errors import exit_on_bad_input
-from tasks.common.training import predict, train
+from tasks.common.training import predict, timed_train
 
 from .conll import check_known_tags, read_conll, write_conll
 from .datasets import KNOWN, label_list, load_splits, read_raw_text
@@ -61,10 +60,8 @@ def train_main(argv: list[str]) -> dict:
     label_ids = {label: i for i, label in enumerate(labels)}
     features, _, stats = encode(train_sentences, tokenizer, label_ids, args.max_length)
     print(f"train: {stats.report()}")
-    started = time.time()
-    train(model, args, output_dir, features, DataCollatorForTokenClassification(tokenizer))
-    metrics = {"train_seconds": round(time.time() - started, 1), "labels": labels,
-               "parameters": model.parameter_counts(), "args": {k: str(v) for k, v in vars(args).items()}}
+    metrics = {**timed_train(model, args, output_dir, features, DataCollatorForTokenClassification(tokenizer)),
+               "labels": labels}
     for split in ("dev", "test"):
         if split not in splits:
             continue
@@ -76,9 +73,7 @@ def train_main(argv: list[str]) -> dict:
         metrics[split] = scores
         print(f"{split}: {stats.report()}")
         print(format_scores(split, scores))
-    sizes = finish_run(model, output_dir, {"name": "ner", "labels": labels, "max_length": args.max_length}, metrics)
-    print(f"artifact: {output_dir} ({sizes['artifact_bytes'] / 2**20:.2f} MiB trained tensors; "
-          f"encoder {sizes['backbone_bytes'] / 2**20:.1f} MiB, not copied)")
+    finish_run(model, output_dir, {"name": "ner", "labels": labels, "max_length": args.max_length}, metrics)
     return metrics
 
 

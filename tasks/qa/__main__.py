@@ -19,7 +19,7 @@ from tasks.common.artifacts import finish_run, load_artifact
 from tasks.common.cli import (NON_NEGATIVE, POSITIVE, common_parser, describe_parameters, model_from_args,
                               run_subcommand, train_subset)
 from tasks.common.errors import UsageError, exit_on_bad_input
-from tasks.common.training import predict, train
+from tasks.common.training import predict, timed_train
 
 from .datasets import KNOWN, is_v2, load_train_eval
 from .features import check_tokenizer, encode, question_token_limit
@@ -113,9 +113,7 @@ def train_main(argv: list[str]) -> dict:
     features, _, stats = encode(train_subset(train_data.questions, args), tokenizer, args.max_length,
                                 args.doc_stride)
     print(f"train windows: {stats.report()}")
-    started = time.time()
-    train(model, args, output_dir, features, DataCollatorWithPadding(tokenizer))
-    train_seconds = time.time() - started
+    metrics = timed_train(model, args, output_dir, features, DataCollatorWithPadding(tokenizer))
     settings = {"max_length": args.max_length, **{k: getattr(args, k) for k in ANSWERING}}
     questions = eval_data.questions[: args.max_eval_samples]
     predictions, null_odds, report = answer_questions(model, tokenizer, questions, settings, version2,
@@ -123,15 +121,11 @@ def train_main(argv: list[str]) -> dict:
     scores = score(questions, predictions, null_odds, version2)
     print(format_scores("eval", scores))
     written = write_predictions(output_dir, predictions, null_odds, version2)
-    metrics = {"eval": scores, "eval_run": report, "train_windows": vars(stats),
-               "train_seconds": round(train_seconds, 1),
-               "train_source": train_data.source, "eval_source": eval_data.source,
-               "parameters": model.parameter_counts(), "args": {k: str(v) for k, v in vars(args).items()}}
-    sizes = finish_run(model, output_dir, {"name": "qa", "dataset": args.dataset, "version2": version2, **settings},
+    metrics.update({"eval": scores, "eval_run": report, "train_windows": vars(stats),
+                    "train_source": train_data.source, "eval_source": eval_data.source})
+    finish_run(model, output_dir, {"name": "qa", "dataset": args.dataset, "version2": version2, **settings},
                        metrics)
     print(f"wrote {', '.join(str(p) for p in written)}")
-    print(f"artifact: {output_dir} ({sizes['artifact_bytes'] / 2**20:.2f} MiB trained tensors; "
-          f"encoder {sizes['backbone_bytes'] / 2**20:.1f} MiB, not copied)")
     return metrics
 
 
