@@ -40,7 +40,8 @@ def environment() -> dict:
     import torch
 
     gpu = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    status = _git("status", "--porcelain")
+    # the stored results themselves change between the invocations that fill a suite: not code
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
     return {
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
