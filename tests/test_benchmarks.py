@@ -116,6 +116,7 @@ def test_runner_records_results_resumes_and_reports(fake_repo):
     calls = (fake_repo / "benchmarks" / "runs" / "fake" / "calls.txt").read_text().split()
     assert calls == ["prefix", "finetune", "prompt", "prompt"]
 
+    table = (out / "fake.md").read_text()  # as the last invocation left it (its environment, e.g. load)
     (out / "fake.md").unlink()
     runner.main(["--suite", "fake", "--report-only"])  # rewrites the outputs, runs nothing
     assert (out / "fake.md").read_text() == table
