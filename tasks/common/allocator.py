@@ -10,7 +10,6 @@ threshold lets freed blocks be reused; peak RSS grew by about 4% in the same mea
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
@@ -24,9 +23,8 @@ def keep_large_allocations() -> bool:
     """
     if os.environ.get("PTV2_MALLOC_TUNING", "1") == "0":
         return False
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError, TypeError):  # not glibc (macOS, Windows, musl without mallopt)
+    try:  # the symbols already loaded into this process, libc's among them (no library search)
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):  # no mallopt (macOS, musl) or no CDLL(None) (Windows)
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, LIMIT)) and bool(mallopt(M_TRIM_THRESHOLD, LIMIT))
