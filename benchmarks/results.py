@@ -25,49 +25,47 @@ def _cell(record: dict | None) -> list[str]:
             f"{record.get('peak_rss_mib', 0):.0f} MiB"]
 
 
-def _quality(results: dict, row: str, method: str) -> float | None:
-    record = results.get(f"{row}/{method}")
-    return record.get("quality") if record and record["status"] == "done" else None
+def _qualities(results: dict, row: str) -> dict[str, float | None]:
+    """Each method's quality on ``row`` (None unless that run is done)."""
+    records = {m: results.get(f"{row}/{m}") for m in METHODS}
+    return {m: r.get("quality") if r and r["status"] == "done" else None for m, r in records.items()}
 
 
-def _points(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.2f}"
+def _margin(q: dict[str, float | None], other: str) -> float | None:
+    return None if q["prefix"] is None or q[other] is None else q["prefix"] - q[other]
 
 
 def quality_by_method(results: dict, suite: Suite) -> str:
     """One line per row: every method's quality side by side, and the prefix's margins."""
     body = []
     for row in suite.rows:
-        q = {m: _quality(results, row.name, m) for m in METHODS}
+        q = _qualities(results, row.name)
         if all(v is None for v in q.values()):
             continue
-
-        def gap(other: str) -> float | None:
-            return None if q["prefix"] is None or q[other] is None else q["prefix"] - q[other]
-
+        margins = (_margin(q, "finetune"), _margin(q, "peft-prefix"))
         body.append([row.name, row.metric_label, *("-" if q[m] is None else f"{q[m]:.2f}" for m in METHODS),
-                     _points(gap("finetune")), _points(gap("peft-prefix"))])
+                     *("-" if v is None else f"{v:+.2f}" for v in margins)])
     return markdown_table(["row", "metric", *METHODS, "prefix - finetune", "prefix - peft-prefix"], body)
 
 
 def quality_targets(results: dict, suite: Suite) -> list[dict]:
     """The benchmark's quality targets: prefix >= finetune - gap on the rows that set one; prefix >= peft-prefix."""
-    out = []
+    out, versus_peft = [], []
     for row in suite.rows:
-        prefix, finetune = _quality(results, row.name, "prefix"), _quality(results, row.name, "finetune")
-        if row.max_gap is not None and prefix is not None and finetune is not None:
+        q = _qualities(results, row.name)
+        gap, peft = _margin(q, "finetune"), _margin(q, "peft-prefix")
+        if row.max_gap is not None and gap is not None:
             out.append({"target": f"{row.name}: prefix >= finetune - {row.max_gap:g}",
-                        "status": "met" if prefix >= finetune - row.max_gap else "missed",
-                        "measured": f"{prefix:.2f} vs {finetune:.2f} ({prefix - finetune:+.2f})"})
-    pairs = [(row.name, _quality(results, row.name, "prefix"), _quality(results, row.name, "peft-prefix"))
-             for row in suite.rows]
-    pairs = [(name, a, b) for name, a, b in pairs if a is not None and b is not None]
-    if pairs:
-        met = [name for name, a, b in pairs if a >= b]
+                        "status": "met" if gap >= -row.max_gap else "missed",
+                        "measured": f"{q['prefix']:.2f} vs {q['finetune']:.2f} ({gap:+.2f})"})
+        if peft is not None:
+            versus_peft.append((row.name, peft))
+    if versus_peft:
+        met = sum(1 for _, margin in versus_peft if margin >= 0)
         out.append({"target": "prefix >= peft-prefix (same budget), per row",
-                    "status": "met" if len(met) == len(pairs) else "missed" if not met else
-                    f"partly met ({len(met)}/{len(pairs)} rows)",
-                    "measured": ", ".join(f"{name} {a - b:+.2f}" for name, a, b in pairs)})
+                    "status": "met" if met == len(versus_peft) else "missed" if not met else
+                    f"partly met ({met}/{len(versus_peft)} rows)",
+                    "measured": ", ".join(f"{name} {margin:+.2f}" for name, margin in versus_peft)})
     return out
 
 

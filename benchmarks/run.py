@@ -155,11 +155,11 @@ def main(argv: list[str] | None = None) -> dict:
                 print("   " + _command_line(command(suite, row, m, _rel(out_root / f"{row.name}-{m}"))))
         return {}
     store = results_dir / f"{suite.name}.json"
+    state = {"suite": suite.name, "results": {}, **_read_store(store)}
     if args.report_only:
-        state = _store_result(store, {"suite": suite.name, "results": {}, **_read_store(store)}, None, None, suite)
+        state = _store_result(store, state, None, None, suite)
         print((results_dir / f"{suite.name}.md").read_text())
         return state
-    state = {"suite": suite.name, "results": {}, **_read_store(store)}
     state.update(description=suite.description, seed=suite.seed, environment=_environment(suite))
     jobs = [(row, m) for row in rows for m in args.methods]
     from tqdm import tqdm  # ships with transformers; imported late so --list works without it
