@@ -1,1 +1,2 @@
-"""Benchmarks: `python -m benchmarks.speed` (step time, throughput, memory) and `python -m benchmarks.run` (quality tables)."""
+"""Benchmarks: `python -m benchmarks.speed` (step time, throughput, memory) and
+`python -m benchmarks.run` (quality tables)."""

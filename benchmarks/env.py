@@ -72,8 +72,9 @@ def environment_markdown(env: dict) -> str:
     gpus = ", ".join(env["gpus"]) or "none"
     dirty = " (with uncommitted changes)" if env.get("git_dirty") else ""
     load = env.get("load_average")
-    return (f"- machine: {env['cpu_model']}, {env['cpu_count']} cores, torch threads {env['torch_threads']}, GPU: {gpus}; "
-            f"load average at start {load}" + (f", at end {env['load_average_end']}" if "load_average_end" in env else "") + "\n"
+    end = f", at end {env['load_average_end']}" if "load_average_end" in env else ""
+    return (f"- machine: {env['cpu_model']}, {env['cpu_count']} cores, torch threads {env['torch_threads']}, "
+            f"GPU: {gpus}; load average at start {load}{end}\n"
             f"- software: Python {env['python']}, torch {env['torch']}, transformers {env['transformers']}, "
             f"peft {env['peft']}\n"
             f"- code: git {str(env['git_commit'])[:12]}{dirty}; run {env['date_utc']} UTC\n"

@@ -38,13 +38,15 @@ def _batches(order: list[int], batch_size: int) -> list[list[int]]:
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def measure_epoch(steps: dict[str, int | None], batch_size: int = 16, prefix_len: int = 32, model_name: str = DEFAULT_MODEL,
+def measure_epoch(steps: dict[str, int | None], batch_size: int = 16, prefix_len: int = 32,
+                  model_name: str = DEFAULT_MODEL,
                   data_dir: str | None = None, warmup: int = 3, seed: int = 0) -> dict:
     tokenizer = load_tokenizer(model_name)
     features, num_labels = _features(model_name, data_dir, tokenizer)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    grouped = list(LengthGroupedSampler(batch_size, lengths=[len(f["input_ids"]) for f in features], generator=generator))
+    lengths = [len(f["input_ids"]) for f in features]
+    grouped = list(LengthGroupedSampler(batch_size, lengths=lengths, generator=generator))
     shuffled = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed)).tolist()
     variants = {
         "dynamic+grouped": (_batches(grouped, batch_size), DataCollatorForTokenClassification(tokenizer)),

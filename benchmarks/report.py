@@ -13,7 +13,8 @@ def _verdict(ratios: list[float], ok) -> tuple[str, str]:
     status = "met" if met == len(ratios) else "missed" if met == 0 else f"partly met ({met}/{len(ratios)} configs)"
     if len(ratios) == 1:
         return status, f"{ratios[0]:.2f}"
-    detail = f"median {statistics.median(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} configs"
+    detail = (f"median {statistics.median(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f} "
+              f"over {len(ratios)} configs")
     return status, detail
 
 
@@ -32,7 +33,8 @@ def targets(result: dict) -> list[dict]:
         out.append({"target": name, "goal": goal, "status": status, "measured": detail, "ratios": ratios})
 
     train, infer = result["train"], result["inference"]
-    add("train step prefix / finetune", "<= 0.70", _paired(train, "prefix", "finetune", "median_s"), lambda r: r <= 0.70)
+    add("train step prefix / finetune", "<= 0.70", _paired(train, "prefix", "finetune", "median_s"),
+        lambda r: r <= 0.70)
     add("train step prefix / peft-prefix", "<= 0.85", _paired(train, "prefix", "peft-prefix", "median_s"),
         lambda r: r <= 0.85)
     add("eval throughput prefix / peft-prefix", ">= 1.00",
@@ -42,7 +44,8 @@ def targets(result: dict) -> list[dict]:
         if memory.get(("bert-large", "prefix")) and memory.get(("bert-large", "finetune")) else []
     add("peak training memory prefix / finetune (BERT-large)", "<= 0.60", large, lambda r: r <= 0.60)
     epoch = result.get("epoch")
-    add("CoNLL-2003 epoch: pad-152 / dynamic+grouped", ">= 3.0", [epoch["speedup"]] if epoch else [], lambda r: r >= 3.0)
+    add("CoNLL-2003 epoch: pad-152 / dynamic+grouped", ">= 3.0", [epoch["speedup"]] if epoch else [],
+        lambda r: r >= 3.0)
     return out
 
 
@@ -79,8 +82,9 @@ def speed_markdown(result: dict) -> str:
              markdown_table(["target", "goal", "status", "measured"],
                     [[t["target"], t["goal"], t["status"], t["measured"]] for t in result["targets"]]),
              "\n## How it is measured\n\n",
-             f"- All methods use prefix/prompt length {result['settings']['prefix_len']}, a 9-label token-classification "
-             "head, random tokens with ~10% padding in half the rows, AdamW (torch) over the trainable tensors.\n"
+             f"- All methods use prefix/prompt length {result['settings']['prefix_len']}, "
+             "a 9-label token-classification head, random tokens with ~10% padding in half the rows, "
+             "AdamW (torch) over the trainable tensors.\n"
              "- `bundled` is the bundled encoder (all-MiniLM-L6-v2, 6x384); `bert-base` (12x768) and `bert-large` "
              "(24x1024) are randomly initialised BertConfig sizes built in code (timing does not depend on weights).\n"
              "- Step time = forward + backward + optimizer step. Every method of one encoder size is built in the same "
@@ -107,7 +111,8 @@ def speed_markdown(result: dict) -> str:
             cells = []
             for m in methods:
                 r = by.get((size, m))
-                ratio = "" if r is None or not fin or not fin["training_mib"] else f" ({r['training_mib'] / fin['training_mib']:.2f}x)"
+                ratio = ("" if r is None or not fin or not fin["training_mib"]
+                         else f" ({r['training_mib'] / fin['training_mib']:.2f}x)")
                 cells.append("-" if r is None else f"{r['training_mib']:.0f}{ratio}")
             any_row = next(r for r in result["memory"] if r["size"] == size)
             body.append([size, f"{any_row['length']}x{any_row['batch']}", *cells])

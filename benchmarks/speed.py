@@ -58,7 +58,8 @@ def time_size(size: str, grid: list[tuple[int, int]], methods: tuple[str, ...], 
         print(f"  {size} length {length} batch {batch}: training step", flush=True)
         for m in methods:
             models[m].train()
-        timed = Timer(warmup, repeats).run({m: (lambda m=m: train_step(models[m], optimizers[m], data)) for m in methods})
+        steps = {m: (lambda m=m: train_step(models[m], optimizers[m], data)) for m in methods}
+        timed = Timer(warmup, repeats).run(steps)
         train_rows += _rows(size, length, batch, timed, "median_s")
         print(f"  {size} length {length} batch {batch}: inference", flush=True)
         for m in methods:
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     mode = "quick" if args.quick else "full"
     methods = tuple(["finetune"] + [m for m in args.methods if m != "finetune"])  # finetune: the ratio base
     result = {"environment": environment(), "mode": mode,
-              "settings": {"malloc_tuning": tuned, "prefix_len": args.prefix_len, "methods": methods, "grid": GRID[mode],
+              "settings": {"malloc_tuning": tuned, "prefix_len": args.prefix_len, "methods": methods,
+                           "grid": GRID[mode],
                            "warmup_repeats": REPEATS[mode], "memory_config": MEMORY[mode],
                            "epoch_steps": EPOCH_STEPS[mode], "model": args.model, "optimizer": "torch AdamW",
                            "head": "token classification, 9 labels"},

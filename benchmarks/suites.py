@@ -75,9 +75,9 @@ CPU = Suite("cpu", "bundled encoder (all-MiniLM-L6-v2) on this 2-core CPU; each 
         NER_F1, "test F1", budget="10 epochs x 922 sentences (580 steps of 16); est. 17 min"),
     Row("qa-squad1-split", "tasks.qa", ("--dataset", "squad", "--split-by-article", "0.5", "--prefix-len", "16",
                                         "--max-length", "256", "--epochs", "1"),
-        QA_F1, "F1 (2nd half)", percent=True, max_gap=2.0, budget="1 epoch on the first 24 articles (5,696 questions, 6,687 "
-                                      "256-token windows, 418 steps) + eval on the other 24; est. 60 min for finetune on "
-                                      "one core: over the ~30 min aim"),
+        QA_F1, "F1 (2nd half)", percent=True, max_gap=2.0,
+        budget="1 epoch on the first 24 articles (5,696 questions, 6,687 256-token windows, 418 steps) "
+               "+ eval on the other 24; est. 60 min for finetune on one core: over the ~30 min aim"),
     Row("superglue-rte", "tasks.superglue", ("--task", "rte", "--prefix-len", "32", "--epochs", "4",
                                              "--max-length", "128"),
         ACC, "val acc.", budget="4 epochs x 2,490 pairs (624 steps); est. 25 min"),

@@ -54,10 +54,12 @@ def share_weights(target: nn.Module, source: nn.Module) -> None:
 
 def build(method: str, backbone: nn.Module, prefix_len: int) -> AdaptedModel:
     head = TokenClassificationHead(backbone.config.hidden_size, NUM_LABELS)
-    return AdaptedModel(backbone, head, method, PrefixConfig(prefix_len=prefix_len), PromptConfig(prompt_len=prefix_len))
+    return AdaptedModel(backbone, head, method, PrefixConfig(prefix_len=prefix_len),
+                        PromptConfig(prompt_len=prefix_len))
 
 
-def build_all(size: str, methods: tuple[str, ...], prefix_len: int, model: str = DEFAULT_MODEL) -> dict[str, AdaptedModel]:
+def build_all(size: str, methods: tuple[str, ...], prefix_len: int,
+              model: str = DEFAULT_MODEL) -> dict[str, AdaptedModel]:
     source = make_backbone(size, model)
     built = {}
     for method in methods:

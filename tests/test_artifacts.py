@@ -291,7 +291,8 @@ def test_counts_are_checked_by_the_parser(capsys, argv, message):
 def test_prefix_len_0_is_a_linear_probe(tmp_path, tiny_tokenizer):
     """--prefix-len 0: only the head trains; the frozen encoder's features are the control for the prefix."""
     encoder = str(save_tiny_model(tmp_path / "enc"))
-    model = build_model(encoder, lambda hidden: TokenClassificationHead(hidden, 3), "prefix", PrefixConfig(prefix_len=0))
+    head = lambda hidden: TokenClassificationHead(hidden, 3)  # noqa: E731
+    model = build_model(encoder, head, "prefix", PrefixConfig(prefix_len=0))
     trainable = {name for name, p in model.named_parameters() if p.requires_grad and p.numel()}
     assert trainable and all(name.startswith("head.") for name in trainable)
     batch = tiny_tokenizer(["a b c", "d"], padding=True, return_tensors="pt")

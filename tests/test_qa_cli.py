@@ -72,7 +72,8 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
     (["--dev-file", "{dev}", "--split-by-article", "2"], "--split-by-article must be between 0 and 1"),
     (["--dev-file", "{missing}", "--split-by-article", "0.5"], "missing.json: file not found"),
     (["--dev-file", "{dev}", "--split-by-article", "0.5", "--doc-stride", "400"], "--doc-stride 400"),
-    (["--dev-file", "{dev}", "--split-by-article", "0.5", "--n-best", "0"], "argument --n-best: must be at least 1, got 0"),
+    (["--dev-file", "{dev}", "--split-by-article", "0.5", "--n-best", "0"],
+     "argument --n-best: must be at least 1, got 0"),
     (["predict", "--artifact", "{tmp}", "--input", "{dev}", "--output-dir", "{tmp}"], "not a trained artifact"),
 ])
 def test_bad_flags_and_files_exit_2(tmp_path, capsys, argv, message):

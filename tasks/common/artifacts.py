@@ -26,7 +26,8 @@ def is_main_process() -> bool:
     return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
 
 
-def finish_run(model: AdaptedModel, out_dir: str | Path, task: dict[str, Any], metrics: dict[str, Any]) -> dict[str, int]:
+def finish_run(model: AdaptedModel, out_dir: str | Path, task: dict[str, Any],
+               metrics: dict[str, Any]) -> dict[str, int]:
     """Save the artifact and metrics.json (rank 0 only); return the sizes, also recorded in metrics."""
     sizes = {"artifact_bytes": 0, "backbone_bytes": parameter_bytes(model.backbone)}
     if is_main_process():
@@ -60,7 +61,8 @@ def save_artifact(model: AdaptedModel, out_dir: str | Path, task: dict[str, Any]
 def read_artifact_config(artifact_dir: str | Path) -> dict[str, Any]:
     path = Path(artifact_dir) / CONFIG
     if not path.is_file():
-        raise DataError(path, None, "not a trained artifact (no adapter_config.json); pass the --output-dir of a training run")
+        raise DataError(path, None, "not a trained artifact (no adapter_config.json); "
+                                    "pass the --output-dir of a training run")
     try:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -99,5 +101,6 @@ def load_trainable(model: AdaptedModel, tensors: dict[str, torch.Tensor]) -> Non
     expected = set(model.trainable_state_dict())
     if set(tensors) != expected:
         missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
-        raise DataError(None, None, f"artifact tensors do not match the model (missing {missing[:3]}, unexpected {extra[:3]})")
+        raise DataError(None, None, f"artifact tensors do not match the model "
+                                    f"(missing {missing[:3]}, unexpected {extra[:3]})")
     model.load_state_dict(tensors, strict=False)

@@ -17,14 +17,16 @@ KNOWN = {
 HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 
 
-def load_splits(dataset: str, data_dir: str | None, files: dict[str, str | None]) -> dict[str, tuple[list[Sentence], str]]:
+def load_splits(dataset: str, data_dir: str | None,
+                files: dict[str, str | None]) -> dict[str, tuple[list[Sentence], str]]:
     """{split: (sentences, source)} from explicit files, else the named dataset (local, then hub)."""
     if any(files.values()):
         if not files.get("train"):
             raise UsageError("--train-file is required when giving CoNLL files (labels come from it)")
         return {split: (read_conll(path), str(path)) for split, path in files.items() if path}
     if dataset not in KNOWN:
-        raise UsageError(f"unknown dataset '{dataset}'; known: {', '.join(KNOWN)}, or pass --train-file/--dev-file/--test-file")
+        raise UsageError(f"unknown dataset '{dataset}'; known: {', '.join(KNOWN)}, "
+                         "or pass --train-file/--dev-file/--test-file")
     relative, hub = KNOWN[dataset]
     folder = find_local(data_dir, relative, tuple(f"{s}.txt" for s in SPLITS))
     if folder is not None:
@@ -47,7 +49,8 @@ def _from_hub(name: str) -> dict[str, tuple[list[Sentence], str]]:
     for split, hub_split in HUB_SPLITS.items():
         names = data[hub_split].features["ner_tags"].feature.names
         sentences = [
-            Sentence(list(row["tokens"]), to_iob2([names[t] for t in row["ner_tags"]]), i + 1, [[] for _ in row["tokens"]])
+            Sentence(list(row["tokens"]), to_iob2([names[t] for t in row["ner_tags"]]), i + 1,
+                     [[] for _ in row["tokens"]])
             for i, row in enumerate(data[hub_split])
             if row["tokens"] and row["tokens"][0] != "-DOCSTART-"  # document separators are not sentences
         ]
