@@ -13,16 +13,22 @@ STATUS_NOTE = {"unavailable": "task module not in this checkout yet", "skipped":
 
 def _cell(record: dict | None) -> list[str]:
     if record is None:
-        return ["not run", "-", "-", "-", "-"]
+        return ["not run", "-", "-", "-", "-", "-"]
     if record["status"] != "done":
-        return [record["status"], "-", "-", "-", "-"]
+        return [record["status"], "-", "-", "-", "-", "-"]
     trainable = record.get("trainable_percent")
     train_s = record.get("train_seconds") or record.get("wall_seconds")
     quality = record.get("quality")
     per_step = record.get("seconds_per_step")
     return ["-" if quality is None else f"{quality:.2f}", "-" if trainable is None else f"{trainable:.3g}%",
             "-" if train_s is None else f"{train_s / 60:.1f} min", "-" if per_step is None else f"{per_step:.2f}",
-            f"{record.get('peak_rss_mib', 0):.0f} MiB"]
+            f"{record.get('peak_rss_mib', 0):.0f} MiB", _commit(record)]
+
+
+def _commit(record: dict) -> str:
+    """Which code produced the run: a suite is completed across several invocations and commits."""
+    commit = record.get("git_commit") or "-"
+    return commit[:7] + (" (dirty)" if record.get("git_dirty") else "")
 
 
 def _qualities(results: dict, row: str) -> dict[str, float | None]:
@@ -89,9 +95,10 @@ def markdown(state: dict, suite: Suite) -> str:
         lines.append(markdown_table(["target", "status", "measured"],
                                     [[t["target"], t["status"], t["measured"]] for t in targets]))
     lines.append("\n## Quality by method\n\n" + quality_by_method(results, suite))
-    lines.append("\n## Every run\n\n")
+    lines.append("\n## Every run\n\n`commit`: the code that ran (a suite is completed over several invocations); "
+                 "`(dirty)`: the working tree differed from it (until 8b3efb1 the results files themselves counted).\n\n")
     lines.append(markdown_table(["row", "metric", "method", "quality", "trainable", "train time", "s/step",
-                                 "peak RSS"], body))
+                                 "peak RSS", "commit"], body))
     problems = [r for r in results.values() if r["status"] != "done"]
     if problems:
         lines.append("\n## Not finished\n\n")
