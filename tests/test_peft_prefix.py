@@ -15,13 +15,13 @@ from models.prefix import PrefixConfig  # noqa: E402
 HIDDEN, LAYERS, LABELS, PREFIX = 32, 2, 3, 4
 
 
-def _model(seed: int = 0, prefix_len: int = PREFIX) -> AdaptedModel:
+def _model(seed: int = 0, prefix_len: int = PREFIX, method: str = "peft-prefix") -> AdaptedModel:
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=60, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=64)
     backbone = BertModel(config, add_pooling_layer=False)
     head = TokenClassificationHead(HIDDEN, LABELS, dropout=0.0)
-    return AdaptedModel(backbone, head, "peft-prefix", PrefixConfig(prefix_len=prefix_len))
+    return AdaptedModel(backbone, head, method, PrefixConfig(prefix_len=prefix_len))
 
 
 def _batch(seed: int = 1):
@@ -52,6 +52,27 @@ def test_matches_peft_own_forward() -> None:
     ours = model.encode(ids, mask)
     theirs = model.peft_prefix._peft(input_ids=ids, attention_mask=mask).last_hidden_state
     torch.testing.assert_close(ours, theirs)
+
+
+def test_ours_is_peft_minus_the_position_shift() -> None:
+    """With the same prefix rows, PEFT's cache prefix equals our in-attention prefix once PEFT's
+    tokens keep positions 0..n-1: the position shift is the only difference between the two."""
+    theirs, ours = _model().eval(), _model(method="prefix").eval()
+    table = theirs.peft_prefix.prompt_encoder["default"].embedding.weight  # (P, layers*2*kv_dim), same row layout
+    with torch.no_grad():
+        ours.prefix_encoder.embedding.weight.copy_(table)
+    ids, mask, _ = _batch()
+    real = mask.bool()
+    expected = ours.encode(ids, mask)[real]
+
+    def peft_hidden(**kwargs) -> torch.Tensor:
+        past = theirs.peft_prefix._peft.get_prompt(ids.shape[0])
+        wide = torch.cat([torch.ones(ids.shape[0], PREFIX, dtype=mask.dtype), mask], 1)
+        return theirs.backbone(input_ids=ids, attention_mask=wide, past_key_values=past, **kwargs).last_hidden_state
+
+    unshifted = torch.arange(ids.shape[1]).expand_as(ids)
+    torch.testing.assert_close(peft_hidden(position_ids=unshifted)[real], expected)
+    assert not torch.allclose(peft_hidden()[real], expected, atol=1e-3)  # PEFT's own call shifts by P
 
 
 def test_trains_loss_decreases_backbone_frozen() -> None:
