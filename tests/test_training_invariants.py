@@ -278,6 +278,17 @@ def test_trainer_averages_the_loss_over_gradient_accumulation(tmp_path, tiny_tok
     assert logged[0] == pytest.approx(expected, rel=1e-3), f"logged {logged[0]:.4f}, mean loss {expected:.4f}"
 
 
+@pytest.mark.parametrize("flags, expected", [
+    ([], 3e-2), (["--reparam"], 1e-3), (["--reparam", "--lr", "5e-3"], 5e-3),
+    (["--mode", "finetune", "--reparam"], 5e-5), (["--mode", "peft-prefix", "--reparam"], 1e-3),
+])
+def test_default_learning_rate_follows_mode_and_reparameterization(flags, expected):
+    """--reparam lowers the default (its MLP amplifies each step); an explicit --lr always wins."""
+    from tasks.common.cli import common_parser, learning_rate
+
+    assert learning_rate(common_parser("test", 1, 32).parse_args(flags)) == expected
+
+
 def test_heads_import_alone():
     """``from heads import TokenClassificationHead`` pulls in neither models/ nor tasks/."""
     import subprocess
