@@ -289,6 +289,24 @@ def test_default_learning_rate_follows_mode_and_reparameterization(flags, expect
     assert learning_rate(common_parser("test", 1, 32).parse_args(flags)) == expected
 
 
+def test_model_from_args_starts_from_the_seed(tiny_model_dir):
+    """--seed fixes the initial head and prefix, whatever the process's RNG state was before."""
+    from tasks.common.cli import common_parser, model_from_args
+
+    def initial(seed: int) -> dict[str, torch.Tensor]:
+        torch.rand(7)  # advance the global RNG: a stray draw before the build must not matter
+        args = common_parser("test", 1, 32).parse_args(
+            ["--model", str(tiny_model_dir), "--prefix-len", "4", "--seed", str(seed)])
+        model = model_from_args(args, lambda hidden: TokenClassificationHead(hidden, NUM_LABELS))
+        return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    first, again, other = initial(1), initial(1), initial(2)
+    assert first.keys() == again.keys() and any(n.startswith("prefix_encoder") for n in first)
+    for name in first:
+        torch.testing.assert_close(first[name], again[name])
+        assert not torch.equal(first[name], other[name]) or first[name].abs().sum() == 0, name
+
+
 def test_heads_import_alone():
     """``from heads import TokenClassificationHead`` pulls in neither models/ nor tasks/."""
     import subprocess

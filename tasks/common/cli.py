@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from torch import nn
+from transformers import set_seed
 
 from models.adapted import METHODS, AdaptedModel, build_model
 from models.backbone import DEFAULT_MODEL
@@ -117,6 +118,9 @@ def model_from_args(args: argparse.Namespace, make_head: Callable[[int], nn.Modu
     prefix = PrefixConfig(prefix_len=args.prefix_len, reparameterize=args.reparam,
                           hidden_size=args.prefix_hidden, dropout=args.prefix_dropout)
     prompt = PromptConfig(prompt_len=args.prefix_len)
+    # the head and the prefix (or prompt) draw their initial values here, before the Trainer seeds
+    # anything: without this, --seed fixed the data order and dropout but not the starting point
+    set_seed(args.seed)
     try:
         model = build_model(args.model, make_head, args.mode, prefix, prompt)
     except (UnsupportedArchitecture, PeftMissing) as err:
