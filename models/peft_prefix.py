@@ -7,7 +7,7 @@ How PEFT prefix tuning reaches an encoder-only model (peft 0.21, transformers 5.
   ``prefix_projection``).
 * On every forward, ``get_prompt(B)`` runs that encoder for the batch, reshapes the rows
   into per-layer (B, heads, P, d) keys/values and wraps them in a ``DynamicCache``; the
-  encoder receives it as ``past_key_values``.  Each self-attention layer then
+  encoder receives it as ``past_key_values`` (renamed ``cache`` in transformers 5.24).  Each self-attention layer then
   ``cache.update()``-s, i.e. concatenates its own keys/values after the prefix.
 * The caller widens the attention mask with P ones in front; transformers'
   ``create_bidirectional_mask`` takes the key length from that mask ("prefix tuning is evil").
@@ -59,7 +59,8 @@ class PeftPrefix(nn.Module):
     def __init__(self, backbone: nn.Module, config: PrefixConfig) -> None:
         super().__init__()
         peft = _import_peft()
-        if not _accepts_past(backbone):
+        self._cache_arg = cache_argument(backbone)
+        if self._cache_arg is None:
             raise UnsupportedArchitecture(f"{type(backbone).__name__} takes no past_key_values: PEFT prefix tuning "
                              f"cannot run on model_type '{backbone.config.model_type}'")
         self.config = config
@@ -87,9 +88,15 @@ class PeftPrefix(nn.Module):
         ones = attention_mask.new_ones(batch, self.prefix_len)
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         out = backbone(input_ids=input_ids, attention_mask=torch.cat([ones, attention_mask], 1),
-                       past_key_values=past, **extra)
+                       **{self._cache_arg: past}, **extra)
         return out.last_hidden_state
 
 
-def _accepts_past(backbone: nn.Module) -> bool:
-    return "past_key_values" in inspect.signature(backbone.forward).parameters
+def cache_argument(backbone: nn.Module) -> str | None:
+    """The name under which ``backbone.forward`` takes a key/value cache, or None if it takes none.
+
+    transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name is deprecated, not
+    in the signature), so look for both rather than pin transformers.
+    """
+    params = inspect.signature(backbone.forward).parameters
+    return next((name for name in ("cache", "past_key_values") if name in params), None)

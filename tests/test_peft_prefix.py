@@ -10,6 +10,7 @@ from transformers import BertConfig, BertModel  # noqa: E402
 
 from heads import TokenClassificationHead  # noqa: E402
 from models.adapted import AdaptedModel  # noqa: E402
+from models.peft_prefix import cache_argument  # noqa: E402
 from models.prefix import PrefixConfig  # noqa: E402
 
 HIDDEN, LAYERS, LABELS, PREFIX = 32, 2, 3, 4
@@ -68,7 +69,8 @@ def test_ours_is_peft_minus_the_position_shift() -> None:
     def peft_hidden(**kwargs) -> torch.Tensor:
         past = theirs.peft_prefix._peft.get_prompt(ids.shape[0])
         wide = torch.cat([torch.ones(ids.shape[0], PREFIX, dtype=mask.dtype), mask], 1)
-        return theirs.backbone(input_ids=ids, attention_mask=wide, past_key_values=past, **kwargs).last_hidden_state
+        cache = {cache_argument(theirs.backbone): past}
+        return theirs.backbone(input_ids=ids, attention_mask=wide, **cache, **kwargs).last_hidden_state
 
     unshifted = torch.arange(ids.shape[1]).expand_as(ids)
     torch.testing.assert_close(peft_hidden(position_ids=unshifted)[real], expected)
