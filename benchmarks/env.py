@@ -36,12 +36,22 @@ def _version(module: str) -> str | None:
         return None
 
 
+def code_version() -> dict:
+    """The checkout's commit and whether it has uncommitted changes, read now.
+
+    Read per run, not once per invocation: a checkout can move (git pull) while a long suite
+    runs, and each run imports the code on disk when it starts.
+    """
+    # the stored results themselves change between the invocations that fill a suite: not code
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
+    # uncommitted changes make the commit alone insufficient to reproduce a number
+    return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
+
+
 def environment() -> dict:
     import torch
 
     gpu = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    # the stored results themselves change between the invocations that fill a suite: not code
-    status = _git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
     return {
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -54,9 +64,7 @@ def environment() -> dict:
         "peft": _version("peft"),
         # other processes' CPU use skews timings: record the load the run started under
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "git_commit": _git("rev-parse", "HEAD"),
-        # uncommitted changes make the commit alone insufficient to reproduce a number
-        "git_dirty": bool(status) if status is not None else None,
+        **code_version(),
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         "command": "python -m " + " ".join(shlex.quote(a) for a in [_module_name(), *sys.argv[1:]]),
     }

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from .env import code_version
 from .results import write_outputs
 from .suites import METHODS, SUITES, Row, Suite, command
 
@@ -174,9 +175,10 @@ def main(argv: list[str] | None = None) -> dict:
             bar.write(f"{key}: kept (finished earlier)")
             continue
         bar.set_postfix_str(key)
+        code = code_version()  # the code this run's subprocess imports
         record = run_one(suite, row, method, out_root, None if args.timeout is None else 60 * args.timeout)
         # a suite may be completed over several invocations: each result names the code and time it came from
-        record.update({k: state["environment"].get(k) for k in ("git_commit", "git_dirty", "torch_threads")},
+        record.update(code, torch_threads=state["environment"].get("torch_threads"),
                       finished_utc=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
         shown = f"{record['quality']:.2f}" if record.get("quality") is not None else record.get("reason", "")
         bar.write(f"{key}: {record['status']} {shown}")

@@ -124,3 +124,11 @@ def test_runner_records_results_resumes_and_reports(fake_repo):
     runner.main(["--suite", "fake", "--report-only"])  # rewrites the outputs, runs nothing
     assert (out / "fake.md").read_text() == table
     assert (fake_repo / "benchmarks" / "runs" / "fake" / "calls.txt").read_text().split() == calls
+
+
+def test_each_run_names_the_commit_it_started_at(fake_repo, monkeypatch):
+    """A checkout can move (git pull) during a long invocation: each record reads the commit when its run starts."""
+    commits = iter(["aaa", "bbb"])
+    monkeypatch.setattr(runner, "code_version", lambda: {"git_commit": next(commits), "git_dirty": False})
+    results = runner.main(["--suite", "fake", "--methods", "prefix", "finetune"])["results"]
+    assert (results["r/prefix"]["git_commit"], results["r/finetune"]["git_commit"]) == ("aaa", "bbb")
