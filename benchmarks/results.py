@@ -96,7 +96,8 @@ def markdown(state: dict, suite: Suite) -> str:
                                     [[t["target"], t["status"], t["measured"]] for t in targets]))
     lines.append("\n## Quality by method\n\n" + quality_by_method(results, suite))
     lines.append("\n## Every run\n\n`commit`: the code that ran (a suite is completed over several invocations); "
-                 "`(dirty)`: the working tree differed from it (until 8b3efb1 the results files themselves counted).\n\n")
+                 "`(dirty)`: the working tree differed from it "
+                 "(until 8b3efb1 the results files themselves counted).\n\n")
     lines.append(markdown_table(["row", "metric", "method", "quality", "trainable", "train time", "s/step",
                                  "peak RSS", "commit"], body))
     problems = [r for r in results.values() if r["status"] != "done"]

@@ -7,8 +7,8 @@ How PEFT prefix tuning reaches an encoder-only model (peft 0.21, transformers 5.
   ``prefix_projection``).
 * On every forward, ``get_prompt(B)`` runs that encoder for the batch, reshapes the rows
   into per-layer (B, heads, P, d) keys/values and wraps them in a ``DynamicCache``; the
-  encoder receives it as ``past_key_values`` (renamed ``cache`` in transformers 5.24).  Each self-attention layer then
-  ``cache.update()``-s, i.e. concatenates its own keys/values after the prefix.
+  encoder receives it as ``past_key_values`` (renamed ``cache`` in transformers 5.24).  Each
+  self-attention layer then ``cache.update()``-s, i.e. concatenates its own keys/values after the prefix.
 * The caller widens the attention mask with P ones in front; transformers'
   ``create_bidirectional_mask`` takes the key length from that mask ("prefix tuning is evil").
 * ``BertEmbeddings`` offsets positions by the cache length: tokens get positions P..P+n-1,
@@ -61,8 +61,9 @@ class PeftPrefix(nn.Module):
         peft = _import_peft()
         self._cache_arg = cache_argument(backbone)
         if self._cache_arg is None:
-            raise UnsupportedArchitecture(f"{type(backbone).__name__} takes no past_key_values: PEFT prefix tuning "
-                             f"cannot run on model_type '{backbone.config.model_type}'")
+            raise UnsupportedArchitecture(f"{type(backbone).__name__} takes no key/value cache (cache or "
+                                          f"past_key_values): PEFT prefix tuning cannot run on model_type "
+                                          f"'{backbone.config.model_type}'")
         self.config = config
         peft_config = peft.PrefixTuningConfig(
             task_type=peft.TaskType.FEATURE_EXTRACTION,
