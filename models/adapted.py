@@ -94,6 +94,26 @@ class AdaptedModel(nn.Module):
         loss = None if labels is None else self.head.loss(logits, labels)
         return {"loss": loss, "logits": logits}
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute each encoder layer's activations during backward instead of storing them.
+
+        Non-reentrant checkpointing only: the reentrant kind passes gradients only to a layer's
+        tensor arguments, and the prefix reaches attention through the slot, not as an argument.
+        The slot's ``checkpoint_contexts`` gives every recomputation the prefix of its forward.
+        """
+        if self.peft_prefix is not None:  # PEFT's cache is appended to by every layer: a replay appends twice
+            raise ValueError("gradient checkpointing cannot be combined with peft-prefix: PEFT's key/value cache "
+                             "is updated again when a layer is recomputed (PEFT refuses it too)")
+        kwargs = {"use_reentrant": False}
+        if self.prefix_encoder is not None:
+            kwargs["context_fn"] = self._slot.checkpoint_contexts
+        # transformers 5.24 renamed the method; earlier 5.x releases only have the old name
+        enable = getattr(self.backbone, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
     # ------------------------------------------------------------------ bookkeeping
     def max_input_length(self) -> int | None:
         """Longest tokenized input the encoder accepts (the prompt and PEFT's prefix eat into it; ours does not)."""

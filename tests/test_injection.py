@@ -300,3 +300,34 @@ def test_unsupported_attention_kernel_is_a_clear_error():
     backbone.config._attn_implementation = "flash_attention_2"
     with pytest.raises(UnsupportedArchitecture, match="flash_attention_2"):
         inject_prefix(backbone)
+
+
+# --------------------------------------------------------------------------- gradient checkpointing
+def _prefix_grads(arch: str, checkpointing: bool) -> dict[str, torch.Tensor]:
+    """Gradients of the prefix and head on one padded batch (no dropout anywhere: the two runs must match)."""
+    backbone = tiny_backbone(arch, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(1)
+    model = prefixed(backbone, 3).train()
+    model.head.dropout.p = 0.0
+    if checkpointing:
+        model.enable_gradient_checkpointing()
+    ids, mask = padded_batch(backbone, generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(0, 3, ids.shape, generator=torch.Generator().manual_seed(1))
+    model(ids, mask, labels=labels)["loss"].backward()
+    return {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
+
+
+def test_gradient_checkpointing_gives_the_same_prefix_gradients(arch):
+    """The recomputation during backward must see the prefix its forward saw (interface and DeBERTa styles)."""
+    plain, checkpointed = _prefix_grads(arch, False), _prefix_grads(arch, True)
+    assert set(plain) == set(checkpointed) and "prefix_encoder.embedding.weight" in plain
+    for name, grad in plain.items():
+        torch.testing.assert_close(checkpointed[name], grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_gradient_checkpointing_is_refused_for_peft_prefix():
+    pytest.importorskip("peft")
+    model = AdaptedModel(tiny_backbone("bert"), TokenClassificationHead(HIDDEN, 3), "peft-prefix",
+                         PrefixConfig(prefix_len=2))
+    with pytest.raises(ValueError, match="peft-prefix"):
+        model.enable_gradient_checkpointing()

@@ -18,11 +18,12 @@ Two injection styles cover the supported families without copying any model clas
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -81,6 +82,26 @@ class PrefixSlot:
     def get(self, layer: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         kv = getattr(self._local, "kv", None)
         return None if kv is None else kv[layer]
+
+    @contextlib.contextmanager
+    def holding(self, kv: PrefixKV | None) -> Iterator[None]:
+        """Hold ``kv`` for the duration of a ``with`` block, then restore what was there."""
+        previous = getattr(self._local, "kv", None)
+        self._local.kv = kv
+        try:
+            yield
+        finally:
+            self._local.kv = previous
+
+    def checkpoint_contexts(self) -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
+        """``context_fn`` for ``torch.utils.checkpoint`` (non-reentrant): the recomputation of a
+        checkpointed layer during backward sees the prefix its forward saw.
+
+        The slot is emptied when the forward returns, and backward may run in another thread (the
+        autograd engine's, on GPUs), so without this the recomputed layer would attend without the
+        prefix and the gradients would be wrong.
+        """
+        return contextlib.nullcontext(), self.holding(getattr(self._local, "kv", None))
 
     # a copied or unpickled model gets its own, empty slot (thread-locals cannot be copied)
     def __getstate__(self) -> dict:
