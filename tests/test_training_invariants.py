@@ -320,3 +320,15 @@ def test_heads_import_alone():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_eval_prefix_cache_follows_the_model_to_another_dtype_or_device():
+    model = build("prefix").eval()
+    batch = tagging_batch(2, seed=4)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        model(**inputs)  # builds the float32 cache
+        model.to(torch.float64)  # .to(device) takes the same path (Module._apply)
+        assert model.prefix_encoder._cache is None
+        logits = model(**inputs)["logits"]
+    assert logits.dtype == torch.float64 and model.prefix_encoder._cache.dtype == torch.float64

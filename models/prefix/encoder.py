@@ -45,6 +45,10 @@ class PrefixEncoder(nn.Module):
         self._cache = None  # parameters may change while training
         return super().train(mode)
 
+    def _apply(self, fn, recurse: bool = True):
+        self._cache = None  # .to(device/dtype) moves the parameters; the cached table is rebuilt from them
+        return super()._apply(fn, recurse)
+
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         self._cache = None
         super()._load_from_state_dict(*args, **kwargs)
