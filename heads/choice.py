@@ -21,7 +21,9 @@ class MultipleChoiceHead(nn.Module):
         super().__init__()
         self.config = {"hidden_size": hidden_size, "dropout": dropout}
         self.pooler = _Pooler(hidden_size, dropout)
-        self.scorer = nn.Linear(hidden_size, 1)
+        # no bias: one constant added to every choice's score cancels in the softmax across choices,
+        # so its gradient is exactly zero and it could never learn
+        self.scorer = nn.Linear(hidden_size, 1, bias=False)
 
     def forward(self, hidden_states: torch.Tensor, num_choices: int = 1, **_: object) -> torch.Tensor:
         return self.scorer(self.pooler(hidden_states)).view(-1, num_choices)

@@ -29,7 +29,12 @@ class SpanHead(nn.Module):
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         length = logits.shape[1]
-        positions = labels.long().clamp(0, length - 1)
+        positions = labels.long()
+        outside = (positions < 0) | (positions >= length)
+        if outside.any():  # a labelling bug upstream: clamping it to a real token would train on a wrong answer
+            row = int(outside.any(-1).nonzero()[0])
+            raise ValueError(f"span labels {positions[row].tolist()} (row {row} of the batch) lie outside the "
+                             f"{length} tokens of the input: start/end must be token indices in [0, {length})")
         start = nn.functional.cross_entropy(logits[..., 0], positions[:, 0])
         end = nn.functional.cross_entropy(logits[..., 1], positions[:, 1])
         return (start + end) / 2
