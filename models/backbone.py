@@ -21,24 +21,78 @@ def resolve_model_path(name_or_path: str | None) -> str:
     return name_or_path
 
 
+class EncoderNotFound(OSError):
+    """Neither a local folder nor something the hub could give (one line, for the CLI to print)."""
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def encoder_not_found(name: str, err: Exception) -> EncoderNotFound:
+    """Why ``name`` could not be loaded, naming the folder it is not and why the hub did not help."""
+    hub = ("offline mode (HF_HUB_OFFLINE=1) cannot reach the hub for it" if _hub_offline()
+           else f"the hub did not give it ({str(err).splitlines()[0][:160] if str(err) else type(err).__name__})")
+    return EncoderNotFound(f"cannot load encoder '{name}': no such folder ({os.path.abspath(name)}), and {hub}")
+
+
 def load_backbone(name_or_path: str | None, attn_implementation: str = "sdpa") -> nn.Module:
     """Load a bare encoder (no task head, no pooler) from the hub or a local folder."""
     path = resolve_model_path(name_or_path)
     offline = os.path.isdir(path)  # a local folder never needs the network
     try:
-        model = AutoModel.from_pretrained(path, attn_implementation=attn_implementation, local_files_only=offline)
-    except ValueError as err:  # e.g. DeBERTa-v2 has no sdpa kernel: its own (eager) attention is used
-        if "does not support" not in str(err) or attn_implementation == "eager":
-            raise
-        model = AutoModel.from_pretrained(path, attn_implementation="eager", local_files_only=offline)
+        try:
+            model = AutoModel.from_pretrained(path, attn_implementation=attn_implementation,
+                                              local_files_only=offline)
+        except ValueError as err:  # e.g. DeBERTa-v2 has no sdpa kernel: its own (eager) attention is used
+            if "does not support" not in str(err) or attn_implementation == "eager":
+                raise
+            model = AutoModel.from_pretrained(path, attn_implementation="eager", local_files_only=offline)
+    except OSError as err:
+        raise (encoder_not_found(path, err) if not offline else err) from None
     if getattr(model, "pooler", None) is not None:
         model.pooler = None  # heads pool for themselves; an unused pooler only trips DDP
     return model
 
 
-def load_tokenizer(name_or_path: str | None) -> PreTrainedTokenizerBase:
+def load_tokenizer(name_or_path: str | None, pre_split_words: bool = False) -> PreTrainedTokenizerBase:
+    """The encoder's tokenizer; ``pre_split_words`` for inputs given as words (NER: ``is_split_into_words``).
+
+    A byte-level BPE (RoBERTa, GPT-2 vocabularies) marks a word that follows a space with ``Ġ``.
+    Given pre-split words it sees each word as the start of a text unless told to add the space:
+    ``lives`` -> ``liv es`` instead of ``Ġlives``, other ids than in pre-training, and a silent
+    loss on every word-level task.  Hugging Face's run_ner.py sets ``add_prefix_space`` for this.
+    """
     path = resolve_model_path(name_or_path)
-    return AutoTokenizer.from_pretrained(path, local_files_only=os.path.isdir(path))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=os.path.isdir(path))
+    except OSError as err:
+        raise (encoder_not_found(path, err) if not os.path.isdir(path) else err) from None
+    if pre_split_words:
+        add_prefix_space(tokenizer)
+    return tokenizer
+
+
+def add_prefix_space(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Make a fast tokenizer's byte-level pre-tokenizer put a space before every word; True if it had one.
+
+    Set on the Rust pre-tokenizer itself (alone or inside a Sequence): a tokenizer class that does not
+    take ``add_prefix_space`` (the generic backend) would ignore the keyword.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    pre = None if backend is None else backend.pre_tokenizer
+    if pre is None:
+        return False
+    found = False
+    parts = [pre[i] for i in range(len(json.loads(pre.__getstate__())["pretokenizers"]))] \
+        if type(pre).__name__ == "Sequence" else [pre]
+    for part in parts:
+        if type(part).__name__ == "ByteLevel":
+            part.add_prefix_space = True
+            found = True
+    if found and hasattr(tokenizer, "add_prefix_space"):
+        tokenizer.add_prefix_space = True
+    return found
 
 
 def fingerprint(model: nn.Module) -> str:

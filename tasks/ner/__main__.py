@@ -53,7 +53,7 @@ def train_main(argv: list[str]) -> dict:
         if split in splits:
             check_known_tags(splits[split][0], labels, splits[split][1])
     train_sentences = train_subset(splits["train"][0], args)
-    tokenizer = load_tokenizer(args.model)
+    tokenizer = load_tokenizer(args.model, pre_split_words=True)
     model = model_from_args(args, lambda hidden: TokenClassificationHead(hidden, len(labels),
                                                                          dropout=args.head_dropout))
     print(describe_parameters(model))
@@ -99,7 +99,7 @@ def predict_main(argv: list[str]) -> None:
     sentences = read_conll(args.input, with_tags=False) if args.format == "conll" else read_raw_text(args.input)
     model, config = load_artifact(args.artifact, args.model)
     labels, max_length = config["task"]["labels"], config["task"]["max_length"]
-    tokenizer = load_tokenizer(config["backbone"] if args.model is None else args.model)
+    tokenizer = load_tokenizer(config["backbone"] if args.model is None else args.model, pre_split_words=True)
     predicted, stats = tag_sentences(model, tokenizer, labels, sentences, max_length, args.eval_batch_size,
                                      Path(args.artifact))
     write_conll(args.output, sentences, predicted)
