@@ -295,3 +295,16 @@ def test_no_data_anywhere_names_all_three_ways(runs):
     assert "PTV2_DATA_DIR" in message  # 2. the environment variable
     assert "Hugging Face hub" in message and "eriktks/conll2003" in message  # 3. the hub
     assert not (runs["folder"] / "never").exists()
+
+
+def test_a_model_folder_that_does_not_exist_is_one_line(tmp_path, capsys, monkeypatch, shared_data_root):
+    from tasks.ner.__main__ import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = tmp_path / "no-such-encoder"
+    with pytest.raises(SystemExit) as info:
+        main(["--model", str(missing), "--data-dir", str(shared_data_root), "--output-dir", str(tmp_path / "o")])
+    stderr = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in stderr
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and str(missing) in line and "offline mode" in line

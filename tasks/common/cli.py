@@ -11,7 +11,7 @@ from torch import nn
 from transformers import set_seed
 
 from models.adapted import METHODS, AdaptedModel, build_model
-from models.backbone import DEFAULT_MODEL
+from models.backbone import DEFAULT_MODEL, EncoderNotFound
 from models.peft_prefix import PeftMissing
 from models.prefix import PrefixConfig, UnsupportedArchitecture
 from models.prompt import PromptConfig
@@ -124,6 +124,8 @@ def model_from_args(args: argparse.Namespace, make_head: Callable[[int], nn.Modu
     try:
         model = build_model(args.model, make_head, args.mode, prefix, prompt)
     except (UnsupportedArchitecture, PeftMissing) as err:
+        raise UsageError(str(err)) from None
+    except EncoderNotFound as err:
         raise UsageError(str(err)) from None
     except OSError as err:
         raise UsageError(f"cannot load encoder '{args.model}': {str(err).splitlines()[0]}") from None

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from models.backbone import EncoderNotFound
+
 EXIT_BAD_INPUT = 2
 F = TypeVar("F", bound=Callable)
 
@@ -40,7 +42,7 @@ def exit_on_bad_input(main: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
-        except (DataError, UsageError) as err:
+        except (DataError, UsageError, EncoderNotFound) as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(EXIT_BAD_INPUT) from None
 
