@@ -22,7 +22,7 @@ from models.prompt import PromptConfig
 from tasks.common.artifacts import CONFIG, FORMAT, WEIGHTS, load_artifact, read_artifact_config, save_artifact
 from tasks.common.cli import common_parser
 from tasks.common.errors import DataError
-from tasks.common.training import CHECKPOINT_WEIGHTS, CHECKPOINTS, train
+from tasks.common.training import CHECKPOINT_WEIGHTS, CHECKPOINTS, COMPLETE, train
 
 NUM_LABELS = 3
 TASK = {"name": "ner", "labels": ["O", "B-X", "I-X"], "max_length": 32}
@@ -299,3 +299,62 @@ def test_prefix_len_0_is_a_linear_probe(tmp_path, tiny_tokenizer):
     out = model(**batch, labels=torch.zeros_like(batch["input_ids"]))
     out["loss"].backward()
     assert out["logits"].shape[:2] == batch["input_ids"].shape
+
+
+def test_resume_skips_a_checkpoint_cut_short_and_says_so(tmp_path, tiny_model_dir, tiny_tokenizer, capsys):
+    # a checkpoint every 3 steps; then checkpoint-6 is damaged as if the process died while writing it
+    run(tiny_model_dir, tmp_path, tiny_tokenizer, "--epochs", "2", "--save-steps", "3", crash_at=8)
+    newest = tmp_path / CHECKPOINTS / "checkpoint-6"
+    assert (newest / COMPLETE).is_file() and (tmp_path / CHECKPOINTS / "checkpoint-3" / COMPLETE).is_file()
+    (newest / COMPLETE).unlink()
+    weights = newest / CHECKPOINT_WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:100])
+    saved = load_file(str(tmp_path / CHECKPOINTS / "checkpoint-3" / CHECKPOINT_WEIGHTS))
+    capsys.readouterr()
+
+    model, resumed, trainer = run(tiny_model_dir, tmp_path, tiny_tokenizer, "--epochs", "2", "--save-steps", "3",
+                                  "--resume", seed=5)
+    out = capsys.readouterr().out
+    assert f"skipping {newest}: incomplete" in out and f"resuming from {tmp_path / CHECKPOINTS / 'checkpoint-3'}" in out
+    assert resumed.count == 5 and trainer.state.global_step == 8  # steps 4-8 after checkpoint-3
+    assert torch.equal(resumed.first_prefix, saved["prefix_encoder.embedding.weight"])
+
+
+def test_checkpoint_saves_the_state_dict_the_trainer_hands_over(tmp_path, tiny_model_dir, tiny_tokenizer):
+    """FSDP/DeepSpeed gather full tensors into ``state_dict``: those are what must be written."""
+    _, _, trainer = run(tiny_model_dir, tmp_path / "run", tiny_tokenizer, "--epochs", "1")
+    model = trainer.model
+    handed = {name: torch.full_like(t, 7.0) for name, t in model.state_dict().items()}
+    trainer._save(str(tmp_path / "saved"), state_dict=handed)
+    saved = load_file(str(tmp_path / "saved" / CHECKPOINT_WEIGHTS))
+    assert set(saved) == set(model.trainable_state_dict())
+    assert all(torch.equal(t, torch.full_like(t, 7.0)) for t in saved.values())
+
+
+class Exploding(torch.nn.Module):
+    """loss = (w * 10)^2 from w = 1: a large learning rate makes it explode within a step or two."""
+
+    accepts_loss_kwargs = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x, labels=None, **_):
+        return {"loss": ((self.w * 10) ** 2).sum() + 0 * x.sum()}
+
+
+def test_a_diverging_run_stops_with_the_step_and_a_lower_rate_hint(tmp_path):
+    from tasks.common.training import AdapterTrainer, TrainingDiverged
+    from transformers import TrainingArguments
+
+    arguments = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e3, per_device_train_batch_size=1,
+                                  num_train_epochs=1, report_to="none", use_cpu=True, save_strategy="no",
+                                  remove_unused_columns=False)
+    data = [{"x": torch.ones(1), "labels": torch.zeros(1)} for _ in range(8)]
+    trainer = AdapterTrainer(model=Exploding(), args=arguments, train_dataset=data)
+    with pytest.raises(TrainingDiverged) as caught:
+        trainer.train()
+    message = str(caught.value)
+    assert "training diverged at step 2" in message and "--lr, now 1000" in message
+    assert "no checkpoint was written" in message

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -11,15 +13,18 @@ from safetensors.torch import load_file, save_file
 import torch
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from models.adapted import AdaptedModel
 
 from .artifacts import load_trainable
 from .cli import learning_rate
+from .errors import UsageError
 
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_WEIGHTS = "model.safetensors"
+COMPLETE = "checkpoint-complete"  # marker file, written after everything else in a checkpoint
+DIVERGED_FACTOR = 100.0  # a loss this many times the first step's means the run diverged
 
 
 class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
@@ -38,8 +43,15 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
         self.generator.manual_seed(self.seed + epoch)
 
 
+class TrainingDiverged(UsageError):
+    """The loss became non-finite or exploded: the settings (usually the learning rate) do not train."""
+
+
 class AdapterTrainer(Trainer):
-    """Trainer whose checkpoints hold only the trainable tensors (never a copy of the frozen encoder)."""
+    """Trainer whose checkpoints hold only the trainable tensors (never a copy of the frozen encoder),
+    mark themselves complete, and which stops a diverging run."""
+
+    _first_loss: float | None = None
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -55,8 +67,44 @@ class AdapterTrainer(Trainer):
             return
         os.makedirs(output_dir, exist_ok=True)
         model: AdaptedModel = self.accelerator.unwrap_model(self.model)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in model.trainable_state_dict().items()}
+        if state_dict is None:
+            state_dict = model.trainable_state_dict()
+        else:  # FSDP/DeepSpeed gather the full tensors into the state_dict they hand over: save those
+            trainable = set(model.trainable_state_dict())
+            state_dict = {k: v for k, v in state_dict.items() if k in trainable}
+        tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
         save_file(tensors, os.path.join(output_dir, CHECKPOINT_WEIGHTS), metadata={"format": "pt"})
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:  # written last: a checkpoint without it was cut short (killed mid-write)
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            (folder / COMPLETE).write_text(f"step {self.state.global_step}\n")
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._check_divergence(loss)
+        return loss
+
+    def _check_divergence(self, loss: torch.Tensor) -> None:
+        """Stop at the first non-finite loss, or one DIVERGED_FACTOR times the first step's: the run diverged.
+
+        Raised before the optimizer applies this step, so the last checkpoint on disk is from before it.
+        """
+        value = loss.detach().float() * self.current_gradient_accumulation_steps
+        if self.args.world_size > 1:  # every process must stop together, so they decide on the same number
+            value = self.accelerator.reduce(value, reduction="mean")
+        value = float(value)
+        if self._first_loss is None and math.isfinite(value):
+            self._first_loss = max(value, 1e-3)
+        if math.isfinite(value) and value <= DIVERGED_FACTOR * (self._first_loss or value):
+            return
+        step = self.state.global_step + 1
+        saved, _ = last_complete_checkpoint(Path(self.args.output_dir))
+        raise TrainingDiverged(
+            f"training diverged at step {step}: loss {value:.4g} (first step: {self._first_loss or float('nan'):.4g}); "
+            f"lower the learning rate (--lr, now {self.args.learning_rate:g})"
+            + (f"; the last good checkpoint is {saved}" if saved else "; no checkpoint was written before it"))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         model = model or self.model
@@ -100,10 +148,26 @@ def train(model: AdaptedModel, args: argparse.Namespace, output_dir: Path, train
     checkpoint = None
     if args.resume:
         folder = output_dir / CHECKPOINTS
-        checkpoint = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-        print(f"resuming from {checkpoint}" if checkpoint else f"--resume: no checkpoint in {folder}, starting fresh")
-    trainer.train(resume_from_checkpoint=checkpoint)
+        checkpoint, incomplete = last_complete_checkpoint(folder)
+        for path in incomplete:
+            print(f"--resume: skipping {path}: incomplete (no {COMPLETE} marker; the run was stopped while writing it)")
+        print(f"resuming from {checkpoint}" if checkpoint else f"--resume: no complete checkpoint in {folder}, "
+                                                              "starting fresh")
+    trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
     return trainer
+
+
+def last_complete_checkpoint(folder: Path) -> tuple[Path | None, list[Path]]:
+    """(newest checkpoint that finished writing, newer ones that did not), by step number."""
+    pattern = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+    found = sorted((int(m.group(1)), path) for path in (folder.iterdir() if folder.is_dir() else ())
+                   if path.is_dir() and (m := pattern.match(path.name)))
+    incomplete = []
+    for _, path in reversed(found):
+        if (path / COMPLETE).is_file():
+            return path, incomplete
+        incomplete.append(path)
+    return None, incomplete
 
 
 def timed_train(model: AdaptedModel, args: argparse.Namespace, output_dir: Path, train_dataset, collator) -> dict:
