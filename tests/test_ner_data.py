@@ -310,3 +310,14 @@ def test_per_type_table():
 def test_conlleval_convention_for_an_entity_opened_by_i():
     # conlleval (and seqeval's default mode) read an I- after O as the start of an entity
     assert entity_scores([["O", "B-PER", "I-PER"]], [["O", "I-PER", "I-PER"]])["f1"] == 1.0
+
+
+def test_per_type_table_fits_long_type_names():
+    gold = [["B-creative-work", "I-creative-work", "O", "B-PER"]]
+    table = format_scores("test", entity_scores(gold, gold)).splitlines()
+    header, rows = table[1], table[2:]
+    assert [line.split()[0] for line in rows] == ["PER", "creative-work"]
+    for line in rows:  # every number column ends where the header's column ends
+        for column in ("P", "R", "F1", "support"):
+            end = header.index(column) + len(column)
+            assert line[end - 1] != " " and (end == len(line) or line[end] == " "), (column, line)

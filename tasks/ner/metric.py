@@ -20,10 +20,11 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
 
 
 def format_scores(split: str, scores: dict) -> str:
+    width = max([8, *(len(name) + 2 for name in scores["per_type"])])  # long type names (creative-work) fit
     lines = [f"{split}: precision {100 * scores['precision']:.2f}  recall {100 * scores['recall']:.2f}  "
              f"F1 {100 * scores['f1']:.2f}",
-             f"  {'type':<8}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}"]
+             f"  {'type':<{width}}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}"]
     for name, v in sorted(scores["per_type"].items()):
-        lines.append(f"  {name:<8}{100 * v['precision']:>8.2f}{100 * v['recall']:>8.2f}{100 * v['f1']:>8.2f}"
+        lines.append(f"  {name:<{width}}{100 * v['precision']:>8.2f}{100 * v['recall']:>8.2f}{100 * v['f1']:>8.2f}"
                      f"{v['support']:>9}")
     return "\n".join(lines)
