@@ -153,3 +153,18 @@ def test_hub_is_the_fallback_and_its_failure_names_every_source(tmp_path, monkey
     assert len(train.articles) == 2 and [x.impossible for x in train.questions] == [True, False, False, True]
     assert [x.qid for x in evaluation.questions] == ["h4", "h5"]
     assert from_hub_rows(rows, "hub", True, "train").source == "hub"
+
+
+def test_skip_bad_answers_applies_to_hub_data_too(monkeypatch):
+    import datasets
+
+    monkeypatch.delenv("PTV2_DATA_DIR", raising=False)
+    good = {"text": ["Denver Broncos"], "answer_start": [CONTEXT.find("Denver")]}
+    bad = {"text": ["Denver Broncos"], "answer_start": [0]}  # not where the text is
+    rows = [{"id": f"h{i}", "title": "A", "context": CONTEXT, "question": "Who won?",
+             "answers": bad if i == 1 else good} for i in range(4)]
+    monkeypatch.setattr(datasets, "load_dataset", lambda name: {"train": rows[:3], "validation": rows[3:]})
+    with pytest.raises(DataError, match="h1"):
+        load_train_eval("squad", None, None, None, None)
+    train, evaluation, _ = load_train_eval("squad", None, None, None, None, skip_bad_answers=True)
+    assert [q.qid for q in train.questions] == ["h0", "h2"] and train.skipped == ["h1"]

@@ -54,7 +54,7 @@ def load_train_eval(dataset: str, data_dir: str | None, train_file: str | None, 
     elif local := local_files(data_dir, relative, tag):
         loaders = {s: read(p) for s, p in local.items()}
     else:
-        loaders = _hub_loaders(dataset, relative, tag, hub, version2)
+        loaders = _hub_loaders(dataset, relative, tag, hub, version2, skip_bad_answers)
     notes = []
     if split is not None:
         which = "dev" if "dev" in loaders else "train"
@@ -72,7 +72,8 @@ def load_train_eval(dataset: str, data_dir: str | None, train_file: str | None, 
     return loaders["train"](), loaders["dev"](), notes
 
 
-def _hub_loaders(dataset: str, relative: str, tag: str, hub: str, version2: bool) -> dict[str, Loader]:
+def _hub_loaders(dataset: str, relative: str, tag: str, hub: str, version2: bool,
+                 skip_bad_answers: bool) -> dict[str, Loader]:
     try:
         from datasets import load_dataset
 
@@ -82,5 +83,5 @@ def _hub_loaders(dataset: str, relative: str, tag: str, hub: str, version2: bool
         raise DataError(None, None, f"dataset '{dataset}' not found: pass --train-file/--dev-file (official SQuAD "
                                     f"JSON, plain or .json.gz), or {sources_hint(relative, hub)}; local files are "
                                     f"named train-{tag}.json[.gz] / dev-{tag}.json[.gz] (hub: {reason})") from None
-    return {split: (lambda s=hub_split: from_hub_rows(data[s], f"hub:{hub}/{s}", version2, "train"))
+    return {split: (lambda s=hub_split: from_hub_rows(data[s], f"hub:{hub}/{s}", version2, "train", skip_bad_answers))
             for split, hub_split in (("train", "train"), ("dev", "validation")) if hub_split in data}

@@ -150,7 +150,7 @@ def _question(qa: dict, qid: str, context: str, source: str, version2: bool, rol
     return Question(qid, text, context, answers, impossible)
 
 
-def from_hub_rows(rows, source: str, version2: bool, role: Role) -> SquadData:
+def from_hub_rows(rows, source: str, version2: bool, role: Role, skip_bad_answers: bool = False) -> SquadData:
     """The hub's flat rows (id, title, context, question, answers{text, answer_start}) -> SquadData."""
     articles: list[dict] = []
     for row in rows:  # consecutive rows of one title form an article, as in the official file
@@ -160,7 +160,7 @@ def from_hub_rows(rows, source: str, version2: bool, role: Role) -> SquadData:
         answers = [{"text": t, "answer_start": s} for t, s in zip(texts, starts)]
         qa = {"id": row["id"], "question": row["question"], "answers": answers}
         articles[-1]["paragraphs"].append({"context": row["context"], "qas": [qa]})
-    return parse_squad({"data": articles}, source, version2, role)
+    return parse_squad({"data": articles}, source, version2, role, skip_bad_answers)
 
 
 def split_by_article(data: SquadData, fraction: float) -> tuple[SquadData, SquadData]:
