@@ -4,11 +4,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import Head
 from .registry import register_head
 
 
 @register_head("span")
-class SpanHead(nn.Module):
+class SpanHead(Head):
     """forward: hidden_states (B, n, hidden_size) -> logits (B, n, 2) (start, end).
 
     loss: labels (B, 2) = token index of answer start and end (the CLS index, usually 0,
@@ -17,12 +18,12 @@ class SpanHead(nn.Module):
 
     def __init__(self, hidden_size: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.config = {"hidden_size": hidden_size, "dropout": dropout}
-        self.dropout = nn.Dropout(dropout)
+        self.hidden_size, self.dropout = hidden_size, dropout
+        self.drop = nn.Dropout(dropout)
         self.qa_outputs = nn.Linear(hidden_size, 2)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: object):
-        logits = self.qa_outputs(self.dropout(hidden_states))
+        logits = self.qa_outputs(self.drop(hidden_states))
         if attention_mask is not None:  # padding can never be a start or an end
             logits = logits.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(logits.dtype).min)
         return logits

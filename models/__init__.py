@@ -1,22 +1,9 @@
-"""Encoders adapted for a task: deep prefix (P-tuning v2), shallow prompt, or full fine-tuning.
+"""Encoders adapted for a task: deep prefix (P-tuning v2), shallow prompt, fine-tuning, or PEFT's prefix.
 
-The prefix machinery lives in ``models/prefix/`` (``injection.py`` is where prefixes enter attention).
+* ``models/prefix/injection.py``: where prefixes enter attention (one mechanism for every architecture);
+* ``models/methods/``: the four methods behind one interface, registered by name with their configs;
+* ``models/adapted.py``: encoder + method + head, one class for every task.
+
+Nothing is imported here, so that ``models.methods`` (names, configs, default learning rates) stays
+importable without torch.
 """
-from .adapted import METHODS, AdaptedModel, build_model
-from .backbone import DEFAULT_MODEL, load_backbone, load_tokenizer
-from .prefix import PrefixConfig, PrefixEncoder, inject_prefix
-from .prompt import PromptConfig, ShallowPrompt
-
-__all__ = [
-    "DEFAULT_MODEL",
-    "METHODS",
-    "AdaptedModel",
-    "PrefixConfig",
-    "PrefixEncoder",
-    "PromptConfig",
-    "ShallowPrompt",
-    "build_model",
-    "inject_prefix",
-    "load_backbone",
-    "load_tokenizer",
-]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import PrefixConfig
+from ..methods.configs import PrefixConfig
 from .injection import PrefixKV
 
 

@@ -27,8 +27,11 @@ import warnings
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
 
-from .prefix import PrefixConfig, UnsupportedArchitecture
+from ..prefix.injection import UnsupportedArchitecture
+from .base import AdaptationMethod, run_backbone
+from .configs import PeftPrefixConfig
 
 PEFT_METHOD = "peft-prefix"
 
@@ -48,23 +51,19 @@ def _import_peft():
     return peft
 
 
-class PeftPrefix(nn.Module):
-    """PEFT's prefix encoder for ``backbone``; ``forward`` runs the encoder with the PEFT prefix.
+class PeftPrefix(AdaptationMethod):
+    """PEFT's prefix encoder for ``backbone``; ``encode`` runs the encoder with the PEFT prefix."""
 
-    Only the prefix encoder is registered as a submodule here: the encoder itself stays
-    owned by ``AdaptedModel.backbone`` (registering it twice would duplicate its weights
-    in state dicts).
-    """
+    name = PEFT_METHOD
 
-    def __init__(self, backbone: nn.Module, config: PrefixConfig) -> None:
-        super().__init__()
+    def __init__(self, backbone: nn.Module, config: PeftPrefixConfig) -> None:
+        super().__init__(backbone, config)
         peft = _import_peft()
         self._cache_arg = cache_argument(backbone)
         if self._cache_arg is None:
             raise UnsupportedArchitecture(f"{type(backbone).__name__} takes no key/value cache (cache or "
                                           f"past_key_values): PEFT prefix tuning cannot run on model_type "
                                           f"'{backbone.config.model_type}'")
-        self.config = config
         peft_config = peft.PrefixTuningConfig(
             task_type=peft.TaskType.FEATURE_EXTRACTION,
             num_virtual_tokens=config.prefix_len,
@@ -75,22 +74,27 @@ class PeftPrefix(nn.Module):
             warnings.simplefilter("ignore", FutureWarning)
             wrapped = peft.get_peft_model(backbone, peft_config)
         self.prompt_encoder = wrapped.prompt_encoder  # PEFT's trainable parameters
-        object.__setattr__(self, "_peft", wrapped)  # held, not registered (see class docstring)
+        object.__setattr__(self, "_peft", wrapped)  # held, not registered (see AdaptationMethod)
 
     @property
     def prefix_len(self) -> int:
         return self.config.prefix_len
 
-    def forward(self, backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Last hidden states (B, n, hidden) of the real tokens."""
+    def positions_used(self) -> int:
+        return self.prefix_len  # PEFT shifts the tokens' positions by the prefix length
+
+    def encode(self, backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               token_type_ids: torch.Tensor | None = None, all_layers: bool = False) -> BaseModelOutput:
         batch = input_ids.shape[0]
         past = self._peft.get_prompt(batch)  # PEFT's own prefix -> DynamicCache path
         ones = attention_mask.new_ones(batch, self.prefix_len)
-        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        out = backbone(input_ids=input_ids, attention_mask=torch.cat([ones, attention_mask], 1),
-                       **{self._cache_arg: past}, **extra)
-        return out.last_hidden_state
+        return run_backbone(backbone, all_layers, input_ids=input_ids,
+                            attention_mask=torch.cat([ones, attention_mask], 1), token_type_ids=token_type_ids,
+                            **{self._cache_arg: past})
+
+    def checkpointing_kwargs(self) -> dict:
+        raise ValueError("gradient checkpointing cannot be combined with peft-prefix: PEFT's key/value cache "
+                         "is updated again when a layer is recomputed (PEFT refuses it too)")
 
 
 def cache_argument(backbone: nn.Module) -> str | None:

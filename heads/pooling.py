@@ -1,0 +1,37 @@
+"""Pooling a sequence into one vector for the sequence-level heads."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+POOLING = ("first", "mean")
+
+
+def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the vectors where ``mask`` is 1; an empty mask (a span cut off by truncation) gives zeros."""
+    mask = mask.to(hidden_states.dtype).unsqueeze(-1)
+    return (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class Pooler(nn.Module):
+    """One vector per sequence, then a fresh dense + tanh layer (the RoBERTa-style classification head).
+
+    ``mode``: ``first`` takes the first token ([CLS]); ``mean`` averages the real tokens (padding
+    excluded), which is how sentence-transformers encoders such as the bundled one were trained.
+    """
+
+    def __init__(self, hidden_size: int, dropout: float, mode: str = "first") -> None:
+        super().__init__()
+        if mode not in POOLING:
+            raise ValueError(f"unknown pooling '{mode}'; choose from {', '.join(POOLING)}")
+        self.mode = mode
+        self.drop = nn.Dropout(dropout)
+        self.dense = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.mode == "mean":
+            mask = attention_mask if attention_mask is not None else hidden_states.new_ones(hidden_states.shape[:2])
+            pooled = masked_mean(hidden_states, mask)
+        else:
+            pooled = hidden_states[:, 0]
+        return self.drop(torch.tanh(self.dense(self.drop(pooled))))

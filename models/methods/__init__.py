@@ -1,0 +1,10 @@
+"""Adaptation methods: one interface (``base.AdaptationMethod``), registered by name (``registry.py``).
+
+Importing this package (or ``.registry`` / ``.configs``) does not import torch; each method's
+implementation is imported when it is first built.
+"""
+from .configs import FinetuneConfig, PeftPrefixConfig, PrefixConfig, PromptConfig
+from .registry import METHODS, MethodSpec, UnknownMethod, get_method, register_method
+
+__all__ = ["METHODS", "FinetuneConfig", "MethodSpec", "PeftPrefixConfig", "PrefixConfig", "PromptConfig",
+           "UnknownMethod", "get_method", "register_method"]

@@ -1,0 +1,46 @@
+"""The one interface every adaptation method implements."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
+
+
+class AdaptationMethod(nn.Module):
+    """How inputs pass through the encoder, and what trains besides the head.
+
+    The encoder itself is owned by ``AdaptedModel`` and handed to ``encode`` (registering it here
+    too would put every encoder weight twice into state dicts).
+
+    * ``encode``: hidden states of the real tokens only (a method that adds input positions removes
+      them again), the last layer and, with ``all_layers``, every layer's output;
+    * ``positions_used``: input positions the method takes from the encoder's maximum length;
+    * ``config``: the method's settings (a dataclass of ``models.methods.configs``), what artifacts record.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, backbone: nn.Module, config) -> None:
+        super().__init__()
+        self.config = config
+
+    def encode(self, backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               token_type_ids: torch.Tensor | None = None, all_layers: bool = False) -> BaseModelOutput:
+        raise NotImplementedError
+
+    def positions_used(self) -> int:
+        return 0
+
+    def checkpointing_kwargs(self) -> dict:
+        """Extra ``torch.utils.checkpoint`` arguments this method needs (raise if it cannot be checkpointed)."""
+        return {}
+
+
+def run_backbone(backbone: nn.Module, all_layers: bool, **inputs) -> BaseModelOutput:
+    """``backbone(**inputs)`` without ``None`` arguments (not every encoder takes ``token_type_ids``)."""
+    given = {k: v for k, v in inputs.items() if v is not None}
+    out = backbone(**given, output_hidden_states=all_layers)
+    return BaseModelOutput(last_hidden_state=out.last_hidden_state,
+                           hidden_states=out.hidden_states if all_layers else None)

@@ -1,0 +1,67 @@
+"""Adaptation methods registered by name with their config class (importable without torch).
+
+Each entry names the class that implements the method (``module:Class``, imported on first
+use), so the benchmark runner and the CLI can list methods, configs and default learning
+rates without loading torch, and an optional dependency (peft) is only needed by its method.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .configs import FinetuneConfig, PeftPrefixConfig, PrefixConfig, PromptConfig
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    config_class: type
+    implementation: str  # "package.module:Class"
+    description: str
+    trains_backbone: bool = False
+
+    def build_config(self, values: dict[str, Any] | None = None):
+        """The config from stored values (an artifact's), refusing keys the config does not have."""
+        values = dict(values or {})
+        known = {f.name for f in fields(self.config_class)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"method '{self.name}' has no setting {', '.join(unknown)} (it has: "
+                             f"{', '.join(sorted(known)) or 'none'})")
+        return self.config_class(**values)
+
+    def implementation_class(self) -> type:
+        module, _, name = self.implementation.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+class UnknownMethod(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    if spec.name in METHODS:
+        raise ValueError(f"method '{spec.name}' is already registered")
+    METHODS[spec.name] = spec
+    return spec
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in METHODS:
+        raise UnknownMethod(f"unknown method '{name}'; registered: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+register_method(MethodSpec("prefix", PrefixConfig, "models.methods.prefix:DeepPrefix",
+                           "P-tuning v2: trainable keys/values in every attention layer, frozen encoder"))
+register_method(MethodSpec("finetune", FinetuneConfig, "models.methods.finetune:FineTune",
+                           "full fine-tuning: every encoder weight trains", trains_backbone=True))
+register_method(MethodSpec("prompt", PromptConfig, "models.methods.prompt:ShallowPrompt",
+                           "shallow prompt: trainable embeddings before the input, frozen encoder"))
+register_method(MethodSpec("peft-prefix", PeftPrefixConfig, "models.methods.peft_prefix:PeftPrefix",
+                           "Hugging Face PEFT's prefix tuning (the peer baseline; needs the package peft)"))
