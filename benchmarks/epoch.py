@@ -25,7 +25,7 @@ ORIGINAL_MAX_LENGTH = 152
 
 
 def _features(model_name: str, data_dir: str | None, tokenizer):
-    from tasks.ner.datasets import label_list, load_splits
+    from tasks.ner.data import label_list, load_splits
     from tasks.ner.features import encode
 
     sentences = load_splits("conll2003", data_dir, {})["train"][0]

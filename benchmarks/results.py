@@ -83,7 +83,7 @@ def markdown(state: dict, suite: Suite) -> str:
              f"log path is in `{suite.name}.json`.\n\n"]
     if "cpu_model" in env:
         lines.append(environment_markdown(env))
-    lines.append("\nQuality is the row's metric x100 (F1, accuracy, MCC, Pearson). "
+    lines.append("\nQuality is the row's headline metric in percent (F1, accuracy, MCC, Pearson). "
                  "Train time is the task's own training time (without evaluation); "
                  "peak RSS is the whole task process's resident-set high-water mark "
                  "(`wait4` rusage: weights, activations, optimizer state, data).\n\n")

@@ -75,21 +75,6 @@ def _run_child(argv: list[str], log_path: Path, timeout: float | None,
             time.sleep(0.5)
 
 
-def _lookup(metrics: dict, row: Row) -> tuple[str | None, float | None]:
-    """The row's quality number: first split in row.splits holding one of row.metric (also 'split_metric' keys)."""
-    for split in (*row.splits, ""):
-        scope = metrics if split == "" else metrics.get(split)
-        if not isinstance(scope, dict):
-            scope = {k[len(split) + 1:]: v for k, v in metrics.items() if split and k.startswith(split + "_")}
-        for name in row.metric:
-            value = scope.get(name)
-            if isinstance(value, dict):  # e.g. {"f1": {...}} nesting: take its own value if any
-                value = value.get("value")
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return (f"{split}.{name}" if split else name), float(value)
-    return None, None
-
-
 def _steps(run_dir: Path) -> int | None:
     """Optimizer steps done, from the Trainer's last checkpoint state (for seconds per step)."""
     states = sorted(run_dir.glob("checkpoints/checkpoint-*/trainer_state.json"),
@@ -120,12 +105,13 @@ def run_one(suite: Suite, row: Row, method: str, out_root: Path, timeout: float 
         why = "timed out" if code is None else f"exit code {code}" if code else "no metrics.json written"
         return {**record, "status": "failed", "reason": f"{why}: {' | '.join(tail)[-400:]}"}
     metrics = json.loads(metrics_path.read_text())
-    path, value = _lookup(metrics, row)
+    headline = metrics.get("headline") or {}  # every task names its headline metric, in percent
     params = metrics.get("parameters", {})
     steps = _steps(run_dir)
     train_s = metrics.get("train_seconds")
-    quality = None if value is None else value if row.percent else 100 * value  # one scale in tables: x100
-    return {**record, "status": "done", "metric_path": path, "metric": value, "quality": quality,
+    quality = headline.get("value")
+    path = f"{headline.get('split')}.{headline.get('metric')}" if quality is not None else None
+    return {**record, "status": "done", "metric_path": path, "metric": quality, "quality": quality,
             "metric_label": row.metric_label,
             "trainable_percent": params.get("trainable_percent"), "trainable": params.get("trainable"),
             "train_seconds": train_s, "optimizer_steps": steps,

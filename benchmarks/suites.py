@@ -1,7 +1,8 @@
 """Benchmark suites: each row is one task CLI invocation, run once per method.
 
 A row's command is ``python -m MODULE ARGS --mode METHOD --seed SEED --output-dir DIR`` plus
-the row's per-method flags (learning rate).  Rows only use flags every task CLI shares
+the row's per-method flags (learning rate).  Its quality is the ``headline`` the task writes into
+metrics.json (one metric, in percent, chosen by the task family).  Rows only use flags every task CLI shares
 (tasks/common/cli.py) and the task selector of its module, so a task module can change
 its internals without touching this table.
 
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-METHODS = ("prefix", "finetune", "prompt", "peft-prefix")
+from models.methods import METHODS as REGISTERED  # the method registry (importable without torch)
+
+METHODS: tuple[str, ...] = tuple(REGISTERED)
 
 
 @dataclass(frozen=True)
@@ -25,14 +28,12 @@ class Row:
     name: str
     module: str  # tasks.ner | tasks.qa | tasks.glue | tasks.superglue
     args: tuple[str, ...]  # task selector and budget flags
-    metric: tuple[str, ...]  # metric names to look for in metrics.json, first found wins
-    metric_label: str  # how the table names it
-    splits: tuple[str, ...] = ("test", "dev", "eval", "validation")  # where to look, first found wins
+    metric_label: str  # how the table names the run's headline metric (metrics.json "headline", percent)
     budget: str = ""
-    percent: bool = False  # the task reports this metric in percent already (QA); others are fractions
     method_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
     skip: dict[str, str] = field(default_factory=dict)  # method -> why it cannot run on this row
     max_gap: float | None = None  # quality target: prefix >= finetune - max_gap (points of the row metric)
+    prefix_len: int | None = None  # --prefix-len for the methods that have one (not finetune)
 
 
 @dataclass(frozen=True)
@@ -50,63 +51,62 @@ def _lr(prefix: str, finetune: str, prompt: str | None = None, peft: str | None 
             "peft-prefix": ("--lr", peft or prefix)}
 
 
-ACC = ("accuracy", "acc")
-NER_F1 = ("f1",)
-QA_F1 = ("f1", "F1")
 TINY = ("--epochs", "1", "--max-train-samples", "48", "--max-eval-samples", "48", "--batch-size", "8",
         "--eval-batch-size", "16", "--logging-steps", "5")
 
 SMOKE = Suite("smoke", "tiny subsets, 1 epoch: proves the pipeline end to end in minutes (numbers mean nothing)", (
-    Row("ner-conll2003", "tasks.ner", ("--dataset", "conll2003", "--prefix-len", "8", *TINY), NER_F1, "test F1"),
-    Row("qa-squad1", "tasks.qa", ("--dataset", "squad", "--split-by-article", "0.5", "--prefix-len", "8",
-                                  "--max-length", "192", *TINY), QA_F1, "F1", percent=True),
-    Row("glue-sst2", "tasks.glue", ("--task", "sst2", "--prefix-len", "8", *TINY), ACC, "dev acc."),
-    Row("superglue-copa", "tasks.superglue", ("--task", "copa", "--prefix-len", "8", *TINY), ACC, "val acc."),
+    Row("ner-conll2003", "tasks.ner", ("--dataset", "conll2003", *TINY), "test F1", prefix_len=8),
+    Row("qa-squad1", "tasks.qa", ("--dataset", "squad", "--split-by-article", "0.5", "--max-length", "192", *TINY),
+        "F1", prefix_len=8),
+    Row("glue-sst2", "tasks.glue", ("--task", "sst2", *TINY), "dev acc.", prefix_len=8),
+    Row("superglue-copa", "tasks.superglue", ("--task", "copa", *TINY), "val acc.", prefix_len=8),
 ))
 
-# cpu suite: the bundled encoder, full local data unless a subset is named; learning rates are the
-# task CLIs' defaults per method (DEFAULT_LR in tasks/common/cli.py: prefix and peft-prefix 3e-2,
-# prompt 1e-2, finetune 5e-5) unless given.
+# cpu suite: the bundled encoder, full local data unless a subset is named; learning rates are each
+# method's default (``default_lr`` of its config in models/methods/configs.py) unless a row gives one.
 CPU = Suite("cpu", "bundled encoder (all-MiniLM-L6-v2) on this 2-core CPU; each (row, method) under ~30 min", (
-    Row("ner-conll2003", "tasks.ner", ("--dataset", "conll2003", "--prefix-len", "32", "--epochs", "2"),
-        NER_F1, "test F1", budget="2 epochs x 14,041 sentences (1,756 steps of 16); est. 20 min (finetune)",
-        max_gap=1.0),
-    Row("ner-conll2004", "tasks.ner", ("--dataset", "conll2004", "--prefix-len", "32", "--epochs", "10"),
-        NER_F1, "test F1", budget="10 epochs x 922 sentences (580 steps of 16); est. 17 min"),
-    Row("qa-squad1-split", "tasks.qa", ("--dataset", "squad", "--split-by-article", "0.5", "--prefix-len", "16",
-                                        "--max-length", "256", "--epochs", "1"),
-        QA_F1, "F1 (2nd half)", percent=True, max_gap=2.0,
+    Row("ner-conll2003", "tasks.ner", ("--dataset", "conll2003", "--epochs", "2"),
+        "test F1", budget="2 epochs x 14,041 sentences (1,756 steps of 16); est. 20 min (finetune)",
+        max_gap=1.0, prefix_len=32),
+    Row("ner-conll2004", "tasks.ner", ("--dataset", "conll2004", "--epochs", "10"),
+        "test F1", budget="10 epochs x 922 sentences (580 steps of 16); est. 17 min", prefix_len=32),
+    Row("qa-squad1-split", "tasks.qa", ("--dataset", "squad", "--split-by-article", "0.5", "--max-length", "256",
+                                        "--epochs", "1"),
+        "F1 (2nd half)", max_gap=2.0,
         budget="1 epoch on the first 24 articles (5,696 questions, 6,687 256-token windows, 418 steps) "
-               "+ eval on the other 24; est. 60 min for finetune on one core: over the ~30 min aim"),
-    Row("superglue-rte", "tasks.superglue", ("--task", "rte", "--prefix-len", "32", "--epochs", "4",
+               "+ eval on the other 24; est. 60 min for finetune on one core: over the ~30 min aim", prefix_len=16),
+    Row("superglue-rte", "tasks.superglue", ("--task", "rte", "--epochs", "4",
                                              "--max-length", "128"),
-        ACC, "val acc.", budget="4 epochs x 2,490 pairs (624 steps); est. 25 min"),
-    Row("superglue-cb", "tasks.superglue", ("--task", "cb", "--prefix-len", "16", "--epochs", "10",
+        "val acc.", budget="4 epochs x 2,490 pairs (624 steps); est. 25 min", prefix_len=32),
+    Row("superglue-cb", "tasks.superglue", ("--task", "cb", "--epochs", "10",
                                             "--max-length", "128"),
-        ACC, "val acc.", budget="10 epochs x 250 (160 steps); est. 6 min"),
-    Row("superglue-copa", "tasks.superglue", ("--task", "copa", "--prefix-len", "8", "--epochs", "15"),
-        ACC, "val acc.", budget="15 epochs x 400 x 2 choices (375 steps); est. 5 min"),
-    Row("superglue-wic", "tasks.superglue", ("--task", "wic", "--prefix-len", "8", "--epochs", "2",
+        "val acc.", budget="10 epochs x 250 (160 steps); est. 6 min", prefix_len=16),
+    Row("superglue-copa", "tasks.superglue", ("--task", "copa", "--epochs", "15"),
+        "val acc.", budget="15 epochs x 400 x 2 choices (375 steps); est. 5 min", prefix_len=8),
+    Row("superglue-wic", "tasks.superglue", ("--task", "wic", "--epochs", "2",
                                              "--max-length", "128", "--max-train-samples", "3000"),
-        ACC, "val acc.", budget="2 epochs x 3,000 of 5,428 pairs (seeded random subset; 376 steps); est. 7 min"),
-    Row("superglue-boolq-split", "tasks.superglue", ("--task", "boolq", "--split-dev", "0.5", "--prefix-len", "16",
-                                                     "--epochs", "2", "--max-length", "128"),
-        ACC, "val acc. (2nd half)", budget="no local train split: 2 epochs on the first 1,635 val questions "
+        "val acc.", budget="2 epochs x 3,000 of 5,428 pairs (seeded random subset; 376 steps); est. 7 min",
+        prefix_len=8),
+    Row("superglue-boolq-split", "tasks.superglue", ("--task", "boolq", "--split-dev", "0.5", "--epochs", "2",
+                                                     "--max-length", "128"),
+        "val acc. (2nd half)", budget="no local train split: 2 epochs on the first 1,635 val questions "
                                            "(206 steps, passages cut at 128 tokens), evaluated on the other "
-                                           "1,635; est. 10 min"),
-    Row("glue-cola", "tasks.glue", ("--task", "cola", "--prefix-len", "16", "--epochs", "2"),
-        ("matthews", "matthews_correlation", "mcc"), "dev MCC",
-        budget="2 epochs x 8,551 sentences (1,070 steps); est. 7 min"),
-    Row("glue-sst2-5k", "tasks.glue", ("--task", "sst2", "--prefix-len", "16", "--epochs", "2",
+                                           "1,635; est. 10 min", prefix_len=16),
+    Row("glue-cola", "tasks.glue", ("--task", "cola", "--epochs", "2"),
+        "dev MCC",
+        budget="2 epochs x 8,551 sentences (1,070 steps); est. 7 min", prefix_len=16),
+    Row("glue-sst2-5k", "tasks.glue", ("--task", "sst2", "--epochs", "2",
                                         "--max-train-samples", "5000"),
-        ACC, "dev acc.", budget="2 epochs x 5,000 of 67,349 sentences (seeded random subset; 626 steps); est. 5 min"),
-    Row("glue-stsb", "tasks.glue", ("--task", "stsb", "--prefix-len", "16", "--epochs", "2", "--max-length", "128",
+        "dev acc.", budget="2 epochs x 5,000 of 67,349 sentences (seeded random subset; 626 steps); est. 5 min",
+        prefix_len=16),
+    Row("glue-stsb", "tasks.glue", ("--task", "stsb", "--epochs", "2", "--max-length", "128",
                                     "--max-train-samples", "3000"),
-        ("pearson", "spearman"), "dev Pearson",
+        "dev Pearson",
         # lr 3e-2 (the prefix default) diverged on this regression task (MSE loss 3-4, Pearson 17.99);
         # session 1 reached 67.7 at 1e-2 on a smaller budget
         method_args={"prefix": ("--lr", "1e-2"), "peft-prefix": ("--lr", "1e-2")},
-        budget="2 epochs x 3,000 of 5,749 pairs (seeded random subset; 376 steps); prefix lr 1e-2; est. 8 min"),
+        budget="2 epochs x 3,000 of 5,749 pairs (seeded random subset; 376 steps); prefix lr 1e-2; est. 8 min",
+        prefix_len=16),
 ))
 
 # paper suite: P-tuning v2 (Liu et al. 2022) settings from the authors' run scripts (RoBERTa-large:
@@ -119,38 +119,38 @@ ROBERTA, DEBERTA = ("--model", "roberta-large"), ("--model", "microsoft/deberta-
 
 
 def _paper(name: str, module: str, model: tuple[str, ...], task: tuple[str, ...], bs: int, lr: str, psl: int,
-           epochs: int, max_len: int | None, metric: tuple[str, ...], label: str, **kw) -> Row:
-    flags = (*model, *task, "--batch-size", str(bs), "--prefix-len", str(psl), "--epochs", str(epochs),
+           epochs: int, max_len: int | None, label: str, **kw) -> Row:
+    flags = (*model, *task, "--batch-size", str(bs), "--epochs", str(epochs),
              *(("--max-length", str(max_len)) if max_len else ()))
-    return Row(name, module, flags, metric, label, method_args=_lr(lr, "1e-5"),
+    return Row(name, module, flags, label, method_args=_lr(lr, "1e-5"), prefix_len=psl,
                budget=f"bs {bs}, lr {lr}, prefix {psl}, {epochs} epochs", **kw)
 
 
 PAPER = Suite("paper", "P-tuning v2 paper settings on RoBERTa-large / DeBERTa-v2-xlarge (GPU and network needed)", (
     _paper("ner-conll2003-roberta", "tasks.ner", ROBERTA, ("--dataset", "conll2003"), 16, "3e-2", 11, 30, 152,
-           NER_F1, "test F1"),
+           "test F1"),
     _paper("ner-conll2004-roberta", "tasks.ner", ROBERTA, ("--dataset", "conll2004"), 32, "6e-2", 144, 80, 128,
-           NER_F1, "test F1"),
+           "test F1"),
     _paper("qa-squad1-roberta", "tasks.qa", ROBERTA, ("--dataset", "squad",), 8, "5e-3", 16, 30, None,
-           QA_F1, "dev F1", percent=True),
+           "dev F1"),
     _paper("qa-squad2-roberta", "tasks.qa", ROBERTA, ("--dataset", "squad_v2",), 8, "5e-3", 8, 10, None,
-           QA_F1, "dev F1", percent=True),
+           "dev F1"),
     _paper("superglue-rte-roberta", "tasks.superglue", ROBERTA, ("--task", "rte"), 32, "5e-3", 128, 100, 128,
-           ACC, "val acc."),
+           "val acc."),
     _paper("superglue-boolq-roberta", "tasks.superglue", ROBERTA, ("--task", "boolq"), 32, "7e-3", 8, 100, 128,
-           ACC, "val acc."),
+           "val acc."),
     _paper("superglue-copa-roberta", "tasks.superglue", ROBERTA, ("--task", "copa"), 16, "9e-3", 8, 120, 128,
-           ACC, "val acc."),
+           "val acc."),
     _paper("superglue-wic-roberta", "tasks.superglue", ROBERTA, ("--task", "wic"), 32, "1e-2", 8, 50, 128,
-           ACC, "val acc."),
+           "val acc."),
     _paper("ner-conll2003-deberta", "tasks.ner", DEBERTA, ("--dataset", "conll2003"), 16, "3e-2", 11, 30, 152,
-           NER_F1, "test F1", skip=NO_PEFT_DEBERTA),
+           "test F1", skip=NO_PEFT_DEBERTA),
     _paper("qa-squad1-deberta", "tasks.qa", DEBERTA, ("--dataset", "squad",), 8, "5e-3", 16, 30, None,
-           QA_F1, "dev F1", percent=True, skip=NO_PEFT_DEBERTA),
+           "dev F1", skip=NO_PEFT_DEBERTA),
     _paper("qa-squad2-deberta", "tasks.qa", DEBERTA, ("--dataset", "squad_v2",), 8, "5e-3", 8, 10, None,
-           QA_F1, "dev F1", percent=True, skip=NO_PEFT_DEBERTA),
+           "dev F1", skip=NO_PEFT_DEBERTA),
     _paper("superglue-rte-deberta", "tasks.superglue", DEBERTA, ("--task", "rte"), 32, "5e-3", 128, 100, 128,
-           ACC, "val acc.", skip=NO_PEFT_DEBERTA),
+           "val acc.", skip=NO_PEFT_DEBERTA),
 ), seed=11, local_data=False)
 
 SUITES = {suite.name: suite for suite in (SMOKE, CPU, PAPER)}
@@ -158,5 +158,7 @@ SUITES = {suite.name: suite for suite in (SMOKE, CPU, PAPER)}
 
 def command(suite: Suite, row: Row, method: str, output_dir: str) -> list[str]:
     """The exact task CLI argv (after ``python``) for one (row, method)."""
-    return ["-m", row.module, *row.args, *suite.common, "--mode", method, *row.method_args.get(method, ()),
+    uses_length = "prefix_len" in REGISTERED[method].config_class.FLAGS  # finetune has no prefix length
+    length = ("--prefix-len", str(row.prefix_len)) if row.prefix_len is not None and uses_length else ()
+    return ["-m", row.module, *row.args, *length, *suite.common, "--mode", method, *row.method_args.get(method, ()),
             "--seed", str(suite.seed), "--output-dir", output_dir]

@@ -211,3 +211,44 @@ def shared_data_root() -> Path:
     if not (root / "ner" / "conll2003" / "train.txt").is_file():
         pytest.fail(f"CoNLL-2003 not found under {root}; set PTV2_DATA_DIR to the shared data root (../shared/data)")
     return root
+
+
+# --------------------------------------------------------------------------- settings as the CLI builds them
+def cli_settings(*argv: str, epochs: float = 1, max_length: int = 32):
+    """``RunSettings`` from shared flags, built exactly as the task CLIs build them (no family settings)."""
+    from tasks.common.cli import common_parser, run_settings
+
+    return run_settings(common_parser("test", epochs, max_length).parse_args(list(map(str, argv))), None)
+
+
+def train_with_flags(model, output_dir: Path, dataset: list[dict], collator, *argv: str):
+    """``tasks.common.training.train`` with the settings the CLI builds from ``argv`` (plus --output-dir)."""
+    from tasks.common.pipeline import learning_rate
+    from tasks.common.training import train
+
+    settings = cli_settings(*argv, "--output-dir", output_dir)
+    return train(model, settings.train, learning_rate(settings.train, settings.model), Path(output_dir), dataset,
+                 collator)
+
+
+def model_from_flags(head, *argv: str, max_length: int = 32):
+    """The model a task CLI builds from ``argv`` (``--model``, method flags, ``--seed``)."""
+    from tasks.common.pipeline import build_task_model
+
+    settings = cli_settings(*argv, "--max-length", max_length)
+    return build_task_model(settings.model, head, settings.train.max_length, settings.train.seed)
+
+
+@pytest.fixture
+def without_peft(monkeypatch):
+    """Importing peft fails from now on, as on an install without the optional package."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_peft(name, *args, **kwargs):
+        if name == "peft" or name.startswith("peft."):
+            raise ImportError("No module named 'peft'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_peft)

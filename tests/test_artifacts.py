@@ -5,6 +5,7 @@ temporary folder, so ``build_model``/``load_artifact`` load them by local path l
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,16 +14,16 @@ import torch
 from safetensors.torch import load_file
 from transformers import DataCollatorForTokenClassification
 
-from conftest import HIDDEN, save_tiny_model
+from conftest import HIDDEN, cli_settings, save_tiny_model, train_with_flags
 from heads import IGNORE_INDEX, TokenClassificationHead
 from models.adapted import build_model
 from models.backbone import fingerprint
-from models.prefix import PrefixConfig
-from models.prompt import PromptConfig
+from models.methods import PrefixConfig, PromptConfig
 from tasks.common.artifacts import CONFIG, FORMAT, WEIGHTS, load_artifact, read_artifact_config, save_artifact
 from tasks.common.cli import common_parser
+from tasks.common.settings import train_subset
 from tasks.common.errors import DataError
-from tasks.common.training import CHECKPOINT_WEIGHTS, CHECKPOINTS, COMPLETE, train
+from tasks.common.training import CHECKPOINT_WEIGHTS, CHECKPOINTS, COMPLETE
 
 NUM_LABELS = 3
 TASK = {"name": "ner", "labels": ["O", "B-X", "I-X"], "max_length": 32}
@@ -31,7 +32,8 @@ TASK = {"name": "ner", "labels": ["O", "B-X", "I-X"], "max_length": 32}
 def make_model(model_dir: Path, method: str = "prefix", head_dropout: float = 0.1, **prefix):
     prefix.setdefault("prefix_len", 4)
     head = TokenClassificationHead(HIDDEN, NUM_LABELS, dropout=head_dropout)
-    return build_model(str(model_dir), head, method, PrefixConfig(**prefix), PromptConfig(prompt_len=4))
+    configs = {"prefix": PrefixConfig(**prefix), "prompt": PromptConfig(prompt_len=4)}
+    return build_model(str(model_dir), head, method, configs.get(method))
 
 
 def sample_inputs(seed: int = 0):
@@ -71,15 +73,17 @@ def test_save_then_load_gives_identical_logits(tmp_path, tiny_model_dir, method,
     expected = logits_of(model, inputs)
 
     sizes = save_artifact(model, tmp_path / "artifact", TASK)
-    loaded, config = load_artifact(tmp_path / "artifact")
+    artifact = load_artifact(tmp_path / "artifact")
+    loaded, config = artifact.model, artifact.config
     assert not loaded.training
     torch.testing.assert_close(logits_of(loaded, inputs), expected, atol=0, rtol=0)
 
-    assert config["format"] == FORMAT and config["method"] == method and config["task"] == TASK
+    assert config["format"] == FORMAT and config["method"]["name"] == method and config["task"] == TASK
+    assert config["method"]["config"] == dataclasses.asdict(model.method.config)
     assert config["backbone"] == str(tiny_model_dir)
     assert config["backbone_fingerprint"] == model.backbone_fingerprint
     assert config["head"] == {"name": "token-classification",
-                              "kwargs": {"hidden_size": HIDDEN, "num_labels": NUM_LABELS, "dropout": 0.1}}
+                              "config": {"hidden_size": HIDDEN, "num_labels": NUM_LABELS, "dropout": 0.1}}
     tensors = load_file(str(tmp_path / "artifact" / WEIGHTS))
     assert set(tensors) == set(model.trainable_state_dict())
     if method != "finetune":  # only what was trained, never the frozen encoder
@@ -133,8 +137,7 @@ def test_not_an_artifact_is_a_data_error(tmp_path):
 def test_artifact_with_wrong_tensors_is_a_data_error(tmp_path, tiny_model_dir):
     save_artifact(make_model(tiny_model_dir, prefix_len=4), tmp_path / "artifact", TASK)
     config = json.loads((tmp_path / "artifact" / CONFIG).read_text())
-    config["method"] = "prompt"  # tensors of a prefix, config of a prompt
-    config["prompt"] = {"prompt_len": 4, "dropout": 0.0}
+    config["method"] = {"name": "prompt", "config": {"prompt_len": 4, "dropout": 0.0}}  # tensors of a prefix
     (tmp_path / "artifact" / CONFIG).write_text(json.dumps(config))
     with pytest.raises(DataError, match="do not match"):
         load_artifact(tmp_path / "artifact")
@@ -154,9 +157,8 @@ def tagging_dataset(size: int = 16, seed: int = 0) -> list[dict]:
 
 
 def cli_args(output_dir: Path, *extra: str):
-    """The Namespace the CLI builds (same parser), for a 16-example, batch-4 run: 4 steps per epoch."""
-    return common_parser("test", 1, 32).parse_args(
-        ["--batch-size", "4", "--lr", "0.01", "--logging-steps", "1", "--output-dir", str(output_dir), *extra])
+    """Flags for a 16-example, batch-4 run: 4 steps per epoch."""
+    return ["--batch-size", "4", "--lr", "0.01", "--logging-steps", "1", *extra]
 
 
 class SimulatedKill(Exception):
@@ -176,7 +178,7 @@ class TrainingSteps:
             return
         self.count += 1
         if self.count == 1:
-            self.first_prefix = self.model.prefix_encoder.embedding.weight.detach().clone()
+            self.first_prefix = self.model.method.encoder.embedding.weight.detach().clone()
         if self.count == self.crash_at:
             raise SimulatedKill(f"killed during step {self.count}")
 
@@ -193,7 +195,7 @@ def run(model_dir: Path, output_dir: Path, tokenizer, *extra: str, crash_at: int
     collator = DataCollatorForTokenClassification(tokenizer)
     trainer = None
     try:
-        trainer = train(model, cli_args(output_dir, *extra), output_dir, tagging_dataset(), collator)
+        trainer = train_with_flags(model, output_dir, tagging_dataset(), collator, *cli_args(output_dir, *extra))
     except SimulatedKill:
         pass
     return model, steps, trainer
@@ -225,7 +227,7 @@ def test_resume_after_a_kill_mid_epoch_continues_from_the_checkpoint_step(tmp_pa
     model, resumed, trainer = run(tiny_model_dir, tmp_path, tiny_tokenizer, "--epochs", "2", "--save-steps", "3",
                                   "--resume", seed=123)
     assert resumed.count == 2, "only steps 7 and 8 remain after checkpoint-6"
-    assert torch.equal(resumed.first_prefix, saved["prefix_encoder.embedding.weight"]), \
+    assert torch.equal(resumed.first_prefix, saved["method.encoder.embedding.weight"]), \
         "training must continue from the checkpoint's tensors"
     assert trainer.state.global_step == 8
     assert checkpoints(tmp_path)[-1] == "checkpoint-8"
@@ -261,17 +263,17 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path, tiny_tokenizer
 
 
 def test_max_train_samples_is_a_seeded_subset_in_file_order():
-    from tasks.common.cli import train_subset
-
     items = list(range(100))
-    args = common_parser("test", 1, 32).parse_args(["--max-train-samples", "10", "--seed", "3"])
-    picked = train_subset(items, args)
-    assert len(picked) == 10 and picked == sorted(picked) and picked == train_subset(items, args)
+    settings = cli_settings("--max-train-samples", "10", "--seed", "3")
+    count, seed = settings.data.max_train_samples, settings.train.seed
+    picked = train_subset(items, count, seed)
+    assert len(picked) == 10 and picked == sorted(picked) and picked == train_subset(items, count, seed)
     assert picked != items[:10]  # not simply the head of a file ordered by source (CoLA)
-    other = train_subset(items, common_parser("test", 1, 32).parse_args(["--max-train-samples", "10"]))
-    assert other != picked  # another seed, another subset
-    assert train_subset(items, common_parser("test", 1, 32).parse_args([])) == items
-    assert train_subset(items[:5], args) == items[:5]
+    other = cli_settings("--max-train-samples", "10")
+    assert train_subset(items, other.data.max_train_samples, other.train.seed) != picked  # another seed
+    nothing = cli_settings()
+    assert train_subset(items, nothing.data.max_train_samples, nothing.train.seed) == items
+    assert train_subset(items[:5], count, seed) == items[:5]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -317,7 +319,7 @@ def test_resume_skips_a_checkpoint_cut_short_and_says_so(tmp_path, tiny_model_di
     out = capsys.readouterr().out
     assert f"skipping {newest}: incomplete" in out and f"resuming from {tmp_path / CHECKPOINTS / 'checkpoint-3'}" in out
     assert resumed.count == 5 and trainer.state.global_step == 8  # steps 4-8 after checkpoint-3
-    assert torch.equal(resumed.first_prefix, saved["prefix_encoder.embedding.weight"])
+    assert torch.equal(resumed.first_prefix, saved["method.encoder.embedding.weight"])
 
 
 def test_checkpoint_saves_the_state_dict_the_trainer_hands_over(tmp_path, tiny_model_dir, tiny_tokenizer):

@@ -3,24 +3,25 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
+
+from tasks.common.cli import run_settings
+from tasks.common.pipeline import train_parser
 
 from benchmarks import run as runner
 from benchmarks.results import markdown, quality_targets
 from benchmarks.suites import METHODS, SUITES, Row, Suite, command
 
 
-def _parser(module: str):
-    if module == "tasks.ner":
-        from tasks.ner.__main__ import train_parser
-        return train_parser()
-    if module == "tasks.qa":
-        from tasks.qa.__main__ import train_parser
-        return train_parser()
-    from tasks.glue.run import train_parser
-    return train_parser(module.split(".")[1])
+def _family(module: str):
+    import importlib
+
+    family = module.split(".")[1]
+    if family in ("glue", "superglue"):
+        from tasks.glue.family import FAMILIES
+        return FAMILIES[family]
+    return importlib.import_module(f"{module}.family").FAMILY
 
 
 @pytest.mark.parametrize("suite", sorted(SUITES))
@@ -31,8 +32,10 @@ def test_every_suite_command_is_a_valid_task_command_line(suite):
         for method in METHODS:
             argv = command(SUITES[suite], row, method, "out")
             assert argv[:2] == ["-m", row.module]
-            args = _parser(row.module).parse_args(argv[2:])  # exits (SystemExit) on a flag the task lacks
-            assert args.mode == method and args.seed == SUITES[suite].seed
+            family = _family(row.module)
+            args = train_parser(family).parse_args(argv[2:])  # exits (SystemExit) on a flag the task lacks
+            settings = run_settings(args, family.settings(args))  # refuses a flag the method does not use
+            assert settings.model.method == method and settings.train.seed == SUITES[suite].seed
 
 
 def test_cpu_suite_has_the_rows_the_benchmark_asks_for():
@@ -49,8 +52,7 @@ def _done(row: str, method: str, quality: float) -> dict:
 
 
 def test_quality_targets_compare_prefix_with_finetune_and_peft():
-    suite = Suite("t", "test", (Row("a", "tasks.ner", (), ("f1",), "F1", max_gap=1.0),
-                                Row("b", "tasks.ner", (), ("f1",), "F1")))
+    suite = Suite("t", "test", (Row("a", "tasks.ner", (), "F1", max_gap=1.0), Row("b", "tasks.ner", (), "F1")))
     results = {"a/prefix": _done("a", "prefix", 89.5), "a/finetune": _done("a", "finetune", 90.0),
                "a/peft-prefix": _done("a", "peft-prefix", 90.0),
                "b/prefix": _done("b", "prefix", 70.0), "b/peft-prefix": _done("b", "peft-prefix", 60.0),
@@ -85,6 +87,7 @@ state = out / "checkpoints" / "checkpoint-10"
 state.mkdir(parents=True, exist_ok=True)
 (state / "trainer_state.json").write_text(json.dumps({"global_step": 10}))
 (out / "metrics.json").write_text(json.dumps({"train_seconds": 5.0, "test": {"f1": float(a.score)},
+                                              "headline": {"split": "test", "metric": "f1", "value": float(a.score)},
                                               "parameters": {"trainable": 7, "trainable_percent": 0.5}}))
 '''
 
@@ -93,7 +96,7 @@ state.mkdir(parents=True, exist_ok=True)
 def fake_repo(tmp_path, monkeypatch):
     """The runner pointed at a checkout holding one fake task module (no torch, instant)."""
     (tmp_path / "fake_task.py").write_text(FAKE_TASK)
-    suite = Suite("fake", "fake suite", (Row("r", "fake_task", ("--score", "0.8125"), ("f1",), "test F1",
+    suite = Suite("fake", "fake suite", (Row("r", "fake_task", ("--score", "81.25"), "test F1",
                                              budget="none", max_gap=1.0),), local_data=False)
     monkeypatch.setitem(SUITES, "fake", suite)
     monkeypatch.setattr(runner, "REPO", tmp_path)

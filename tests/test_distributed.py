@@ -58,22 +58,25 @@ def test_two_process_run_completes(torchrun):
     assert "Traceback" not in result.stderr
     assert result.stdout.count("dev: precision") == 1  # reports come from rank 0 only
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0.0 <= metrics["dev"]["f1"] <= 1.0 and metrics["dev"]["alignment"]["sentences"] == 10
+    assert 0.0 <= metrics["dev"]["f1"] <= 100.0 and metrics["dev"]["alignment"]["sentences"] == 10
 
 
 def test_two_process_run_writes_the_same_artifact_format(torchrun, tiny_model_dir, tmp_path):
     """Same files, config keys and tensor names/shapes as a single-process model built by the same CLI code."""
     from heads import TokenClassificationHead
     from tasks.common.artifacts import CONFIG, WEIGHTS, load_artifact, save_artifact
-    from tasks.common.cli import model_from_args
-    from tasks.ner.__main__ import train_parser
+    from tasks.common.cli import run_settings
+    from tasks.common.pipeline import build_task_model, train_parser
+    from tasks.ner.family import FAMILY
 
     result, out, (train, dev) = torchrun
     assert result.returncode == 0, result.stderr[-4000:]
-    args = train_parser().parse_args(ner_flags(tiny_model_dir, train, dev, tmp_path))
-    labels = json.loads((out / "metrics.json").read_text())["labels"]
-    single = model_from_args(args, TokenClassificationHead(32, len(labels)))
-    save_artifact(single, tmp_path, {"name": "ner", "labels": labels, "max_length": 32})
+    parsed = train_parser(FAMILY).parse_args(ner_flags(tiny_model_dir, train, dev, tmp_path))
+    settings = run_settings(parsed, FAMILY.settings(parsed))
+    labels = json.loads((out / "metrics.json").read_text())["task"]["labels"]
+    single = build_task_model(settings.model, TokenClassificationHead(32, len(labels)), settings.train.max_length,
+                              settings.train.seed)
+    save_artifact(single, tmp_path, {"family": "ner", "labels": labels, "max_length": 32})
 
     distributed_config = json.loads((out / CONFIG).read_text())
     single_config = json.loads((tmp_path / CONFIG).read_text())
@@ -82,7 +85,7 @@ def test_two_process_run_writes_the_same_artifact_format(torchrun, tiny_model_di
     assert {k: v.shape for k, v in tensors.items()} == {k: v.shape for k, v in expected.items()}
     assert not any(k.startswith("module.") for k in tensors)  # no DDP wrapper names
 
-    model, _ = load_artifact(out)  # loads back onto its encoder
+    model = load_artifact(out).model  # loads back onto its encoder
     for name, tensor in tensors.items():
         assert torch.equal(model.state_dict()[name], tensor)
     checkpoint = sorted((out / "checkpoints").iterdir())[-1]

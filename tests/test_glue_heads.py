@@ -13,10 +13,10 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 
 from heads import MultipleChoiceHead, RegressionHead, SpanPairClassificationHead
 from models.adapted import AdaptedModel
-from models.prefix import PrefixConfig
-from models.prompt import PromptConfig
-from tasks.glue.features import Collator, decode, encode
-from tasks.glue.readers import Example
+from models.methods import PrefixConfig, PromptConfig
+from tasks.glue.decode import decode
+from tasks.glue.features import Collator, encode
+from tasks.glue.spec import Example
 from tasks.glue.tasks import GLUE, SUPERGLUE
 
 WORDS = ["cat", "dog", "tree", "house", "river", "car", "book", "stone"]
@@ -33,8 +33,8 @@ def tiny_model(tokenizer, head, method="finetune") -> AdaptedModel:
     torch.manual_seed(0)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=128)
-    return AdaptedModel(BertModel(config, add_pooling_layer=False), head, method, PrefixConfig(prefix_len=4),
-                        PromptConfig(prompt_len=4))
+    configs = {"prefix": PrefixConfig(prefix_len=4), "prompt": PromptConfig(prompt_len=4)}
+    return AdaptedModel(BertModel(config, add_pooling_layer=False), head, method, configs.get(method))
 
 
 def fit(model, batch, steps: int = 60, lr: float = 3e-3) -> tuple[float, float]:

@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from tasks.glue import metrics
+from tasks.glue import metric as metrics
 from tasks.glue.tasks import GLUE, SUPERGLUE
 
 rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ from conftest import data_root
 
 from tasks.common.errors import DataError
 from tasks.glue.data import find_folder, hub_records, load_splits, read_file, split_file
-from tasks.glue.readers import build_examples
+from tasks.glue.formats import build_examples
 from tasks.glue.tasks import GLUE, SUPERGLUE
 
 SHARED = data_root() / "glue"  # $PTV2_DATA_DIR/glue, as CI sets it

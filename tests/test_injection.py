@@ -16,8 +16,8 @@ import torch
 from conftest import HIDDEN, LAYERS, MAX_POSITIONS, real_token_ids, tiny_backbone
 from heads import TokenClassificationHead
 from models.adapted import AdaptedModel
-from models.prefix import PrefixConfig, UnsupportedArchitecture, attention_modules, inject_prefix
-from models.prompt import PromptConfig
+from models.methods import PrefixConfig, PromptConfig
+from models.prefix import UnsupportedArchitecture, attention_modules, inject_prefix
 
 ABSOLUTE_POSITIONS = ("bert", "roberta", "distilbert", "electra", "xlm-roberta")
 INTERFACE_STYLE = ("bert", "roberta", "distilbert", "electra", "xlm-roberta", "modernbert")
@@ -87,7 +87,7 @@ def test_every_layer_gets_its_own_prefix(arch):
     assert len(attention_modules(model.backbone)) == LAYERS
     ids, mask = padded_batch(backbone)
     model.encode(ids, mask).pow(2).sum().backward()
-    grad = model.prefix_encoder.embedding.weight.grad
+    grad = model.method.encoder.embedding.weight.grad
     assert grad is not None
     per_slot = grad.view(3, LAYERS, 2, -1).abs().sum(dim=(0, 3))  # (layers, key|value)
     assert (per_slot > 0).all(), f"prefix rows without gradient (layer x key/value): {per_slot}"
@@ -100,7 +100,7 @@ def test_prefix_has_no_position(arch):
     ids, mask = padded_batch(backbone)
     model = prefixed(backbone, prefix_len=5)
     before = model.encode(ids, mask)
-    weight = model.prefix_encoder.embedding.weight
+    weight = model.method.encoder.embedding.weight
     weight.copy_(weight[torch.tensor([3, 0, 4, 1, 2])])
     model.eval()  # drop the cached table
     after = model.encode(ids, mask)
@@ -188,7 +188,7 @@ def test_input_of_maximum_length_works_with_a_prefix(arch):
 
 def test_prompt_mode_spends_positions_prefix_mode_does_not():
     backbone = tiny_backbone("bert")
-    prompt = AdaptedModel(copy.deepcopy(backbone), TokenClassificationHead(HIDDEN, 3), "prompt", prompt=PromptConfig(5))
+    prompt = AdaptedModel(copy.deepcopy(backbone), TokenClassificationHead(HIDDEN, 3), "prompt", PromptConfig(5))
     prefix = prefixed(backbone, prefix_len=5)
     assert prefix.max_input_length() == MAX_POSITIONS
     assert prompt.max_input_length() == MAX_POSITIONS - 5
@@ -252,7 +252,7 @@ def test_a_copied_or_unpickled_model_reads_its_own_prefix(arch):
     buffer.seek(0)
     for clone in (copy.deepcopy(model), torch.load(buffer, weights_only=False)):
         torch.testing.assert_close(clone.encode(ids, mask)[real], before[real], atol=ATOL, rtol=0)
-        for parameter in clone.prefix_encoder.parameters():
+        for parameter in clone.method.encoder.parameters():
             parameter.add_(1.0)
         clone.train().eval()  # drop the clone's cached eval-mode prefix
         assert not torch.allclose(clone.encode(ids, mask)[real], before[real], atol=1e-3)
@@ -286,13 +286,12 @@ def test_unsupported_architecture_is_a_clear_error(build, model_type):
 
 
 def test_unsupported_architecture_from_the_cli_is_a_usage_error(tmp_path):
-    from tasks.common.cli import common_parser, model_from_args
+    from conftest import model_from_flags
     from tasks.common.errors import UsageError
 
     _gpt2().save_pretrained(tmp_path / "gpt2")
-    args = common_parser("test", 1, 32).parse_args(["--model", str(tmp_path / "gpt2"), "--prefix-len", "4"])
     with pytest.raises(UsageError, match="'gpt2' is not supported"):
-        model_from_args(args, TokenClassificationHead(HIDDEN, 3))
+        model_from_flags(TokenClassificationHead(HIDDEN, 3), "--model", str(tmp_path / "gpt2"), "--prefix-len", "4")
 
 
 def test_unsupported_attention_kernel_is_a_clear_error():
@@ -308,7 +307,7 @@ def _prefix_grads(arch: str, checkpointing: bool) -> dict[str, torch.Tensor]:
     backbone = tiny_backbone(arch, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     torch.manual_seed(1)
     model = prefixed(backbone, 3).train()
-    model.head.dropout.p = 0.0
+    model.head.drop.p = 0.0
     if checkpointing:
         model.enable_gradient_checkpointing()
     ids, mask = padded_batch(backbone, generator=torch.Generator().manual_seed(0))
@@ -320,14 +319,16 @@ def _prefix_grads(arch: str, checkpointing: bool) -> dict[str, torch.Tensor]:
 def test_gradient_checkpointing_gives_the_same_prefix_gradients(arch):
     """The recomputation during backward must see the prefix its forward saw (interface and DeBERTa styles)."""
     plain, checkpointed = _prefix_grads(arch, False), _prefix_grads(arch, True)
-    assert set(plain) == set(checkpointed) and "prefix_encoder.embedding.weight" in plain
+    assert set(plain) == set(checkpointed) and "method.encoder.embedding.weight" in plain
     for name, grad in plain.items():
         torch.testing.assert_close(checkpointed[name], grad, atol=1e-6, rtol=1e-5, msg=name)
 
 
 def test_gradient_checkpointing_is_refused_for_peft_prefix():
     pytest.importorskip("peft")
+    from models.methods import PeftPrefixConfig
+
     model = AdaptedModel(tiny_backbone("bert"), TokenClassificationHead(HIDDEN, 3), "peft-prefix",
-                         PrefixConfig(prefix_len=2))
+                         PeftPrefixConfig(prefix_len=2))
     with pytest.raises(ValueError, match="peft-prefix"):
         model.enable_gradient_checkpointing()

@@ -87,10 +87,11 @@ def test_training_run_writes_the_artifact_and_metrics(trained):
     assert {"metrics.json", "adapter.safetensors", "adapter_config.json"} <= {p.name for p in out.iterdir()}
 
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["labels"] == LABELS
+    assert metrics["task"]["labels"] == LABELS
     for split in ("dev", "test"):
         scores = metrics[split]
-        assert 0.0 <= scores["f1"] <= 1.0 and 0.0 <= scores["precision"] <= 1.0 and 0.0 <= scores["recall"] <= 1.0
+        assert 0.0 <= scores["f1"] <= 100.0 and 0.0 <= scores["precision"] <= 100.0
+        assert 0.0 <= scores["recall"] <= 100.0
         assert set(scores["per_type"]) == TYPES
         assert scores["alignment"]["sentences"] == 50
     prefix_params = LAYERS * 2 * BUNDLED_HIDDEN * PREFIX_LEN
@@ -99,13 +100,13 @@ def test_training_run_writes_the_artifact_and_metrics(trained):
     assert metrics["parameters"]["trainable_percent"] < 1.0
 
     config = json.loads((out / "adapter_config.json").read_text())
-    assert config["format"] == "ptv2-artifact/2" and config["method"] == "prefix"
+    assert config["format"] == "ptv2-artifact/3" and config["method"]["name"] == "prefix"
     assert config["backbone"] == "bundled:all-MiniLM-L6-v2" and config["backbone_fingerprint"]
-    assert config["prefix"]["prefix_len"] == PREFIX_LEN
+    assert config["method"]["config"]["prefix_len"] == PREFIX_LEN
     assert config["task"]["labels"] == LABELS
     tensors = load_file(str(out / "adapter.safetensors"))
-    assert set(tensors) == {"prefix_encoder.embedding.weight", "head.classifier.weight", "head.classifier.bias"}
-    assert tensors["prefix_encoder.embedding.weight"].shape == (PREFIX_LEN, LAYERS * 2 * BUNDLED_HIDDEN)
+    assert set(tensors) == {"method.encoder.embedding.weight", "head.classifier.weight", "head.classifier.bias"}
+    assert tensors["method.encoder.embedding.weight"].shape == (PREFIX_LEN, LAYERS * 2 * BUNDLED_HIDDEN)
     assert metrics["artifact_bytes"] == (out / "adapter.safetensors").stat().st_size
     assert metrics["artifact_bytes"] * 100 < metrics["backbone_bytes"]
 
@@ -226,7 +227,7 @@ def tiny_artifact(tmp_path_factory, tiny_model_dir):
     folder = tmp_path_factory.mktemp("tiny-artifact")
     model = build_model(str(tiny_model_dir), TokenClassificationHead(HIDDEN, len(LABELS)), "prefix",
                         PrefixConfig(prefix_len=2))
-    save_artifact(model, folder, {"name": "ner", "labels": LABELS, "max_length": 32})
+    save_artifact(model, folder, {"family": "ner", "labels": LABELS, "max_length": 32})
     return folder
 
 

@@ -9,10 +9,11 @@ from seqeval.metrics import classification_report, f1_score, precision_score, re
 
 from heads import IGNORE_INDEX
 from tasks.common.errors import DataError
-from tasks.ner.conll import Sentence, check_known_tags, read_conll, to_iob2, write_conll
-from tasks.ner.datasets import label_list, load_splits, read_raw_text
-from tasks.ner.features import encode, to_word_tags
-from tasks.ner.metric import entity_scores, format_scores
+from tasks.ner.data import label_list, load_splits
+from tasks.ner.decode import to_word_tags
+from tasks.ner.features import encode
+from tasks.ner.formats import Sentence, check_known_tags, read_conll, read_raw_text, to_iob2, write_conll
+from tasks.ner.metric import entity_scores, format_scores, percent
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "data.conll") -> Path:
@@ -300,7 +301,7 @@ def test_per_type_table():
     for name, row in per_type.items():
         assert row["f1"] == pytest.approx(reference[name]["f1-score"])
 
-    table = format_scores("dev", entity_scores(GOLD, PRED)).splitlines()
+    table = format_scores("dev", percent(entity_scores(GOLD, PRED))).splitlines()
     assert table[0] == "dev: precision 50.00  recall 50.00  F1 50.00"
     rows = {line.split()[0]: line.split()[1:] for line in table[2:]}
     assert rows["ORG"] == ["50.00", "100.00", "66.67", "1"]
@@ -314,10 +315,69 @@ def test_conlleval_convention_for_an_entity_opened_by_i():
 
 def test_per_type_table_fits_long_type_names():
     gold = [["B-creative-work", "I-creative-work", "O", "B-PER"]]
-    table = format_scores("test", entity_scores(gold, gold)).splitlines()
+    table = format_scores("test", percent(entity_scores(gold, gold))).splitlines()
     header, rows = table[1], table[2:]
     assert [line.split()[0] for line in rows] == ["PER", "creative-work"]
     for line in rows:  # every number column ends where the header's column ends
         for column in ("P", "R", "F1", "support"):
             end = header.index(column) + len(column)
             assert line[end - 1] != " " and (end == len(line) or line[end] == " "), (column, line)
+
+
+def _ontonotes_like():
+    """A tiny in-memory dataset with the schema of the hub's conll2012_ontonotesv5 (one document per row)."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    names = ["O", "B-PERSON", "I-PERSON", "B-GPE", "I-GPE", "B-WORK_OF_ART", "I-WORK_OF_ART"]
+    sentence = {"part_id": Value("int32"), "words": [Value("string")], "named_entities": [ClassLabel(names=names)]}
+    features = Features({"document_id": Value("string"), "sentences": [sentence]})
+
+    def split(n: int) -> Dataset:
+        docs = [{"document_id": f"nw/{i}", "sentences": [
+            {"part_id": 0, "words": ["John", "Smith", "visited", "New", "York"], "named_entities": [1, 2, 0, 3, 4]},
+            {"part_id": 0, "words": ["He", "read", "Moby", "Dick"], "named_entities": [0, 0, 5, 6]}]} for i in range(n)]
+        return Dataset.from_list(docs, features=features)
+
+    return DatasetDict(train=split(3), validation=split(1), test=split(2))
+
+
+def test_ontonotes_from_the_hub_reads_tag_names_from_the_features(monkeypatch, tmp_path):
+    import datasets
+
+    monkeypatch.delenv("PTV2_DATA_DIR", raising=False)
+    asked = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: asked.append(a) or _ontonotes_like())
+    splits = load_splits("ontonotes", str(tmp_path), {})
+    assert asked == [("ontonotes/conll2012_ontonotesv5", "english_v12")]
+    train, source = splits["train"]
+    assert len(train) == 6 and source == "hub:ontonotes/conll2012_ontonotesv5/english_v12/train"
+    assert train[0].tokens == ["John", "Smith", "visited", "New", "York"]
+    assert train[0].tags == ["B-PERSON", "I-PERSON", "O", "B-GPE", "I-GPE"]
+    assert train[1].tags == ["O", "O", "B-WORK_OF_ART", "I-WORK_OF_ART"]
+    assert [len(splits[s][0]) for s in ("dev", "test")] == [2, 4]
+    assert label_list(train) == ["O", "B-GPE", "I-GPE", "B-PERSON", "I-PERSON", "B-WORK_OF_ART", "I-WORK_OF_ART"]
+
+
+def test_ontonotes_from_a_local_conll_folder(tmp_path):
+    folder = tmp_path / "ner" / "ontonotes"
+    folder.mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.txt").write_text("John B-PERSON\nSmith I-PERSON\nsaid O\n\nParis B-GPE\n")
+    splits = load_splits("ontonotes", str(tmp_path), {})
+    assert splits["train"][0][0].tags == ["B-PERSON", "I-PERSON", "O"] and len(splits["test"][0]) == 2
+
+
+def test_ontonotes_offline_names_every_way(monkeypatch, tmp_path):
+    import datasets
+
+    monkeypatch.delenv("PTV2_DATA_DIR", raising=False)
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError) as caught:
+        load_splits("ontonotes", str(tmp_path), {})
+    text = str(caught.value)
+    assert "ner/ontonotes" in text and "ontonotes/conll2012_ontonotesv5 english_v12" in text
+    assert "Couldn't reach" in text

@@ -10,8 +10,8 @@ from transformers import BertConfig, BertModel  # noqa: E402
 
 from heads import TokenClassificationHead  # noqa: E402
 from models.adapted import AdaptedModel  # noqa: E402
-from models.peft_prefix import cache_argument  # noqa: E402
-from models.prefix import PrefixConfig  # noqa: E402
+from models.methods import PeftPrefixConfig, PrefixConfig  # noqa: E402
+from models.methods.peft_prefix import cache_argument  # noqa: E402
 
 HIDDEN, LAYERS, LABELS, PREFIX = 32, 2, 3, 4
 
@@ -22,7 +22,8 @@ def _model(seed: int = 0, prefix_len: int = PREFIX, method: str = "peft-prefix")
                         intermediate_size=64, max_position_embeddings=64)
     backbone = BertModel(config, add_pooling_layer=False)
     head = TokenClassificationHead(HIDDEN, LABELS, dropout=0.0)
-    return AdaptedModel(backbone, head, method, PrefixConfig(prefix_len=prefix_len))
+    config = (PeftPrefixConfig if method == "peft-prefix" else PrefixConfig)(prefix_len=prefix_len)
+    return AdaptedModel(backbone, head, method, config)
 
 
 def _batch(seed: int = 1):
@@ -38,12 +39,13 @@ def test_trainable_set_and_counts() -> None:
     model = _model()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert not any(n.startswith("backbone.") for n in trainable)
-    prefix = [n for n in trainable if n.startswith("peft_prefix.")]
+    prefix = [n for n in trainable if n.startswith("method.")]
     assert len(prefix) == 1 and "prompt_encoder" in prefix[0]
     head = HIDDEN * LABELS + LABELS
     assert model.parameter_counts()["trainable"] == PREFIX * LAYERS * 2 * HIDDEN + head
     assert model.max_input_length() == 64 - PREFIX  # PEFT shifts positions by the prefix
-    assert "prefix" in model.method_config()
+    assert model.method_record() == {"name": "peft-prefix", "config": {"prefix_len": PREFIX, "reparameterize": False,
+                                                                      "hidden_size": 512}}
 
 
 def test_matches_peft_own_forward() -> None:
@@ -51,7 +53,7 @@ def test_matches_peft_own_forward() -> None:
     model = _model().eval()
     ids, mask, _ = _batch()
     ours = model.encode(ids, mask)
-    theirs = model.peft_prefix._peft(input_ids=ids, attention_mask=mask).last_hidden_state
+    theirs = model.method._peft(input_ids=ids, attention_mask=mask).last_hidden_state
     torch.testing.assert_close(ours, theirs)
 
 
@@ -59,15 +61,15 @@ def test_ours_is_peft_minus_the_position_shift() -> None:
     """With the same prefix rows, PEFT's cache prefix equals our in-attention prefix once PEFT's
     tokens keep positions 0..n-1: the position shift is the only difference between the two."""
     theirs, ours = _model().eval(), _model(method="prefix").eval()
-    table = theirs.peft_prefix.prompt_encoder["default"].embedding.weight  # (P, layers*2*kv_dim), same row layout
+    table = theirs.method.prompt_encoder["default"].embedding.weight  # (P, layers*2*kv_dim), same row layout
     with torch.no_grad():
-        ours.prefix_encoder.embedding.weight.copy_(table)
+        ours.method.encoder.embedding.weight.copy_(table)
     ids, mask, _ = _batch()
     real = mask.bool()
     expected = ours.encode(ids, mask)[real]
 
     def peft_hidden(**kwargs) -> torch.Tensor:
-        past = theirs.peft_prefix._peft.get_prompt(ids.shape[0])
+        past = theirs.method._peft.get_prompt(ids.shape[0])
         wide = torch.cat([torch.ones(ids.shape[0], PREFIX, dtype=mask.dtype), mask], 1)
         cache = {cache_argument(theirs.backbone): past}
         return theirs.backbone(input_ids=ids, attention_mask=wide, **cache, **kwargs).last_hidden_state
@@ -104,18 +106,8 @@ def test_padding_is_not_attended() -> None:
     torch.testing.assert_close(model.encode(ids, mask)[real], model.encode(changed, mask)[real])
 
 
-def test_missing_peft_is_a_clear_error(monkeypatch) -> None:
-    import builtins
+def test_missing_peft_is_a_clear_error(without_peft) -> None:
+    from models.methods.peft_prefix import PeftMissing
 
-    from models.peft_prefix import PeftMissing
-
-    real_import = builtins.__import__
-
-    def no_peft(name, *args, **kwargs):
-        if name == "peft" or name.startswith("peft."):
-            raise ImportError("No module named 'peft'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_peft)
     with pytest.raises(PeftMissing, match="pip install peft"):
         _model()

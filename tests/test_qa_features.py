@@ -8,7 +8,7 @@ import pytest
 from models.backbone import load_tokenizer
 from tasks.common.errors import UsageError
 from tasks.qa.features import answer_tokens, check_tokenizer, encode, question_token_limit
-from tasks.qa.squad import Answer, Question
+from tasks.qa.formats import Answer, Question
 
 WORDS = ("alpha beta, gamma-delta (epsilon) zeta's eta: theta iota kappa; lambda mu. nu xi omicron! pi rho "
          "sigma tau upsilon 1,234 phi chi psi omega").split()

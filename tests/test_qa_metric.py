@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tasks.qa.metric import best_threshold, f1_v1, f1_v2, normalize_answer, squad_v1, squad_v2
-from tasks.qa.squad import Answer, Question, read_squad
+from tasks.qa.formats import Answer, Question, read_squad
 
 DEV_V1 = Path(os.environ.get("PTV2_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) \
     / "qa" / "squad_v1" / "dev-v1.1.json.gz"

@@ -12,8 +12,8 @@ from models.backbone import load_tokenizer
 from models.prefix import PrefixConfig
 from tasks.common.training import predict
 from tasks.qa.features import Window, encode
-from tasks.qa.postprocess import NO_SPAN_ODDS, best_answers
-from tasks.qa.squad import Answer, Question
+from tasks.qa.decode import NO_SPAN_ODDS, best_answers
+from tasks.qa.formats import Answer, Question
 
 # tokens:        CLS   q     q     SEP   "red"   "green"  "blue"   "cyan"   SEP
 CONTEXT = "red green blue cyan"

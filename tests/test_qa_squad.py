@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tasks.common.errors import DataError, UsageError
-from tasks.qa.datasets import load_train_eval
-from tasks.qa.squad import from_hub_rows, read_squad, split_by_article
+from tasks.qa.data import load_train_eval
+from tasks.qa.formats import from_hub_rows, read_squad, split_by_article
 
 SHARED = Path(os.environ.get("PTV2_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 DEV_V1 = SHARED / "qa" / "squad_v1" / "dev-v1.1.json.gz"

@@ -7,8 +7,7 @@ import torch
 from conftest import HIDDEN, LAYERS, tiny_backbone
 from heads import IGNORE_INDEX, TokenClassificationHead
 from models.adapted import AdaptedModel
-from models.prefix import PrefixConfig
-from models.prompt import PromptConfig
+from models.methods import PrefixConfig, PromptConfig
 
 NUM_LABELS = 3
 PREFIX_LEN = 5
@@ -18,8 +17,8 @@ def build(method: str, arch: str = "bert", prefix_len: int = PREFIX_LEN, seed: i
     backbone = tiny_backbone(arch, seed=seed)
     head = TokenClassificationHead(HIDDEN, NUM_LABELS, dropout=0.0)
     prefix.setdefault("dropout", 0.0)
-    return AdaptedModel(backbone, head, method, PrefixConfig(prefix_len=prefix_len, **prefix),
-                        PromptConfig(prompt_len=prefix_len))
+    configs = {"prefix": PrefixConfig(prefix_len=prefix_len, **prefix), "prompt": PromptConfig(prompt_len=prefix_len)}
+    return AdaptedModel(backbone, head, method, configs.get(method))
 
 
 def head_parameter_count() -> int:
@@ -66,7 +65,7 @@ def test_backbone_is_bit_identical_after_optimizer_steps_and_gets_no_grads(metho
     for name, tensor in before.items():
         assert torch.equal(tensor, after[name]), f"frozen {name} changed"
     moved = [k for k, v in model.trainable_state_dict().items() if not torch.equal(v, trainable_before[k])]
-    assert any(k.startswith("prefix_encoder." if method == "prefix" else "prompt.") for k in moved)
+    assert any(k.startswith("method.") for k in moved)
     assert any(k.startswith("head.") for k in moved)
 
 
@@ -85,22 +84,20 @@ def test_finetune_does_move_the_backbone():
 def test_backbone_is_bit_identical_after_training_with_the_trainer(tmp_path, tiny_tokenizer):
     from transformers import DataCollatorForTokenClassification
 
-    from tasks.common.cli import common_parser
-    from tasks.common.training import train
+    from conftest import train_with_flags
 
     model = build("prefix", reparameterize=True, hidden_size=16)
     before = frozen_snapshot(model)
-    prefix_before = model.prefix_encoder.embedding.weight.detach().clone()
+    prefix_before = model.method.encoder.embedding.weight.detach().clone()
     batch = tagging_batch(16, seed=5)
     dataset = [{k: v[i][batch["attention_mask"][i].bool()].tolist() for k, v in batch.items()} for i in range(16)]
-    args = common_parser("test", 1, 32).parse_args(
-        ["--mode", "prefix", "--epochs", "2", "--batch-size", "4", "--weight-decay", "0.1", "--lr", "0.01",
-         "--output-dir", str(tmp_path), "--logging-steps", "1"])
-    trainer = train(model, args, tmp_path, dataset, DataCollatorForTokenClassification(tiny_tokenizer))
+    trainer = train_with_flags(model, tmp_path, dataset, DataCollatorForTokenClassification(tiny_tokenizer),
+                               "--mode", "prefix", "--epochs", "2", "--batch-size", "4", "--weight-decay", "0.1",
+                               "--lr", "0.01", "--logging-steps", "1")
     assert trainer.state.global_step == 8
     for name, tensor in before.items():
         assert torch.equal(tensor, model.backbone.state_dict()[name]), f"frozen {name} changed"
-    assert not torch.equal(prefix_before, model.prefix_encoder.embedding.weight)
+    assert not torch.equal(prefix_before, model.method.encoder.embedding.weight)
 
 
 # --------------------------------------------------------------------------- trainable set and size
@@ -111,21 +108,21 @@ def trainable_names(model: AdaptedModel) -> set[str]:
 def test_only_prefix_and_head_require_grad(arch):
     model = build("prefix", arch)
     names = trainable_names(model)
-    assert names == {"prefix_encoder.embedding.weight", "head.classifier.weight", "head.classifier.bias"}
+    assert names == {"method.encoder.embedding.weight", "head.classifier.weight", "head.classifier.bias"}
     assert not any(p.requires_grad for p in model.backbone.parameters())
 
 
 def test_only_prompt_and_head_require_grad():
     names = trainable_names(build("prompt"))
-    assert names == {"prompt.embedding", "head.classifier.weight", "head.classifier.bias"}
+    assert names == {"method.embedding", "head.classifier.weight", "head.classifier.bias"}
 
 
 def test_reparameterized_prefix_trains_embedding_mlp_and_head():
     names = trainable_names(build("prefix", reparameterize=True, hidden_size=16))
-    assert {n.split(".")[0] for n in names} == {"prefix_encoder", "head"}
-    assert {n for n in names if n.startswith("prefix_encoder.")} == {
-        "prefix_encoder.embedding.weight", "prefix_encoder.mlp.0.weight", "prefix_encoder.mlp.0.bias",
-        "prefix_encoder.mlp.2.weight", "prefix_encoder.mlp.2.bias"}
+    assert {n.split(".")[0] for n in names} == {"method", "head"}
+    assert {n for n in names if n.startswith("method.")} == {
+        "method.encoder.embedding.weight", "method.encoder.mlp.0.weight", "method.encoder.mlp.0.bias",
+        "method.encoder.mlp.2.weight", "method.encoder.mlp.2.bias"}
 
 
 @pytest.mark.parametrize("prefix_len", [1, 5, 16])
@@ -188,7 +185,7 @@ def test_loss_decreases_on_a_learnable_tagging_task(method, lr):
 def test_eval_mode_prefix_table_is_cached_and_invalidated_by_train():
     model = build("prefix", reparameterize=True, hidden_size=16)
     calls = []
-    model.prefix_encoder.mlp.register_forward_hook(lambda *_: calls.append(1))
+    model.method.encoder.mlp.register_forward_hook(lambda *_: calls.append(1))
     batch = tagging_batch(4, seed=3)
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
 
@@ -200,7 +197,7 @@ def test_eval_mode_prefix_table_is_cached_and_invalidated_by_train():
     assert len(calls) == 1, "the MLP must run once in eval mode, then the table is reused"
 
     model.train()
-    assert model.prefix_encoder._cache is None
+    assert model.method.encoder._cache is None
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     model(**batch)["loss"].backward()
     optimizer.step()
@@ -255,8 +252,7 @@ def test_trainer_averages_the_loss_over_gradient_accumulation(tmp_path, tiny_tok
     """
     from transformers import DataCollatorForTokenClassification
 
-    from tasks.common.cli import common_parser
-    from tasks.common.training import train
+    from conftest import train_with_flags
 
     model = build("prefix")
     model.backbone.config.hidden_dropout_prob = 0.0
@@ -269,10 +265,9 @@ def test_trainer_averages_the_loss_over_gradient_accumulation(tmp_path, tiny_tok
     dataset = [{k: v[i].tolist() for k, v in batch.items()} for i in range(8)]
     with torch.no_grad():
         expected = model.eval()(**batch)["loss"].item()
-    args = common_parser("test", 1, 32).parse_args(
-        ["--epochs", "1", "--batch-size", "4", "--grad-accum", "2", "--lr", "0", "--logging-steps", "1",
-         "--output-dir", str(tmp_path)])
-    trainer = train(model, args, tmp_path, dataset, DataCollatorForTokenClassification(tiny_tokenizer))
+    trainer = train_with_flags(model, tmp_path, dataset, DataCollatorForTokenClassification(tiny_tokenizer),
+                               "--epochs", "1", "--batch-size", "4", "--grad-accum", "2", "--lr", "0",
+                               "--logging-steps", "1")
     assert trainer.state.global_step == 1
     logged = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert logged[0] == pytest.approx(expected, rel=1e-3), f"logged {logged[0]:.4f}, mean loss {expected:.4f}"
@@ -280,28 +275,29 @@ def test_trainer_averages_the_loss_over_gradient_accumulation(tmp_path, tiny_tok
 
 @pytest.mark.parametrize("flags, expected", [
     ([], 3e-2), (["--reparam"], 1e-3), (["--reparam", "--lr", "5e-3"], 5e-3),
-    (["--mode", "finetune", "--reparam"], 5e-5), (["--mode", "peft-prefix", "--reparam"], 1e-3),
+    (["--mode", "finetune"], 5e-5), (["--mode", "peft-prefix", "--reparam"], 1e-3), (["--mode", "prompt"], 1e-2),
 ])
 def test_default_learning_rate_follows_mode_and_reparameterization(flags, expected):
     """--reparam lowers the default (its MLP amplifies each step); an explicit --lr always wins."""
-    from tasks.common.cli import common_parser, learning_rate
+    from conftest import cli_settings
+    from tasks.common.pipeline import learning_rate
 
-    assert learning_rate(common_parser("test", 1, 32).parse_args(flags)) == expected
+    settings = cli_settings(*flags)
+    assert learning_rate(settings.train, settings.model) == expected
 
 
 def test_model_from_args_starts_from_the_seed(tiny_model_dir):
     """--seed fixes the initial head and prefix, whatever the process's RNG state was before."""
-    from tasks.common.cli import common_parser, model_from_args
+    from conftest import model_from_flags
 
     def initial(seed: int) -> dict[str, torch.Tensor]:
         torch.rand(7)  # advance the global RNG: a stray draw before the build must not matter
-        args = common_parser("test", 1, 32).parse_args(
-            ["--model", str(tiny_model_dir), "--prefix-len", "4", "--seed", str(seed)])
-        model = model_from_args(args, lambda hidden: TokenClassificationHead(hidden, NUM_LABELS))
+        model = model_from_flags(lambda hidden: TokenClassificationHead(hidden, NUM_LABELS),
+                                 "--model", str(tiny_model_dir), "--prefix-len", "4", "--seed", str(seed))
         return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
     first, again, other = initial(1), initial(1), initial(2)
-    assert first.keys() == again.keys() and any(n.startswith("prefix_encoder") for n in first)
+    assert first.keys() == again.keys() and any(n.startswith("method.encoder") for n in first)
     for name in first:
         torch.testing.assert_close(first[name], again[name])
         assert not torch.equal(first[name], other[name]) or first[name].abs().sum() == 0, name
@@ -329,6 +325,6 @@ def test_the_eval_prefix_cache_follows_the_model_to_another_dtype_or_device():
     with torch.no_grad():
         model(**inputs)  # builds the float32 cache
         model.to(torch.float64)  # .to(device) takes the same path (Module._apply)
-        assert model.prefix_encoder._cache is None
+        assert model.method.encoder._cache is None
         logits = model(**inputs)["logits"]
-    assert logits.dtype == torch.float64 and model.prefix_encoder._cache.dtype == torch.float64
+    assert logits.dtype == torch.float64 and model.method.encoder._cache.dtype == torch.float64

@@ -1,24 +1,35 @@
-"""Saving and loading what was trained: trainable tensors (safetensors) + a JSON config naming the encoder."""
+"""Saving and loading what was trained: trainable tensors (safetensors) + a JSON config naming the encoder.
+
+``adapter_config.json`` (format 3) holds the encoder's name and fingerprint, the method (registered
+name + config), what the head reads (``layers``), the head (registered name + config) and the task
+record (``task``: the family's name and what it must remember to predict).  Format-2 artifacts
+(before the method registry) are read too.
+"""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from heads import build_head
+from heads import HEADS, build_head
 from models.adapted import AdaptedModel, build_model
-from models.backbone import parameter_bytes
-from models.prefix import PrefixConfig
-from models.prompt import PromptConfig
+from models.backbone import EncoderNotFound, load_tokenizer, parameter_bytes
+from models.methods import METHODS, UnknownMethod, get_method
+from models.methods.peft_prefix import PeftMissing
 
 from .errors import DataError
 
+if TYPE_CHECKING:
+    from .family import TaskFamily
+
 WEIGHTS = "adapter.safetensors"
 CONFIG = "adapter_config.json"
-FORMAT = "ptv2-artifact/2"  # 2: the encoder fingerprint hashes every weight byte (1 sampled a few tensors)
+FORMAT = "ptv2-artifact/3"  # 3: method {name, config}, head {name, config}, task.family (2: method by key)
+READABLE = ("ptv2-artifact/2", FORMAT)
 
 
 def is_main_process() -> bool:
@@ -39,26 +50,30 @@ def finish_run(model: AdaptedModel, out_dir: str | Path, task: dict[str, Any],
     return sizes
 
 
+def artifact_config(model: AdaptedModel, task: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "backbone": model.backbone_name,
+        "backbone_fingerprint": model.backbone_fingerprint,
+        "method": model.method_record(),
+        "layers": model.layers,
+        "head": {"name": model.head.head_name, "config": model.head.config},
+        "task": task,
+    }
+
+
 def save_artifact(model: AdaptedModel, out_dir: str | Path, task: dict[str, Any]) -> dict[str, int]:
     """Write the trainable tensors and the config; return the artifact and encoder sizes in bytes."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.trainable_state_dict().items()}
     save_file(tensors, str(out / WEIGHTS))
-    config = {
-        "format": FORMAT,
-        "backbone": model.backbone_name,
-        "backbone_fingerprint": model.backbone_fingerprint,
-        "method": model.method,
-        **model.method_config(),
-        "head": {"name": model.head.head_name, "kwargs": model.head.config},
-        "task": task,
-    }
-    (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    (out / CONFIG).write_text(json.dumps(artifact_config(model, task), indent=2) + "\n")
     return {"artifact_bytes": (out / WEIGHTS).stat().st_size, "backbone_bytes": parameter_bytes(model.backbone)}
 
 
 def read_artifact_config(artifact_dir: str | Path) -> dict[str, Any]:
+    """The artifact's config, in the current format; a DataError names the file when it is not one."""
     path = Path(artifact_dir) / CONFIG
     if not path.is_file():
         raise DataError(path, None, "not a trained artifact (no adapter_config.json); "
@@ -67,33 +82,109 @@ def read_artifact_config(artifact_dir: str | Path) -> dict[str, Any]:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise DataError(path, err.lineno, f"invalid JSON: {err.msg}") from None
-    if config.get("format") != FORMAT:
-        raise DataError(path, None, f"unknown artifact format {config.get('format')!r}, expected {FORMAT}")
-    return config
+    if not isinstance(config, dict) or config.get("format") not in READABLE:
+        found = config.get("format") if isinstance(config, dict) else None
+        raise DataError(path, None, f"unknown artifact format {found!r}, expected {FORMAT}")
+    return _from_format_2(config) if config["format"] != FORMAT else config
 
 
-def load_artifact(artifact_dir: str | Path, backbone: str | None = None) -> tuple[AdaptedModel, dict[str, Any]]:
-    """Rebuild the model on its encoder (or ``backbone`` if given, which must be the same encoder)."""
-    config = read_artifact_config(artifact_dir)
-    head = build_head(config["head"]["name"], **config["head"]["kwargs"])
-    prefix = PrefixConfig(**config["prefix"]) if "prefix" in config else None
-    prompt = PromptConfig(**config["prompt"]) if "prompt" in config else None
+def _from_format_2(config: dict[str, Any]) -> dict[str, Any]:
+    """Format 2 named the method by a string and kept its settings under "prefix" or "prompt"."""
+    method = config["method"]
+    values = dict(config.get("prefix") or config.get("prompt") or {})
+    if method in METHODS:  # format 2 saved a prefix dropout for PEFT, which PEFT never applied
+        known = set(METHODS[method].config_class.__dataclass_fields__)
+        values = {k: v for k, v in values.items() if k in known}
+    task = dict(config["task"])
+    task.setdefault("family", task.get("benchmark") or task.get("name"))
+    return {**config, "format": FORMAT, "method": {"name": method, "config": values}, "layers": "last",
+            "head": {"name": config["head"]["name"], "config": config["head"]["kwargs"]}, "task": task,
+            "tensor_names": "format-2"}
+
+
+# state-dict names of format 2, before the method became the ``method`` submodule
+_FORMAT_2_NAMES = (("prefix_encoder.", "method.encoder."), ("prompt.", "method."), ("peft_prefix.", "method."))
+
+
+def _rename_format_2(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, tensor in tensors.items():
+        for old, new in _FORMAT_2_NAMES:
+            if name.startswith(old):
+                name = new + name[len(old):]
+                break
+        out[name] = tensor
+    return out
+
+
+@dataclass
+class LoadedArtifact:
+    model: AdaptedModel
+    tokenizer: Any
+    record: dict[str, Any]  # the task record (``config["task"]``), checked by the family
+    config: dict[str, Any]
+    path: Path
+
+
+def load_artifact(artifact_dir: str | Path, family: "TaskFamily | None" = None,
+                  backbone: str | None = None) -> LoadedArtifact:
+    """Rebuild the model on its encoder (or ``backbone``, which must be the same encoder) with its tokenizer.
+
+    With ``family``, an artifact of another family is refused.  Every refusal is a DataError naming
+    the config file (one line, exit code 2 in the CLIs).
+    """
+    path = Path(artifact_dir)
+    where = path / CONFIG
+    config = read_artifact_config(path)
+    record = config["task"]
+    if family is not None:
+        check_family(config, family, where)
+    model = _build(config, where, backbone)
+    tensors = load_file(str(path / WEIGHTS))
+    load_trainable(model, _rename_format_2(tensors) if config.get("tensor_names") == "format-2" else tensors)
+    model.eval()
+    tokenizer = load_tokenizer(backbone if backbone is not None else config["backbone"],
+                               pre_split_words=family is not None and family.pre_split_words)
+    return LoadedArtifact(model, tokenizer, record, config, path)
+
+
+def check_family(config: dict[str, Any], family: "TaskFamily", where: Path) -> None:
+    """Refuse another family's artifact, or a record the family cannot use (DataError at ``where``)."""
+    found = config["task"].get("family")
+    if found is None:
+        raise DataError(where, None, "the artifact records no task family (its 'task' has no 'family')")
+    if found != family.name:
+        raise DataError(where, None, f"this is a {found!r} artifact, not a {family.title} one: "
+                                     f"predict with python -m tasks.{found} predict")
+    family.check_record(config["task"], where)
+
+
+def _build(config: dict[str, Any], where: Path, backbone: str | None) -> AdaptedModel:
+    try:
+        spec = get_method(config["method"]["name"])
+        method_config = spec.build_config(config["method"].get("config"))
+    except (UnknownMethod, ValueError) as err:
+        raise DataError(where, None, str(err)) from None
+    head = config["head"]
+    if head["name"] not in HEADS:
+        raise DataError(where, None, f"unknown head '{head['name']}'; registered: {', '.join(sorted(HEADS))}")
     name = backbone if backbone is not None else config["backbone"]
     try:
-        model = build_model(name, head, config["method"], prefix, prompt)
+        model = build_model(name, build_head(head["name"], **head["config"]), spec.name, method_config,
+                            layers=config.get("layers", "last"))
+    except PeftMissing as err:
+        raise DataError(where, None, str(err)) from None
+    except EncoderNotFound as err:
+        raise DataError(where, None, str(err)) from None
     except OSError as err:  # moved folder, unknown hub name, no network
-        raise DataError(Path(artifact_dir) / CONFIG, None,
-                        f"cannot load encoder '{name}': {str(err).splitlines()[0]}") from None
+        raise DataError(where, None, f"cannot load encoder '{name}': {str(err).splitlines()[0]}") from None
     if model.backbone_fingerprint != config["backbone_fingerprint"]:
         raise DataError(
-            Path(artifact_dir) / CONFIG, None,
+            where, None,
             f"artifact was trained on encoder '{config['backbone']}' (fingerprint {config['backbone_fingerprint']}) "
             f"but '{name}' has fingerprint {model.backbone_fingerprint}; load it onto the encoder it was trained on",
         )
-    tensors = load_file(str(Path(artifact_dir) / WEIGHTS))
-    load_trainable(model, tensors)
-    model.eval()
-    return model, config
+    return model
 
 
 def load_trainable(model: AdaptedModel, tensors: dict[str, torch.Tensor]) -> None:

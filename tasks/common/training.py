@@ -1,11 +1,9 @@
 """Training and inference on the transformers Trainer (checkpoints, resume, DDP, mixed precision come from it)."""
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +16,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from models.adapted import AdaptedModel
 
 from .artifacts import load_trainable
-from .cli import learning_rate
 from .errors import UsageError
+from .settings import TrainSettings
 
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_WEIGHTS = "model.safetensors"
@@ -112,21 +110,22 @@ class AdapterTrainer(Trainer):
                        load_file(os.path.join(resume_from_checkpoint, CHECKPOINT_WEIGHTS)))
 
 
-def training_arguments(args: argparse.Namespace, output_dir: Path) -> TrainingArguments:
-    save = {"save_strategy": "steps", "save_steps": args.save_steps} if args.save_steps else {"save_strategy": "epoch"}
+def training_arguments(settings: TrainSettings, learning_rate: float, output_dir: Path) -> TrainingArguments:
+    save = ({"save_strategy": "steps", "save_steps": settings.save_steps} if settings.save_steps
+            else {"save_strategy": "epoch"})
     return TrainingArguments(
         output_dir=str(output_dir / CHECKPOINTS),
-        learning_rate=learning_rate(args),
-        num_train_epochs=args.epochs,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.eval_batch_size,
-        gradient_accumulation_steps=args.grad_accum,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup,
-        seed=args.seed,
-        bf16=args.bf16,
-        fp16=args.fp16,
-        logging_steps=args.logging_steps,
+        learning_rate=learning_rate,
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup,
+        seed=settings.seed,
+        bf16=settings.bf16,
+        fp16=settings.fp16,
+        logging_steps=settings.logging_steps,
         save_total_limit=2,
         report_to="none",
         remove_unused_columns=False,  # datasets hold exactly the model inputs; heads may take extra ones
@@ -141,18 +140,19 @@ def training_arguments(args: argparse.Namespace, output_dir: Path) -> TrainingAr
     )
 
 
-def train(model: AdaptedModel, args: argparse.Namespace, output_dir: Path, train_dataset, collator) -> AdapterTrainer:
-    """Train (resuming from the last checkpoint when ``args.resume``) and return the trainer."""
-    trainer = AdapterTrainer(model=model, args=training_arguments(args, output_dir),
+def train(model: AdaptedModel, settings: TrainSettings, learning_rate: float, output_dir: Path, train_dataset,
+          collator) -> AdapterTrainer:
+    """Train (resuming from the last complete checkpoint when ``settings.resume``) and return the trainer."""
+    trainer = AdapterTrainer(model=model, args=training_arguments(settings, learning_rate, output_dir),
                              train_dataset=train_dataset, data_collator=collator)
     checkpoint = None
-    if args.resume:
+    if settings.resume:
         folder = output_dir / CHECKPOINTS
         checkpoint, incomplete = last_complete_checkpoint(folder)
         for path in incomplete:
             print(f"--resume: skipping {path}: incomplete (no {COMPLETE} marker; the run was stopped while writing it)")
-        print(f"resuming from {checkpoint}" if checkpoint else f"--resume: no complete checkpoint in {folder}, "
-                                                              "starting fresh")
+        print(f"resuming from {checkpoint}" if checkpoint else f"--resume: no checkpoint in {folder} to resume "
+                                                              "from, starting fresh")
     trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
     return trainer
 
@@ -168,14 +168,6 @@ def last_complete_checkpoint(folder: Path) -> tuple[Path | None, list[Path]]:
             return path, incomplete
         incomplete.append(path)
     return None, incomplete
-
-
-def timed_train(model: AdaptedModel, args: argparse.Namespace, output_dir: Path, train_dataset, collator) -> dict:
-    """:func:`train`, returning what every task's metrics.json starts with: training time, parameter counts, flags."""
-    started = time.time()
-    train(model, args, output_dir, train_dataset, collator)
-    return {"train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
-            "args": {k: str(v) for k, v in vars(args).items()}}
 
 
 def predict(model: AdaptedModel, dataset: list[dict], collator, batch_size: int, work_dir: Path) -> np.ndarray:

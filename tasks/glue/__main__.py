@@ -1,13 +1,22 @@
-"""GLUE with P-tuning v2 (or the prompt / fine-tuning baselines).
+"""GLUE with P-tuning v2 (or the prompt / fine-tuning / PEFT baselines).
 
     python -m tasks.glue --task rte --prefix-len 20             # train + evaluate on the dev split(s)
     python -m tasks.glue --task mnli --mode finetune            # dev_matched and dev_mismatched accuracy
     python -m tasks.glue predict --artifact runs/glue-rte-prefix  # test split -> predictions/RTE.tsv
 
-Tasks: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli.  Data: --data-dir or $PTV2_DATA_DIR
-(``glue/<task>/train.tsv``, ``dev.tsv`` ...), else the hub dataset nyu-mll/glue.
+Tasks: the rows of ``tasks.py`` (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli).  Data: --data-dir or
+$PTV2_DATA_DIR (``glue/<task>/train.tsv``, ``dev.tsv`` ...), else the hub dataset nyu-mll/glue.
 """
-from .run import main
+from __future__ import annotations
+
+from tasks.common.pipeline import main as run
+
+from .family import FAMILIES
+
+
+def main(argv: list[str] | None = None, benchmark: str = "glue") -> None:
+    run(FAMILIES[benchmark], argv)
+
 
 if __name__ == "__main__":
-    main("glue")
+    main()

@@ -15,8 +15,8 @@ from pathlib import Path
 from tasks.common.data_root import data_roots, sources_hint
 from tasks.common.errors import DataError
 
-from .readers import Example, Record, build_examples, read_jsonl, read_tsv
-from .tasks import BOOL, TaskSpec
+from .formats import build_examples, read_jsonl, read_tsv
+from .spec import BOOL, Example, Record, TaskSpec
 
 Splits = dict[str, tuple[list[Example], str]]  # split -> (examples, source)
 
@@ -69,13 +69,6 @@ def load_splits(spec: TaskSpec, data_dir: str | None, splits: tuple[str, ...],
 
 
 # ---------------------------------------------------------------- hub
-HUB_TEXT = {  # GLUE hub field names of the two segments
-    "cola": ("sentence", None), "sst2": ("sentence", None), "mrpc": ("sentence1", "sentence2"),
-    "stsb": ("sentence1", "sentence2"), "qqp": ("question1", "question2"), "mnli": ("premise", "hypothesis"),
-    "qnli": ("question", "sentence"), "rte": ("sentence1", "sentence2"), "wnli": ("sentence1", "sentence2"),
-}
-
-
 def hub_split(split: str) -> str:
     return split.replace("dev", "validation")
 
@@ -95,12 +88,7 @@ def load_hub(spec: TaskSpec, splits: tuple[str, ...], require_labels: bool) -> S
 
 def hub_records(spec: TaskSpec, rows: list[dict]) -> list[Record]:
     """Hub rows in the local record shape (labels as the local files write them; -1 = no label)."""
-    if spec.benchmark == "glue":
-        return [(n, _glue_row(spec, row)) for n, row in enumerate(rows, 1)]
-    if spec.name == "multirc":
-        return _multirc_rows(rows)
-    convert = {"wsc": _wsc_row, "record": _record_row}.get(spec.name, _superglue_row)
-    return [(n, convert(spec, row)) for n, row in enumerate(rows, 1)]
+    return (spec.hub_records or superglue_rows)(spec, rows)
 
 
 def _local_label(spec: TaskSpec, value):
@@ -120,8 +108,15 @@ def _with_label(spec: TaskSpec, record: dict, key: str, value) -> dict:
     return record
 
 
+def per_row(convert):
+    """A hub converter that maps each hub row to one local record."""
+    def records(spec: TaskSpec, rows: list[dict]) -> list[Record]:
+        return [(n, convert(spec, row)) for n, row in enumerate(rows, 1)]
+    return records
+
+
 def _glue_row(spec: TaskSpec, row: dict) -> dict:
-    a, b = HUB_TEXT[spec.name]
+    a, b = spec.hub_text
     record = {spec.fields["a"]: row[a], spec.fields["idx"]: row.get("idx")}
     if b:
         record[spec.fields["b"]] = row[b]
@@ -146,7 +141,11 @@ def _record_row(spec: TaskSpec, row: dict) -> dict:
             "idx": row["idx"]["passage"]}
 
 
-def _multirc_rows(rows: list[dict]) -> list[Record]:
+glue_rows, superglue_rows = per_row(_glue_row), per_row(_superglue_row)
+wsc_rows, record_rows = per_row(_wsc_row), per_row(_record_row)
+
+
+def multirc_rows(spec: TaskSpec, rows: list[dict]) -> list[Record]:
     """The hub has one row per answer: regroup into passages -> questions -> answers."""
     passages: OrderedDict = OrderedDict()
     for row in rows:

@@ -1,4 +1,4 @@
-"""Examples -> model inputs, the batch collator, and model outputs -> one prediction per example.
+"""Examples -> model inputs in the input shape of each kind, and the batch collator.
 
 Input formats (no verbalizer anywhere; every head is randomly initialised):
 * classification / regression: ``[CLS] a [SEP] (b [SEP])``;
@@ -9,25 +9,22 @@ Input formats (no verbalizer anywhere; every head is randomly initialised):
   sub-tokens of the target word in each sentence (from its character offsets);
   WSC: ``[CLS] text [SEP]`` with the masks on the candidate noun phrase and the pronoun;
   the span-pair head pools both spans plus [CLS].  The text itself is not altered;
-* MultiRC: ``[CLS] passage [SEP] question answer [SEP]`` per answer option; ReCoRD:
-  ``[CLS] passage [SEP] query-with-@placeholder-filled-by-the-candidate [SEP]`` per
-  candidate entity; a binary CLS head scores each option, and predictions are regrouped
-  per question (each answer true/false) or per query (the best-scoring candidate).
+* options (MultiRC, ReCoRD): ``[CLS] passage [SEP] second segment [SEP]`` per option, the second
+  segment given by the task's ``option_text`` (MultiRC: question + answer; ReCoRD: the query with
+  @placeholder filled by the candidate); a binary CLS head scores each option, and predictions
+  are regrouped per example by the task's ``choose``.
 Inputs longer than ``max_length`` are truncated longest-first (the passage, in practice).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from tasks.common.errors import UsageError
 
-from .metrics import normalize_answer
-from .readers import Example
-from .tasks import TaskSpec
+from .spec import Example, TaskSpec
 
 
 @dataclass
@@ -46,35 +43,35 @@ class Encoded:
         return "; ".join([text, *self.notes])
 
 
-def option_text(spec: TaskSpec, example: Example, option: str) -> str:
-    if spec.name == "record":
-        return example.text_b.replace("@placeholder", option)
-    return f"{example.text_b} {option}"
+def pairs(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Encoded:
+    """classification / regression: one sequence or pair per example."""
+    b = [e.text_b for e in examples] if examples[0].text_b is not None else None
+    features = _rows(tokenizer([e.text_a for e in examples], b, **kw), len(examples))
+    for feature, example in zip(features, examples):
+        if example.label is not None:
+            feature["labels"] = example.label
+    return _finish(Encoded(features, list(range(len(examples)))), max_length)
+
+
+def choices(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Encoded:
+    """choice: one (text_a, choice) pair per choice, shape (C, n) per example."""
+    features = []
+    for example in examples:
+        batch = tokenizer([example.text_a] * len(example.choices), example.choices, **kw)
+        feature = {key: list(batch[key]) for key in batch.keys()}
+        if example.label is not None:
+            feature["labels"] = example.label
+        features.append(feature)
+    return _finish(Encoded(features, list(range(len(examples)))), max_length)
 
 
 def encode(spec: TaskSpec, examples: list[Example], tokenizer: PreTrainedTokenizerBase,
            max_length: int) -> Encoded:
-    kw = {"truncation": True, "max_length": max_length}
-    if spec.kind in ("classification", "regression"):
-        b = [e.text_b for e in examples] if examples[0].text_b is not None else None
-        batch = tokenizer([e.text_a for e in examples], b, **kw)
-        features = _rows(batch, len(examples))
-        for feature, example in zip(features, examples):
-            if example.label is not None:
-                feature["labels"] = example.label
-        return _finish(Encoded(features, list(range(len(examples)))), max_length)
-    if spec.kind == "choice":
-        features = []
-        for example in examples:
-            batch = tokenizer([example.text_a] * len(example.choices), example.choices, **kw)
-            feature = {key: list(batch[key]) for key in batch.keys()}
-            if example.label is not None:
-                feature["labels"] = example.label
-            features.append(feature)
-        return _finish(Encoded(features, list(range(len(examples)))), max_length)
-    if spec.kind == "span-pair":
-        return _span_pairs(examples, tokenizer, kw, max_length)
-    return _options(spec, examples, tokenizer, kw, max_length)
+    """The model inputs of ``examples``, in the input shape of the task's kind."""
+    from .kinds import KINDS  # kinds.py names these encoders
+
+    return KINDS[spec.kind].encode(spec, examples, tokenizer, {"truncation": True, "max_length": max_length},
+                                   max_length)
 
 
 def _rows(batch, count: int) -> list[dict]:
@@ -89,7 +86,8 @@ def _finish(encoded: Encoded, max_length: int) -> Encoded:
     return encoded
 
 
-def _span_pairs(examples: list[Example], tokenizer, kw: dict, max_length: int) -> Encoded:
+def span_pairs(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Encoded:
+    """span-pair: a sequence (pair) plus 0/1 masks on the sub-tokens of two marked character spans."""
     if not tokenizer.is_fast:
         raise UsageError("WiC/WSC need a fast tokenizer (character offsets of the marked spans); this encoder has none")
     b = [e.text_b for e in examples] if examples[0].text_b is not None else None
@@ -111,18 +109,15 @@ def _span_pairs(examples: list[Example], tokenizer, kw: dict, max_length: int) -
     return _finish(encoded, max_length)
 
 
-def _options(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Encoded:
+def options(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Encoded:
+    """options: one (text_a, option text) pair per option, each its own input (regrouped by ``owners``)."""
     firsts, seconds, owners, labels = [], [], [], []
     for index, example in enumerate(examples):
-        gold = {normalize_answer(a) for a in example.answers}
         for j, option in enumerate(example.choices):
             firsts.append(example.text_a)
-            seconds.append(option_text(spec, example, option))
+            seconds.append(spec.option_text(example, option) if spec.option_text else f"{example.text_b} {option}")
             owners.append(index)
-            if spec.name == "multirc":
-                labels.append(None if example.label is None else example.label[j])
-            else:
-                labels.append(int(normalize_answer(option) in gold) if example.answers else None)
+            labels.append(spec.option_label(example, j, option) if spec.option_label else None)
     features = _rows(tokenizer(firsts, seconds, **kw), len(firsts))
     for feature, label in zip(features, labels):
         if label is not None:
@@ -154,18 +149,3 @@ class Collator:
             dtype = torch.float32 if self.regression else torch.long
             batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)
         return batch
-
-
-def decode(spec: TaskSpec, examples: list[Example], encoded: Encoded, logits: np.ndarray) -> list:
-    """One prediction per example: class or choice index, score, per-answer 0/1 list, or entity text."""
-    if spec.kind == "regression":
-        return [float(x) for x in logits.reshape(-1)]
-    if spec.kind != "options":
-        return [int(i) for i in logits.argmax(-1)]
-    margins = logits[:, 1] - logits[:, 0]
-    per_example: list[list[float]] = [[] for _ in examples]
-    for owner, margin in zip(encoded.owners, margins):
-        per_example[owner].append(float(margin))
-    if spec.name == "multirc":
-        return [[int(m > 0) for m in margins_] for margins_ in per_example]
-    return [example.choices[int(np.argmax(m))] for example, m in zip(examples, per_example)]

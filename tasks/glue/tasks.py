@@ -1,51 +1,16 @@
-"""The task table: files, fields, label set, kind (-> head), metrics and submission name of every task.
+"""The task table: one row per task (files, fields, labels, kind, metrics, submission name, exceptions).
 
-Label order follows the hub's ClassLabel names (nyu-mll/glue, aps/super_glue), so a hub
-label id is directly an index into ``labels``; for local files the raw value is looked up
-in ``labels`` (TSV strings as written by the GLUE download script, JSONL values by type).
-
-Kinds (see features.py for the exact input format of each):
-* ``classification``: one sequence or a pair -> CLS head;
-* ``regression``: a pair -> one score (STS-B, MSE);
-* ``choice``: COPA, one (premise + connector, alternative) pair per choice, softmax over choices;
-* ``span-pair``: WiC/WSC, a sequence (pair) plus two marked spans pooled by the span-pair head;
-* ``options``: MultiRC answers / ReCoRD candidate entities, each scored as its own pair by a
-  binary CLS head and regrouped per question / query for the metric.
+Adding a GLUE-style task is one row here: ``register_task(glue_task(...))`` or ``superglue_task(...)``,
+with the kind (``kinds.py``) giving the head, input shape, decoding and submission value, and a
+callable on the row only where the task really differs (reading a structured record, scoring
+grouped predictions, a nested submission format).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-BOOL = ("false", "true")  # hub names False/True; local JSON booleans
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    benchmark: str  # "glue" | "superglue"
-    kind: str
-    labels: tuple[str, ...]  # class names; () for regression
-    metrics: tuple[str, ...]  # names in metrics.METRICS; the first is the headline
-    # split -> local file names, the first that exists is used (GLUE RTE: TSV or the SuperGLUE JSONL)
-    files: dict[str, tuple[str, ...]]
-    hub: tuple[str, str]  # (dataset, config)
-    submission: dict[str, str]  # test split -> submission file name
-    fields: dict[str, str] = field(default_factory=dict)  # generic readers: role -> column/key
-    header: tuple[str, ...] | None = None  # TSV without header row: its column names (CoLA)
-    jsonl_fields: dict[str, str] | None = None  # GLUE RTE read from the SuperGLUE JSONL copy
-
-    @property
-    def folder(self) -> str:
-        """Folder under the data root (GLUE and SuperGLUE share ``glue/<task>``)."""
-        return f"glue/{self.name}"
-
-    @property
-    def eval_splits(self) -> tuple[str, ...]:
-        return tuple(s for s in self.files if s.startswith("dev"))
-
-    @property
-    def test_splits(self) -> tuple[str, ...]:
-        return tuple(s for s in self.files if s.startswith("test"))
+from .data import glue_rows, multirc_rows, record_rows, superglue_rows, wsc_rows
+from .formats import copa, multirc, multirc_submission, record, wic, wsc
+from .metric import multirc_scores, normalize_answer, record_scores
+from .spec import BOOL, Example, TaskSpec
 
 
 def _glue_files(*extra_dev: str) -> dict[str, tuple[str, ...]]:
@@ -61,61 +26,99 @@ BINARY = ("0", "1")
 NLI2 = ("entailment", "not_entailment")
 
 
-def _glue(name, kind, labels, metrics, fields, submission, files=None, header=None, jsonl_fields=None) -> TaskSpec:
-    files = files or _glue_files()
+def glue_task(name, kind, labels, metrics, fields, submission, hub_text, files=None, **row) -> TaskSpec:
+    """A GLUE-format task: TSV files, hub dataset ``nyu-mll/glue``, a ``<Task>.tsv`` submission."""
     sub = submission if isinstance(submission, dict) else {"test": submission}
-    return TaskSpec(name, "glue", kind, labels, metrics, files, ("nyu-mll/glue", name), sub, fields, header,
-                    jsonl_fields)
+    return TaskSpec(name, "glue", kind, labels, metrics, files or _glue_files(), ("nyu-mll/glue", name), sub, fields,
+                    hub_text=hub_text, **{"hub_records": glue_rows, **row})
 
 
-def _superglue(name, kind, labels, metrics, fields, submission) -> TaskSpec:
+def superglue_task(name, kind, labels, metrics, fields, submission, **row) -> TaskSpec:
+    """A SuperGLUE-format task: JSONL files, hub dataset ``aps/super_glue``, a ``<Task>.jsonl`` submission."""
     return TaskSpec(name, "superglue", kind, labels, metrics, SUPERGLUE_FILES, ("aps/super_glue", name),
-                    {"test": submission}, fields)
+                    {"test": submission}, fields, **{"hub_records": superglue_rows, **row})
 
 
-GLUE: dict[str, TaskSpec] = {t.name: t for t in [
-    _glue("cola", "classification", BINARY, ("matthews", "accuracy"),
-          {"a": "sentence", "label": "label", "idx": "index"}, "CoLA.tsv",
-          header=("source", "label", "original_label", "sentence")),
-    _glue("sst2", "classification", BINARY, ("accuracy",),
-          {"a": "sentence", "label": "label", "idx": "index"}, "SST-2.tsv"),
-    _glue("mrpc", "classification", BINARY, ("f1", "accuracy"),
-          {"a": "#1 String", "b": "#2 String", "label": "Quality", "idx": "index"}, "MRPC.tsv"),
-    _glue("stsb", "regression", (), ("pearson", "spearman"),
-          {"a": "sentence1", "b": "sentence2", "label": "score", "idx": "index"}, "STS-B.tsv"),
-    _glue("qqp", "classification", BINARY, ("f1", "accuracy"),
-          {"a": "question1", "b": "question2", "label": "is_duplicate", "idx": "id"}, "QQP.tsv"),
-    _glue("mnli", "classification", ("entailment", "neutral", "contradiction"), ("accuracy",),
-          {"a": "sentence1", "b": "sentence2", "label": "gold_label", "idx": "index"},
-          {"test_matched": "MNLI-m.tsv", "test_mismatched": "MNLI-mm.tsv"},
-          files=_glue_files("dev_matched", "dev_mismatched")),
-    _glue("qnli", "classification", NLI2, ("accuracy",),
-          {"a": "question", "b": "sentence", "label": "label", "idx": "index"}, "QNLI.tsv"),
+# ---------------------------------------------------------------- per-task exceptions
+def _multirc_label(example: Example, j: int, option: str) -> int | None:
+    return None if example.label is None else example.label[j]
+
+
+def _record_label(example: Example, j: int, option: str) -> int | None:
+    gold = {normalize_answer(a) for a in example.answers}
+    return int(normalize_answer(option) in gold) if example.answers else None
+
+
+def _best_candidate(example: Example, margins: list[float]) -> str:
+    return example.choices[max(range(len(margins)), key=margins.__getitem__)]
+
+
+MULTIRC = dict(build=multirc, hub_records=multirc_rows, option_label=_multirc_label,
+               choose=lambda example, margins: [int(m > 0) for m in margins],  # each answer true or false
+               score=multirc_scores, submission_rows=multirc_submission)
+RECORD = dict(build=record, hub_records=record_rows,
+              option_text=lambda example, option: example.text_b.replace("@placeholder", option),
+              option_label=_record_label, choose=_best_candidate, gold=lambda example: example.answers,
+              score=record_scores)
+
+TASKS: dict[str, dict[str, TaskSpec]] = {"glue": {}, "superglue": {}}
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add a row to the table (its benchmark's CLI then accepts ``--task NAME``)."""
+    TASKS.setdefault(spec.benchmark, {})[spec.name] = spec
+    return spec
+
+
+for _spec in [
+    glue_task("cola", "classification", BINARY, ("matthews", "accuracy"),
+              {"a": "sentence", "label": "label", "idx": "index"}, "CoLA.tsv", ("sentence", None),
+              header=("source", "label", "original_label", "sentence")),
+    glue_task("sst2", "classification", BINARY, ("accuracy",),
+              {"a": "sentence", "label": "label", "idx": "index"}, "SST-2.tsv", ("sentence", None)),
+    glue_task("mrpc", "classification", BINARY, ("f1", "accuracy"),
+              {"a": "#1 String", "b": "#2 String", "label": "Quality", "idx": "index"}, "MRPC.tsv",
+              ("sentence1", "sentence2")),
+    glue_task("stsb", "regression", (), ("pearson", "spearman"),
+              {"a": "sentence1", "b": "sentence2", "label": "score", "idx": "index"}, "STS-B.tsv",
+              ("sentence1", "sentence2"), score_range=(0.0, 5.0)),
+    glue_task("qqp", "classification", BINARY, ("f1", "accuracy"),
+              {"a": "question1", "b": "question2", "label": "is_duplicate", "idx": "id"}, "QQP.tsv",
+              ("question1", "question2")),
+    glue_task("mnli", "classification", ("entailment", "neutral", "contradiction"), ("accuracy",),
+              {"a": "sentence1", "b": "sentence2", "label": "gold_label", "idx": "index"},
+              {"test_matched": "MNLI-m.tsv", "test_mismatched": "MNLI-mm.tsv"}, ("premise", "hypothesis"),
+              files=_glue_files("dev_matched", "dev_mismatched")),
+    glue_task("qnli", "classification", NLI2, ("accuracy",),
+              {"a": "question", "b": "sentence", "label": "label", "idx": "index"}, "QNLI.tsv",
+              ("question", "sentence")),
     # GLUE RTE is the same data as SuperGLUE RTE: the JSONL copy is read when there is no TSV
-    _glue("rte", "classification", NLI2, ("accuracy",),
-          {"a": "sentence1", "b": "sentence2", "label": "label", "idx": "index"}, "RTE.tsv",
-          files={s: (f"{s}.tsv", *SUPERGLUE_FILES[s]) for s in ("train", "dev", "test")},
-          jsonl_fields={"a": "premise", "b": "hypothesis", "label": "label", "idx": "idx"}),
-    _glue("wnli", "classification", ("0", "1"), ("accuracy",),
-          {"a": "sentence1", "b": "sentence2", "label": "label", "idx": "index"}, "WNLI.tsv"),
-]}
+    glue_task("rte", "classification", NLI2, ("accuracy",),
+              {"a": "sentence1", "b": "sentence2", "label": "label", "idx": "index"}, "RTE.tsv",
+              ("sentence1", "sentence2"),
+              files={s: (f"{s}.tsv", *SUPERGLUE_FILES[s]) for s in ("train", "dev", "test")},
+              jsonl_fields={"a": "premise", "b": "hypothesis", "label": "label", "idx": "idx"}),
+    glue_task("wnli", "classification", ("0", "1"), ("accuracy",),
+              {"a": "sentence1", "b": "sentence2", "label": "label", "idx": "index"}, "WNLI.tsv",
+              ("sentence1", "sentence2")),
+    superglue_task("boolq", "classification", BOOL, ("accuracy",),
+                   {"a": "question", "b": "passage", "label": "label", "idx": "idx"}, "BoolQ.jsonl"),
+    superglue_task("cb", "classification", ("entailment", "contradiction", "neutral"), ("accuracy", "macro_f1"),
+                   {"a": "premise", "b": "hypothesis", "label": "label", "idx": "idx"}, "CB.jsonl"),
+    superglue_task("copa", "choice", ("choice1", "choice2"), ("accuracy",), {}, "COPA.jsonl", build=copa),
+    superglue_task("rte", "classification", NLI2, ("accuracy",),
+                   {"a": "premise", "b": "hypothesis", "label": "label", "idx": "idx"}, "RTE.jsonl"),
+    superglue_task("wic", "span-pair", BOOL, ("accuracy",), {}, "WiC.jsonl", build=wic),
+    superglue_task("wsc", "span-pair", BOOL, ("accuracy",), {}, "WSC.jsonl", build=wsc, hub_records=wsc_rows,
+                   submission_value=lambda p: str(bool(p))),  # WSC writes "True"/"False"
+    superglue_task("multirc", "options", BOOL, ("f1a", "em"), {}, "MultiRC.jsonl", **MULTIRC),
+    superglue_task("record", "options", BOOL, ("f1", "em"), {}, "ReCoRD.jsonl", **RECORD),
+]:
+    register_task(_spec)
 
-SUPERGLUE: dict[str, TaskSpec] = {t.name: t for t in [
-    _superglue("boolq", "classification", BOOL, ("accuracy",),
-               {"a": "question", "b": "passage", "label": "label", "idx": "idx"}, "BoolQ.jsonl"),
-    _superglue("cb", "classification", ("entailment", "contradiction", "neutral"), ("accuracy", "macro_f1"),
-               {"a": "premise", "b": "hypothesis", "label": "label", "idx": "idx"}, "CB.jsonl"),
-    _superglue("copa", "choice", ("choice1", "choice2"), ("accuracy",), {}, "COPA.jsonl"),
-    _superglue("rte", "classification", NLI2, ("accuracy",),
-               {"a": "premise", "b": "hypothesis", "label": "label", "idx": "idx"}, "RTE.jsonl"),
-    _superglue("wic", "span-pair", BOOL, ("accuracy",), {}, "WiC.jsonl"),
-    _superglue("wsc", "span-pair", BOOL, ("accuracy",), {}, "WSC.jsonl"),
-    _superglue("multirc", "options", BOOL, ("f1a", "em"), {}, "MultiRC.jsonl"),
-    _superglue("record", "options", BOOL, ("f1", "em"), {}, "ReCoRD.jsonl"),
-]}
-
-BENCHMARKS: dict[str, dict[str, TaskSpec]] = {"glue": GLUE, "superglue": SUPERGLUE}
+GLUE, SUPERGLUE = TASKS["glue"], TASKS["superglue"]
+BENCHMARKS = TASKS
 
 
 def get_task(benchmark: str, name: str) -> TaskSpec:
-    return BENCHMARKS[benchmark][name]
+    return TASKS[benchmark][name]

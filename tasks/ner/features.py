@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from heads import IGNORE_INDEX
 
-from .conll import Sentence
+from .formats import Sentence
 
 
 @dataclass
@@ -43,7 +42,8 @@ def encode(sentences: list[Sentence], tokenizer: PreTrainedTokenizerBase, label_
     for index, sentence in enumerate(sentences):
         word_ids = batch.word_ids(index)
         feature = {key: batch[key][index] for key in batch.keys()}
-        feature["labels"] = _first_subtoken_labels(word_ids, sentence.tags, label_ids)
+        if sentence.gold:  # predict inputs carry no tags: no labels (the model then returns no loss)
+            feature["labels"] = _first_subtoken_labels(word_ids, sentence.tags, label_ids)
         features.append(feature)
         word_ids_per_sentence.append(word_ids)
         _count(stats, word_ids, len(sentence.tokens), tokenizer, sentence.tokens)
@@ -69,19 +69,3 @@ def _count(stats: AlignmentStats, word_ids, n_words: int, tokenizer, tokens: lis
     if beyond:
         stats.truncated_sentences += 1
         stats.words_beyond_max_length += beyond
-
-
-def to_word_tags(logits: np.ndarray, word_ids_per_sentence: list[list[int | None]],
-                 word_counts: list[int], labels: list[str]) -> list[list[str]]:
-    """Each word takes the argmax of its first sub-token; words never seen get 'O'."""
-    predictions = logits.argmax(-1)
-    tags_out = []
-    for row, word_ids, n_words in zip(predictions, word_ids_per_sentence, word_counts):
-        tags = ["O"] * n_words
-        previous = None
-        for position, word in enumerate(word_ids):
-            if word is not None and word != previous:
-                tags[word] = labels[int(row[position])]
-            previous = word
-        tags_out.append(tags)
-    return tags_out

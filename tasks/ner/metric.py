@@ -19,12 +19,18 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
     }
 
 
+def percent(scores: dict) -> dict:
+    """The same scores on the 0-100 scale every task reports."""
+    scale = lambda v: {k: (100 * x if k != "support" else x) for k, x in v.items()}  # noqa: E731
+    return {"precision": 100 * scores["precision"], "recall": 100 * scores["recall"], "f1": 100 * scores["f1"],
+            "per_type": {name: scale(v) for name, v in scores["per_type"].items()}}
+
+
 def format_scores(split: str, scores: dict) -> str:
+    """``percent`` scores as the console shows them: micro P/R/F1, then one line per entity type."""
     width = max([8, *(len(name) + 2 for name in scores["per_type"])])  # long type names (creative-work) fit
-    lines = [f"{split}: precision {100 * scores['precision']:.2f}  recall {100 * scores['recall']:.2f}  "
-             f"F1 {100 * scores['f1']:.2f}",
+    lines = [f"{split}: precision {scores['precision']:.2f}  recall {scores['recall']:.2f}  F1 {scores['f1']:.2f}",
              f"  {'type':<{width}}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}"]
     for name, v in sorted(scores["per_type"].items()):
-        lines.append(f"  {name:<{width}}{100 * v['precision']:>8.2f}{100 * v['recall']:>8.2f}{100 * v['f1']:>8.2f}"
-                     f"{v['support']:>9}")
+        lines.append(f"  {name:<{width}}{v['precision']:>8.2f}{v['recall']:>8.2f}{v['f1']:>8.2f}{v['support']:>9}")
     return "\n".join(lines)

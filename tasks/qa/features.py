@@ -16,7 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from tasks.common.errors import UsageError
 
-from .squad import Question
+from .formats import Question
 
 Offsets = list[tuple[int, int] | None]  # per token: (start, end) characters in the context, None outside it
 

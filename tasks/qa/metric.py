@@ -17,7 +17,7 @@ import re
 import string
 from collections import Counter
 
-from .squad import Question
+from .formats import Question
 
 _PUNCTUATION = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)

@@ -1,4 +1,5 @@
-"""Reading the official SQuAD JSON (v1.1 and v2.0, plain or .json.gz) and splitting it by article.
+"""SQuAD file formats: the official JSON (v1.1 and v2.0, plain or .json.gz) read and split by article,
+and the prediction files the official evaluation script reads.
 
 Every structural problem (invalid JSON, missing ``data``/``paragraphs``/``context``/``qas``/``id``/
 ``question``, duplicate ids) is a DataError naming the file and the question id (or the
@@ -185,3 +186,14 @@ def describe(data: SquadData) -> str:
     impossible = sum(q.impossible for q in questions)
     extra = f" ({impossible:,} unanswerable)" if impossible else ""
     return f"{len(data.articles)} articles, {len(questions):,} questions{extra}"
+
+
+def write_predictions(out_dir: Path, predictions: dict[str, str], null_odds: dict[str, float],
+                      version2: bool) -> list[Path]:
+    """predictions.json (and null_odds.json for 2.0), as the official evaluation script reads them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"predictions.json": predictions, **({"null_odds.json": null_odds} if version2 else {})}
+    for name, content in files.items():
+        # ensure_ascii (the default): any reader of the official script decodes it, whatever its locale
+        (out_dir / name).write_text(json.dumps(content, indent=1) + "\n", encoding="utf-8")
+    return [out_dir / name for name in files]

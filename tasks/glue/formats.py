@@ -1,4 +1,6 @@
-"""Reading GLUE TSVs and SuperGLUE JSONL into ``Example``s; every problem is a DataError naming file and line.
+"""GLUE/SuperGLUE file formats: TSV and JSONL read into ``Example``s, and the leaderboard submission files.
+
+Every reading problem is a DataError naming file and line.
 
 TSV (as written by the GLUE download script): split on tabs with quoting disabled (SST-2
 has bare ``"``), a UTF-8 BOM is tolerated, lines end at ``\\n`` only (``str.splitlines``
@@ -15,31 +17,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from tasks.common.errors import DataError
 from tasks.common.textfile import read_lines
 
-from .tasks import BOOL, TaskSpec
-
-Record = tuple[int, dict]  # (1-based line, fields)
-
-
-@dataclass
-class Example:
-    idx: Any  # id used in submission files
-    text_a: str
-    text_b: str | None = None
-    label: Any = None  # class index | float score | choice index | per-option 0/1 list (MultiRC) | None
-    line: int = 0
-    choices: list[str] = field(default_factory=list)  # COPA alternatives, MultiRC answers, ReCoRD entities
-    spans: tuple[tuple[int, int, int], ...] = ()  # WiC/WSC: (segment 0|1, char start, char end) x 2
-    answers: list[str] = field(default_factory=list)  # ReCoRD gold answer texts
-    option_ids: list[Any] = field(default_factory=list)  # MultiRC answer idx (submission)
-    realigned: bool = False  # WSC: span index off by a word or two in the official data, fixed
-
+from .spec import BOOL, Example, Record, TaskSpec
 
 def read_tsv(path: str | Path, header: tuple[str, ...] | None = None) -> list[Record]:
     """Rows as {column: value}; ``header`` gives the column names of a file without a header row."""
@@ -102,14 +87,14 @@ def _class_label(spec: TaskSpec, value: Any, path, line: int, key: str = "label"
     return spec.labels.index(value)
 
 
-def _score(value: Any, path, line: int) -> float:
-    """STS-B similarity: a number in [0, 5] (TSV string or JSON number)."""
+def _score(value: Any, valid: tuple[float, float], path, line: int) -> float:
+    """A regression target in ``valid`` (STS-B similarity: [0, 5]), from a TSV string or a JSON number."""
     try:
         score = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
         score = math.nan
-    if not math.isfinite(score) or not 0.0 <= score <= 5.0:
-        raise DataError(path, line, f"score {value!r} is not a number in [0, 5]")
+    if not math.isfinite(score) or not valid[0] <= score <= valid[1]:
+        raise DataError(path, line, f"score {value!r} is not a number in [{valid[0]:g}, {valid[1]:g}]")
     return score
 
 
@@ -117,7 +102,7 @@ def _score(value: Any, path, line: int) -> float:
 def build_examples(spec: TaskSpec, records: list[Record], path, require_labels: bool,
                    fields: dict[str, str] | None = None) -> list[Example]:
     """Examples of ``spec`` from parsed records; labels must be present when ``require_labels``."""
-    builder = {"copa": _copa, "wic": _wic, "wsc": _wsc, "multirc": _multirc, "record": _record}.get(spec.name, _pair)
+    builder = spec.build or pair
     examples: list[Example] = []
     for order, (line, rec) in enumerate(records):
         examples.extend(builder(spec, rec, path, line, order, require_labels, fields or spec.fields))
@@ -134,20 +119,21 @@ def _labelled(rec: dict, key: str, path, line: int, require: bool) -> bool:
     return False
 
 
-def _pair(spec, rec, path, line, order, require, fields) -> list[Example]:
+def pair(spec, rec, path, line, order, require, fields) -> list[Example]:
     text_a = _get(rec, fields["a"], path, line)
     text_b = _get(rec, fields["b"], path, line) if "b" in fields else None
     label = None
     if _labelled(rec, fields["label"], path, line, require):
         value = rec[fields["label"]]
-        label = _score(value, path, line) if spec.kind == "regression" else _class_label(spec, value, path, line)
+        regression = spec.kind == "regression"
+        label = _score(value, spec.score_range, path, line) if regression else _class_label(spec, value, path, line)
     return [Example(rec.get(fields["idx"], order), text_a, text_b, label, line)]
 
 
 CONNECTORS = {"cause": "because", "effect": "so"}
 
 
-def _copa(spec, rec, path, line, order, require, fields) -> list[Example]:
+def copa(spec, rec, path, line, order, require, fields) -> list[Example]:
     """Premise + connector as the first segment; each alternative is the second segment of its own pair."""
     premise = _get(rec, "premise", path, line)
     question = _get(rec, "question", path, line)
@@ -167,7 +153,7 @@ def _bool_label(spec, rec, path, line, require):
     return _class_label(spec, rec["label"], path, line) if _labelled(rec, "label", path, line, require) else None
 
 
-def _wic(spec, rec, path, line, order, require, fields) -> list[Example]:
+def wic(spec, rec, path, line, order, require, fields) -> list[Example]:
     """Sentence pair; the target word is marked by its character span in each sentence."""
     sentences = [_get(rec, f"sentence{k}", path, line) for k in (1, 2)]
     spans = []
@@ -185,7 +171,7 @@ def _norm_word(word: str) -> str:
     return re.sub(r"[^0-9a-z]", "", word.lower())
 
 
-def _wsc(spec, rec, path, line, order, require, fields) -> list[Example]:
+def wsc(spec, rec, path, line, order, require, fields) -> list[Example]:
     """The text with two spans (candidate referent, pronoun) given as whitespace-word index + text.
 
     The official files have a few off-by-one indices and case/punctuation differences
@@ -213,7 +199,7 @@ def _wsc(spec, rec, path, line, order, require, fields) -> list[Example]:
     return [Example(rec.get("idx", order), text, None, label, line, spans=tuple(spans), realigned=realigned)]
 
 
-def _multirc(spec, rec, path, line, order, require, fields) -> list[Example]:
+def multirc(spec, rec, path, line, order, require, fields) -> list[Example]:
     """One example per question: (passage, question + answer) is scored for each answer option."""
     passage = _get(rec, "passage", path, line, dict)
     text = _get(passage, "text", path, line)
@@ -243,7 +229,7 @@ def _multirc(spec, rec, path, line, order, require, fields) -> list[Example]:
     return examples
 
 
-def _record(spec, rec, path, line, order, require, fields) -> list[Example]:
+def record(spec, rec, path, line, order, require, fields) -> list[Example]:
     """One example per query; the candidates are the passage's distinct entity strings.
 
     Entity ``end`` offsets are inclusive (as in the official files).  The hub copy lists
@@ -277,3 +263,32 @@ def _record(spec, rec, path, line, order, require, fields) -> list[Example]:
         examples.append(Example(qa.get("idx", q_order), shown, query, None, line,
                                 choices=candidates, answers=answers or []))
     return examples
+
+
+# ---------------------------------------------------------------- submission files
+def write_submission(spec: TaskSpec, examples: list[Example], values: list, path: str | Path) -> Path:
+    """Leaderboard format, chosen by the file name: ``.tsv`` (GLUE: ``index<TAB>prediction``) or JSON lines
+    (SuperGLUE: one ``{"idx", "label"}`` per example, or the task's own nesting via ``submission_rows``).
+
+    ``values`` are the predictions as the submission writes them (see ``kinds.submission_values``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if spec.submission_rows is not None:
+        lines = [json.dumps(row) for row in spec.submission_rows(examples, values)]
+    elif path.suffix == ".tsv":
+        lines = ["index\tprediction"] + [f"{e.idx}\t{v}" for e, v in zip(examples, values)]
+    else:
+        lines = [json.dumps({"idx": e.idx, "label": v}) for e, v in zip(examples, values)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def multirc_submission(examples: list[Example], predictions: list) -> list[dict]:
+    """MultiRC nests answers per question per passage."""
+    passages: OrderedDict = OrderedDict()
+    for example, labels in zip(examples, predictions):
+        questions = passages.setdefault(example.idx["passage"], [])
+        answers = [{"idx": a, "label": int(label)} for a, label in zip(example.option_ids, labels)]
+        questions.append({"idx": example.idx["question"], "answers": answers})
+    return [{"idx": p, "passage": {"questions": qs}} for p, qs in passages.items()]

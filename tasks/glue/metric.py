@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from .tasks import TaskSpec
+from .spec import TaskSpec
 
 from tasks.qa.metric import exact_match, normalize_answer  # noqa: F401  (ReCoRD uses SQuAD's rules)
 from tasks.qa.metric import f1_v1 as token_f1
@@ -59,21 +59,21 @@ def record_scores(gold: Sequence[Sequence[str]], predicted: Sequence[str]) -> di
     return {"f1": sum(f1s) / len(f1s), "em": sum(ems) / len(ems)}
 
 
-SIMPLE: dict[str, Callable] = {"accuracy": accuracy, "matthews": matthews, "f1": f1,
-                               "pearson": pearson, "spearman": spearman}
+# elementwise metrics: (gold, predicted, spec) -> fraction
+METRICS: dict[str, Callable] = {
+    "accuracy": lambda g, p, spec: accuracy(g, p), "matthews": lambda g, p, spec: matthews(g, p),
+    "f1": lambda g, p, spec: f1(g, p), "pearson": lambda g, p, spec: pearson(g, p),
+    "spearman": lambda g, p, spec: spearman(g, p), "macro_f1": lambda g, p, spec: macro_f1(g, p, len(spec.labels)),
+}
 
 
 def score(spec: TaskSpec, gold: list, predicted: list) -> dict[str, float]:
-    """The task's official metrics, in the order of ``spec.metrics`` (the first is the headline)."""
-    if spec.name == "multirc":
-        return multirc_scores(gold, predicted)
-    if spec.name == "record":
-        return record_scores(gold, predicted)
-    out = {}
-    for name in spec.metrics:
-        out[name] = macro_f1(gold, predicted, len(spec.labels)) if name == "macro_f1" else SIMPLE[name](gold, predicted)
-    return out
+    """The task's official metrics as fractions, in the order of ``spec.metrics`` (the first is the headline)."""
+    if spec.score is not None:  # metrics over grouped predictions (MultiRC, ReCoRD)
+        return spec.score(gold, predicted)
+    return {name: METRICS[name](gold, predicted, spec) for name in spec.metrics}
 
 
 def format_scores(split: str, scores: dict[str, float], count: int) -> str:
-    return f"{split} ({count} examples): " + "  ".join(f"{k} {100 * v:.2f}" for k, v in scores.items())
+    """Scores in percent for the console."""
+    return f"{split} ({count} examples): " + "  ".join(f"{k} {v:.2f}" for k, v in scores.items())

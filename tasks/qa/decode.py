@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .features import Window
-from .squad import Question
+from .formats import Question
 
 NO_SPAN_ODDS = 1e6  # null_odds when no valid span exists at all (empty context): surely no answer
 

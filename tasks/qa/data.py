@@ -12,7 +12,7 @@ from typing import Callable
 from tasks.common.data_root import data_roots, sources_hint
 from tasks.common.errors import DataError, UsageError
 
-from .squad import SquadData, from_hub_rows, read_squad, split_by_article
+from .formats import SquadData, from_hub_rows, read_squad, split_by_article
 
 # name -> (folder under the data root, file tag as in dev-v1.1.json, hub dataset)
 KNOWN = {

@@ -1,4 +1,6 @@
-"""Reading CoNLL column files: token in the first column, tag in the last, blank line between sentences.
+"""NER file formats: CoNLL column files (read and written) and raw text, one sentence per line.
+
+CoNLL: token in the first column, tag in the last, blank line between sentences.
 
 Tag schemes: IOB1, IOB2 and IOBES are all accepted and normalised to IOB2 on read
 (IOB1 -> IOB2 is lossless: an I- that opens an entity becomes B-; IOBES: S- -> B-,
@@ -23,6 +25,7 @@ class Sentence:
     tags: list[str]
     line: int  # 1-based line of the first token, for error messages
     extra: list[list[str]] = field(default_factory=list)  # middle columns, kept for output
+    gold: bool = True  # False when read for prediction: the tags are placeholders ("O")
 
 
 def read_fields(path: str | Path) -> list[list[str]]:
@@ -49,7 +52,7 @@ def read_conll(path: str | Path, with_tags: bool = True) -> list[Sentence]:
         elif len(fields) != columns:
             raise DataError(path, number, f"{len(fields)} columns, but the file's first token line has {columns}")
         if current is None:
-            current = Sentence([], [], number)
+            current = Sentence([], [], number, gold=with_tags)
             sentences.append(current)
         current.tokens.append(fields[0])
         current.tags.append(fields[-1] if with_tags else "O")
@@ -99,3 +102,12 @@ def write_conll(path: str | Path, sentences: list[Sentence], predictions: list[l
             for token, extra, tag in zip(sentence.tokens, sentence.extra, tags):
                 handle.write(" ".join([token, *extra, tag]) + "\n")
             handle.write("\n")
+
+
+def read_raw_text(path: str | Path) -> list[Sentence]:
+    """Whitespace-tokenized text (spaces/tabs), one sentence per line (blank lines skipped)."""
+    sentences = [Sentence(words, ["O"] * len(words), n, [[] for _ in words], gold=False)
+                 for n, words in enumerate(read_fields(path), 1) if words]
+    if not sentences:
+        raise DataError(path, None, "empty file: no sentences")
+    return sentences

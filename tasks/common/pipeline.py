@@ -1,0 +1,175 @@
+"""The one pipeline every task family runs: train -> evaluate -> artifact, and predict with an artifact.
+
+A family (``family.py``) supplies data, features, head, decoding, scoring and outputs; everything
+else (flags, seeding, the model, the Trainer, timing, metrics.json, the artifact) happens here,
+the same way for every family.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import set_seed
+
+from models.adapted import AdaptedModel, build_model
+from models.backbone import EncoderNotFound, load_tokenizer
+from models.methods import get_method
+from models.methods.peft_prefix import PeftMissing
+from models.prefix import UnsupportedArchitecture
+
+from . import cli
+from .artifacts import CONFIG, check_family, finish_run, load_artifact, read_artifact_config
+from .errors import UsageError, exit_on_bad_input
+from .family import Encoded, TaskFamily
+from .settings import ModelSettings, PredictSettings, RunSettings, TrainSettings, train_subset
+from .training import predict, train
+
+
+def learning_rate(train_settings: TrainSettings, model: ModelSettings) -> float:
+    if train_settings.lr is not None:
+        return train_settings.lr
+    spec = get_method(model.method)
+    return (model.method_config or spec.config_class()).default_lr()
+
+
+def build_task_model(settings: ModelSettings, head, max_length: int, seed: int) -> AdaptedModel:
+    """The encoder with the method's trainable parts and ``head`` (a module or a function of the hidden size)."""
+    # the head and the prefix (or prompt) draw their initial values here, before the Trainer seeds
+    # anything: without this, --seed fixed the data order and dropout but not the starting point
+    set_seed(seed)
+    try:
+        model = build_model(settings.model, head, settings.method, settings.method_config, layers=settings.layers)
+        if settings.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
+    except (UnsupportedArchitecture, PeftMissing, EncoderNotFound) as err:
+        raise UsageError(str(err)) from None
+    except ValueError as err:  # a method that cannot do what was asked (checkpointing with PEFT)
+        raise UsageError(str(err)) from None
+    except OSError as err:
+        raise UsageError(f"cannot load encoder '{settings.model}': {str(err).splitlines()[0]}") from None
+    limit = model.max_input_length()
+    if limit is not None and max_length > limit:
+        raise UsageError(f"--max-length {max_length} exceeds what encoder '{settings.model}' accepts "
+                         f"in mode {settings.method} ({limit})")
+    return model
+
+
+def describe_parameters(model: AdaptedModel) -> str:
+    counts = model.parameter_counts()
+    return (f"trainable parameters: {counts['trainable']:,} of {counts['total']:,} "
+            f"({counts['trainable_percent']:.3f}%) [mode {model.method_name}]")
+
+
+def answer(family: TaskFamily, record: dict, model: AdaptedModel, tokenizer, examples: list, batch_size: int,
+           work_dir: Path) -> tuple[Any, Encoded, dict[str, float]]:
+    """(predictions, the encoded inputs, seconds spent encoding / in the model / decoding)."""
+    started = time.time()
+    encoded = family.encode(record, examples, tokenizer, train=False)
+    encoded_at = time.time()
+    logits = predict(model, encoded.features, family.collator(record, tokenizer), batch_size, work_dir)
+    predicted_at = time.time()
+    predictions = family.decode(record, examples, encoded, logits)
+    seconds = {"encode": encoded_at - started, "model": predicted_at - encoded_at, "decode": time.time() - predicted_at}
+    return predictions, encoded, {k: round(v, 2) for k, v in seconds.items()}
+
+
+def _timing(examples: list, seconds: dict[str, float]) -> str:
+    return (f"answered {len(examples):,} examples in {sum(seconds.values()):.1f} s ("
+            + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()) + ")")
+
+
+# --------------------------------------------------------------------------- training
+def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
+    """Train on the family's data, evaluate every split, write the artifact and metrics.json."""
+    output_dir = settings.train.output_dir or Path("runs") / f"{family.run_name(settings.task)}-{settings.model.method}"
+    data = family.load_data(settings.task, settings.data)
+    record = {"family": family.name, **family.task_record(settings.task, data, settings.train.max_length)}
+    tokenizer = load_tokenizer(settings.model.model, pre_split_words=family.pre_split_words)
+    family.check_tokenizer(tokenizer, record)
+    for note in data.notes:
+        print(note)
+    model = build_task_model(settings.model, lambda hidden: family.head(record, hidden, settings.model),
+                             settings.train.max_length, settings.train.seed)
+    print(describe_parameters(model))
+    train_examples = train_subset(data.train, settings.data.max_train_samples, settings.train.seed)
+    encoded = family.encode(record, train_examples, tokenizer, train=True)
+    print(f"train: {encoded.report}")
+
+    started = time.time()
+    train(model, settings.train, learning_rate(settings.train, settings.model), output_dir, encoded.features,
+          family.collator(record, tokenizer))
+    metrics: dict[str, Any] = {
+        "train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
+        "args": settings.flags, "task": record,
+        "train": {"examples": len(train_examples), "source": data.train_source, **encoded.stats},
+    }
+    written = []
+    for split, (examples, source) in data.evaluations.items():
+        examples = examples[: settings.data.max_eval_samples]
+        predictions, encoded, seconds = answer(family, record, model, tokenizer, examples,
+                                               settings.train.eval_batch_size, output_dir)
+        scores = family.score(record, examples, predictions) or {}
+        metrics[split] = {**scores, "examples": len(examples), "source": source, "seconds": seconds, **encoded.stats}
+        print(f"{split}: {encoded.report}\n{_timing(examples, seconds)}")
+        print(family.format_scores(split, scores, examples))
+        written += family.after_evaluation(record, split, examples, predictions, output_dir)
+    headline = family.headline_metric(record)
+    metrics["headline"] = {"split": data.headline_split, "metric": headline,
+                           "value": metrics.get(data.headline_split, {}).get(headline)}
+    finish_run(model, output_dir, record, metrics)  # artifact + metrics.json (rank 0 only)
+    if written:
+        print(f"wrote {', '.join(str(p) for p in written)}")
+    return metrics
+
+
+# --------------------------------------------------------------------------- predict
+def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list[dict]:
+    """Answer every job of ``predict`` with the artifact; the inputs are read before the encoder is loaded."""
+    config = read_artifact_config(settings.artifact)
+    check_family(config, family, settings.artifact / CONFIG)
+    jobs = family.predict_jobs(settings.task, config["task"])
+    loaded = load_artifact(settings.artifact, family, settings.model)
+    record = family.predict_record(settings.task, loaded.record)
+    family.check_tokenizer(loaded.tokenizer, record)
+    results = []
+    for job in jobs:
+        predictions, encoded, seconds = answer(family, record, loaded.model, loaded.tokenizer, job.examples,
+                                               settings.eval_batch_size, settings.artifact)
+        print(f"{job.source}: {encoded.report}\n{_timing(job.examples, seconds)}")
+        scores = family.score(record, job.examples, predictions)
+        if scores is not None:
+            print(family.format_scores(job.name, scores, job.examples))
+        paths = family.write_predictions(settings.task, record, job, predictions, settings.artifact)
+        print(f"wrote {', '.join(str(p) for p in paths)} ({len(job.examples)} examples)")
+        results.append({"job": job.name, "scores": scores, "files": paths})
+    return results
+
+
+# --------------------------------------------------------------------------- entry point
+def train_parser(family: TaskFamily):
+    parser = cli.common_parser(family.description, family.default_epochs, family.default_max_length)
+    family.add_arguments(parser)
+    return parser
+
+
+def predict_parser(family: TaskFamily):
+    parser = cli.predict_parser(family.predict_description)
+    family.add_predict_arguments(parser)
+    return parser
+
+
+def main(family: TaskFamily, argv: list[str] | None = None) -> None:
+    """``python -m tasks.<family> [train] FLAGS`` or ``... predict FLAGS``."""
+
+    @exit_on_bad_input
+    def train_main(args: list[str]) -> dict:
+        parsed = train_parser(family).parse_args(args)
+        return train_and_evaluate(family, cli.run_settings(parsed, family.settings(parsed)))
+
+    @exit_on_bad_input
+    def predict_main(args: list[str]) -> list[dict]:
+        parsed = predict_parser(family).parse_args(args)
+        return predict_with_artifact(family, cli.predict_settings(parsed, family.predict_settings(parsed)))
+
+    cli.run_subcommand(argv, train_main, predict_main)
