@@ -14,8 +14,8 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 from heads import MultipleChoiceHead, RegressionHead, SpanPairClassificationHead
 from models.adapted import AdaptedModel
 from models.methods import PrefixConfig, PromptConfig
-from tasks.glue.decode import decode
-from tasks.glue.features import Collator, encode
+from tasks.glue.features import Collator
+from tasks.glue.kinds import decode, encode
 from tasks.glue.spec import Example
 from tasks.glue.tasks import GLUE, SUPERGLUE
 

@@ -24,9 +24,3 @@ def per_option(spec: TaskSpec, examples: list[Example], encoded: Encoded, logits
         per_example[owner].append(float(margin))
     return [spec.choose(example, m) for example, m in zip(examples, per_example)]
 
-
-def decode(spec: TaskSpec, examples: list[Example], encoded: Encoded, logits: np.ndarray) -> list:
-    """One prediction per example, as the task's kind decodes its outputs."""
-    from .kinds import KINDS  # kinds.py names these decoders
-
-    return KINDS[spec.kind].decode(spec, examples, encoded, logits)

@@ -9,11 +9,10 @@ from pathlib import Path
 from tasks.common.errors import DataError, UsageError
 from tasks.common.family import Encoded, Job, TaskData, TaskFamily
 
-from . import features
+from . import kinds
 from .data import Splits, load_splits, read_file
-from .decode import decode
+from .features import Collator
 from .formats import write_submission
-from .kinds import KINDS, make_head, submission_values
 from .metric import format_scores, score
 from .spec import TaskSpec
 from .tasks import TASKS
@@ -123,18 +122,18 @@ class GlueFamily(TaskFamily):
 
     # ------------------------------------------------------------------ model, features, answers
     def head(self, record: dict, hidden_size: int, model):
-        return make_head(self.spec(record), hidden_size, model.head_dropout, model.pooling)
+        return kinds.make_head(self.spec(record), hidden_size, model.head_dropout, model.pooling)
 
     def encode(self, record: dict, examples: list, tokenizer, train: bool) -> Encoded:
-        encoded = features.encode(self.spec(record), examples, tokenizer, record["max_length"])
+        encoded = kinds.encode(self.spec(record), examples, tokenizer, record["max_length"])
         stats = {"inputs": len(encoded.owners), "at_max_length": encoded.at_max_length, "spans_cut": encoded.spans_cut}
         return Encoded(encoded.features, encoded.report(record["max_length"]), {"encoding": stats}, state=encoded)
 
     def collator(self, record: dict, tokenizer):
-        return features.Collator(tokenizer, KINDS[self.spec(record).kind].regression)
+        return Collator(tokenizer, kinds.KINDS[self.spec(record).kind].regression)
 
     def decode(self, record: dict, examples: list, encoded: Encoded, logits) -> list:
-        return decode(self.spec(record), examples, encoded.state, logits)
+        return kinds.decode(self.spec(record), examples, encoded.state, logits)
 
     def score(self, record: dict, examples: list, predictions: list) -> dict | None:
         spec = self.spec(record)
@@ -165,7 +164,7 @@ class GlueFamily(TaskFamily):
                           artifact: Path) -> list[Path]:
         spec = self.spec(record)
         out_dir = settings.output_dir or Path(artifact) / "predictions"
-        return [write_submission(spec, job.examples, submission_values(spec, predictions),
+        return [write_submission(spec, job.examples, kinds.submission_values(spec, predictions),
                                  out_dir / submission_name(spec, job.name))]
 
 

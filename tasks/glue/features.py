@@ -65,15 +65,6 @@ def choices(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_le
     return _finish(Encoded(features, list(range(len(examples)))), max_length)
 
 
-def encode(spec: TaskSpec, examples: list[Example], tokenizer: PreTrainedTokenizerBase,
-           max_length: int) -> Encoded:
-    """The model inputs of ``examples``, in the input shape of the task's kind."""
-    from .kinds import KINDS  # kinds.py names these encoders
-
-    return KINDS[spec.kind].encode(spec, examples, tokenizer, {"truncation": True, "max_length": max_length},
-                                   max_length)
-
-
 def _rows(batch, count: int) -> list[dict]:
     return [{key: batch[key][i] for key in batch.keys() if key != "offset_mapping"} for i in range(count)]
 

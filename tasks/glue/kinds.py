@@ -15,7 +15,7 @@ from typing import Any, Callable
 from heads import build_head
 
 from . import decode
-from .features import choices, options, pairs, span_pairs
+from .features import Encoded, choices, options, pairs, span_pairs
 from .spec import TaskSpec
 
 
@@ -45,6 +45,17 @@ KINDS: dict[str, Kind] = {
     "span-pair": Kind("span-pair-classification", span_pairs, decode.argmax, _label_name),
     "options": Kind("sequence-classification", options, decode.per_option, lambda spec, p: p),
 }
+
+
+def encode(spec: TaskSpec, examples: list, tokenizer, max_length: int) -> Encoded:
+    """The model inputs of ``examples``, in the input shape of the task's kind."""
+    return KINDS[spec.kind].encode(spec, examples, tokenizer, {"truncation": True, "max_length": max_length},
+                                   max_length)
+
+
+def decode(spec: TaskSpec, examples: list, encoded: Encoded, logits) -> list:
+    """One prediction per example, as the task's kind decodes its outputs."""
+    return KINDS[spec.kind].decode(spec, examples, encoded, logits)
 
 
 def make_head(spec: TaskSpec, hidden_size: int, dropout: float, pooling: str = "first"):

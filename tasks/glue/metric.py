@@ -17,8 +17,7 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from .spec import TaskSpec
 
-from tasks.qa.metric import exact_match, normalize_answer  # noqa: F401  (ReCoRD uses SQuAD's rules)
-from tasks.qa.metric import f1_v1 as token_f1
+from tasks.common.answer_text import exact_match, normalize_answer, token_f1  # noqa: F401  (ReCoRD: SQuAD's rules)
 
 
 def accuracy(gold: Sequence[int], predicted: Sequence[int]) -> float:

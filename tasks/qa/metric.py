@@ -13,32 +13,11 @@ hand-computed values (v2.0, including unanswerable questions and the best-thresh
 """
 from __future__ import annotations
 
-import re
-import string
-from collections import Counter
+from tasks.common.answer_text import exact_match, normalize_answer, token_f1
 
 from .formats import Question
 
-_PUNCTUATION = set(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-
-
-def normalize_answer(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def exact_match(prediction: str, gold: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(gold))
-
-
-def f1_v1(prediction: str, gold: str) -> float:
-    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    same = sum((Counter(predicted) & Counter(expected)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(predicted), same / len(expected)
-    return 2 * precision * recall / (precision + recall)
+f1_v1 = token_f1  # SQuAD 1.1's token F1
 
 
 def f1_v2(prediction: str, gold: str) -> float:
