@@ -44,7 +44,10 @@ class AdaptedModel(nn.Module):
             spec = get_method(method)
             method = spec.implementation_class()(backbone, config if config is not None else spec.config_class())
         self.spec = get_method(method.name)
-        self.backbone, self.method, self.head = backbone, method, head
+        # registration order = parameter order: the encoder, the head, then the method's parameters (the
+        # order before the registry; gradient clipping sums per-parameter norms in this order, so another
+        # order changes the total norm in its last bits and the run after some hundred steps)
+        self.backbone, self.head, self.method = backbone, head, method
         self.layers = layers
         self.mix = LayerMix(backbone.config.num_hidden_layers + 1) if layers == "mix" else None
         if not self.spec.trains_backbone:
@@ -89,6 +92,10 @@ class AdaptedModel(nn.Module):
             enable(activation_checkpointing_kwargs=kwargs)
         else:
             self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The randomly initialised readout: the head and, with ``layers="mix"``, the layer weights."""
+        return [*self.head.parameters(), *([] if self.mix is None else self.mix.parameters())]
 
     # ------------------------------------------------------------------ bookkeeping
     def max_input_length(self) -> int | None:
