@@ -19,12 +19,14 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .env import code_version
 from .results import write_outputs
-from .suites import METHODS, SUITES, Row, Suite, command
+from .suites import SUITES, Row, Suite, command
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -84,21 +86,28 @@ def _steps(run_dir: Path) -> int | None:
     return json.loads(states[-1].read_text()).get("global_step")
 
 
-def run_one(suite: Suite, row: Row, method: str, out_root: Path, timeout: float | None) -> dict:
-    run_dir = out_root / f"{row.name}-{method}"
+def run_dir_of(suite: Suite, row: Row, variant: str, seed: int, out_root: Path) -> Path:
+    first = seed == suite.seeds_of(variant)[0]
+    return out_root / (f"{row.name}-{variant}" if first else f"{row.name}-{variant}-seed{seed}")
+
+
+def run_one(suite: Suite, row: Row, variant: str, seed: int, out_root: Path, timeout: float | None,
+            env: dict[str, str]) -> dict:
+    run_dir = run_dir_of(suite, row, variant, seed, out_root)
     run_dir.mkdir(parents=True, exist_ok=True)
-    argv = command(suite, row, method, _rel(run_dir))
-    record = {"row": row.name, "method": method, "command": _command_line(argv), "seed": suite.seed,
-              "output_dir": str(run_dir), "budget": row.budget}
-    if method in row.skip:
-        return {**record, "status": "skipped", "reason": row.skip[method]}
+    argv = command(suite, row, variant, _rel(run_dir), seed)
+    record = {"row": row.name, "method": variant, "mode": suite.variant(variant).mode,
+              "command": _command_line(argv), "seed": seed, "output_dir": str(run_dir), "budget": row.budget}
+    if variant in row.skip or record["mode"] in row.skip:
+        return {**record, "status": "skipped", "reason": row.skip.get(variant, row.skip.get(record["mode"]))}
     if not _module_available(row.module):
         return {**record, "status": "unavailable", "reason": f"module {row.module} is not in this checkout yet"}
     # never read back a previous run's numbers or step counts (runs start fresh; the task's --resume is not used)
     (run_dir / "metrics.json").unlink(missing_ok=True)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    code, wall, rss = _run_child(argv, run_dir / "log.txt", timeout, _data_env(suite))
-    record.update(wall_seconds=round(wall, 1), peak_rss_mib=round(rss, 1), exit_code=code)
+    code, wall, rss = _run_child(argv, run_dir / "log.txt", timeout, env)
+    record.update(wall_seconds=round(wall, 1), peak_rss_mib=round(rss, 1), exit_code=code,
+                  threads=env.get("OMP_NUM_THREADS"))
     metrics_path = run_dir / "metrics.json"
     if code != 0 or not metrics_path.is_file():
         tail = (run_dir / "log.txt").read_text(errors="replace").strip().splitlines()[-3:]
@@ -109,8 +118,9 @@ def run_one(suite: Suite, row: Row, method: str, out_root: Path, timeout: float 
     params = metrics.get("parameters", {})
     steps = _steps(run_dir)
     train_s = metrics.get("train_seconds")
-    quality = headline.get("value")
-    path = f"{headline.get('split')}.{headline.get('metric')}" if quality is not None else None
+    split = row.split or headline.get("split")
+    quality = headline.get("value") if row.split is None else metrics.get(split, {}).get(headline.get("metric"))
+    path = f"{split}.{headline.get('metric')}" if quality is not None else None
     return {**record, "status": "done", "metric_path": path, "metric": quality, "quality": quality,
             "metric_label": row.metric_label,
             "trainable_percent": params.get("trainable_percent"), "trainable": params.get("trainable"),
@@ -122,55 +132,82 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", required=True, choices=sorted(SUITES))
     parser.add_argument("--only", nargs="+", default=None, metavar="ROW", help="run these rows only")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--force", action="store_true", help="rerun (row, method) pairs that already finished")
-    parser.add_argument("--timeout", type=float, default=None, help="minutes per (row, method); default none")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="VARIANT",
+                        help="run these variants (columns) only; default: every variant of the suite")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="run these seeds only")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once; each child gets OMP_NUM_THREADS = cores / jobs unless it is set")
+    parser.add_argument("--force", action="store_true", help="rerun runs that already finished")
+    parser.add_argument("--timeout", type=float, default=None, help="minutes per run; default none")
     parser.add_argument("--list", action="store_true", help="print the rows, budgets and commands, run nothing")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the table, JSON and plots from the stored results, run nothing")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="results file to read and write (default benchmarks/results/<suite>.json)")
     args = parser.parse_args(argv)
     suite = SUITES[args.suite]
     rows = [r for r in suite.rows if args.only is None or r.name in args.only]
     unknown = set(args.only or ()) - {r.name for r in suite.rows}
     if unknown:
         parser.error(f"unknown row(s) {sorted(unknown)}; suite {suite.name} has {[r.name for r in suite.rows]}")
-    out_root, results_dir = HERE / "runs" / suite.name, HERE / "results"
+    names = [v.name for v in suite.variants]
+    variants = args.methods or names
+    if set(variants) - set(names):
+        parser.error(f"unknown variant(s) {sorted(set(variants) - set(names))}; suite {suite.name} has {names}")
+    out_root = HERE / "runs" / suite.name
+    store = args.store or HERE / "results" / f"{suite.name}.json"
+    jobs = [(row, v, seed) for row in rows for v in variants for seed in suite.seeds_of(v)
+            if args.seeds is None or seed in args.seeds]
     if args.list:
         for row in rows:
             print(f"{row.name}: {row.budget}")
-            for m in args.methods:
-                print("   " + _command_line(command(suite, row, m, _rel(out_root / f"{row.name}-{m}"))))
+            for _, v, seed in [j for j in jobs if j[0] is row]:
+                print("   " + _command_line(command(suite, row, v, _rel(run_dir_of(suite, row, v, seed, out_root)),
+                                                    seed)))
         return {}
-    store = results_dir / f"{suite.name}.json"
     state = {"suite": suite.name, "results": {}, **_read_store(store)}
     if args.report_only:
         state = _store_result(store, state, None, None, suite)
-        print((results_dir / f"{suite.name}.md").read_text())
+        print(store.with_suffix(".md").read_text())
         return state
     state.update(description=suite.description, seed=suite.seed, environment=_environment(suite))
-    jobs = [(row, m) for row in rows for m in args.methods]
+    env = _data_env(suite)
+    if args.jobs > 1:  # lanes side by side: one core each (or cores / jobs), else they fight over every core
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
     from tqdm import tqdm  # ships with transformers; imported late so --list works without it
 
-    bar = tqdm(jobs, desc=f"suite {suite.name}", unit="run")
-    for row, method in bar:
-        key = f"{row.name}/{method}"
+    bar = tqdm(total=len(jobs), desc=f"suite {suite.name}", unit="run")
+    lock = threading.Lock()
+
+    def work(job) -> None:
+        nonlocal state
+        row, variant, seed = job
+        key = suite.key(row.name, variant, seed)
         # re-read: another invocation may have finished it meanwhile
         previous = _read_store(store).get("results", {}).get(key)
-        wanted = _command_line(command(suite, row, method, _rel(out_root / f"{row.name}-{method}")))
+        wanted = _command_line(command(suite, row, variant, _rel(run_dir_of(suite, row, variant, seed, out_root)),
+                                       seed))
         if previous and previous.get("status") == "done" and previous.get("command") == wanted and not args.force:
             bar.write(f"{key}: kept (finished earlier)")
-            continue
-        bar.set_postfix_str(key)
+            bar.update()
+            return
         code = code_version()  # the code this run's subprocess imports
-        record = run_one(suite, row, method, out_root, None if args.timeout is None else 60 * args.timeout)
+        record = run_one(suite, row, variant, seed, out_root, None if args.timeout is None else 60 * args.timeout,
+                         env)
         # a suite may be completed over several invocations: each result names the code and time it came from
-        record.update(code, torch_threads=state["environment"].get("torch_threads"),
+        record.update(code, torch_threads=state["environment"].get("torch_threads"), lanes=args.jobs,
                       finished_utc=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
         shown = f"{record['quality']:.2f}" if record.get("quality") is not None else record.get("reason", "")
-        bar.write(f"{key}: {record['status']} {shown}")
-        state = _store_result(store, state, key, record, suite)  # now: an interrupted suite keeps what it did
+        with lock:
+            bar.write(f"{key}: {record['status']} {shown}")
+            state = _store_result(store, state, key, record, suite)  # now: an interrupted suite keeps what it did
+            bar.update()
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(work, jobs))
+    bar.close()
     state = _store_result(store, state, None, None, suite)
-    print((results_dir / f"{suite.name}.md").read_text())
+    print(store.with_suffix(".md").read_text())
     return state
 
 
@@ -193,7 +230,7 @@ def _store_result(store: Path, state: dict, key: str | None, record: dict | None
         fcntl.flock(lock, fcntl.LOCK_EX)
         on_disk = _read_store(store).get("results", {})
         merged = {**state, "results": {**on_disk, **({key: record} if key else {})}}
-        write_outputs(merged, suite, store.parent)
+        write_outputs(merged, suite, store.parent, store.stem)
     return merged
 
 

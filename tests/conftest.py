@@ -221,14 +221,14 @@ def cli_settings(*argv: str, epochs: float = 1, max_length: int = 32):
     return run_settings(common_parser("test", epochs, max_length).parse_args(list(map(str, argv))), None)
 
 
-def train_with_flags(model, output_dir: Path, dataset: list[dict], collator, *argv: str):
+def train_with_flags(model, output_dir: Path, dataset: list[dict], collator, *argv: str, **kwargs):
     """``tasks.common.training.train`` with the settings the CLI builds from ``argv`` (plus --output-dir)."""
     from tasks.common.pipeline import learning_rate
     from tasks.common.training import train
 
     settings = cli_settings(*argv, "--output-dir", output_dir)
     return train(model, settings.train, learning_rate(settings.train, settings.model), Path(output_dir), dataset,
-                 collator)
+                 collator, **kwargs)
 
 
 def model_from_flags(head, *argv: str, max_length: int = 32):

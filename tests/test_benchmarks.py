@@ -11,7 +11,7 @@ from tasks.common.pipeline import train_parser
 
 from benchmarks import run as runner
 from benchmarks.results import markdown, quality_targets
-from benchmarks.suites import METHODS, SUITES, Row, Suite, command
+from benchmarks.suites import SUITES, Row, Suite, command
 
 
 def _family(module: str):
@@ -29,8 +29,9 @@ def test_every_suite_command_is_a_valid_task_command_line(suite):
     rows = SUITES[suite].rows
     assert len({row.name for row in rows}) == len(rows)
     for row in rows:
-        for method in METHODS:
-            argv = command(SUITES[suite], row, method, "out")
+        for variant in SUITES[suite].variants:
+            method = variant.mode
+            argv = command(SUITES[suite], row, variant.name, "out")
             assert argv[:2] == ["-m", row.module]
             family = _family(row.module)
             args = train_parser(family).parse_args(argv[2:])  # exits (SystemExit) on a flag the task lacks
@@ -75,7 +76,7 @@ def test_quality_targets_compare_prefix_with_finetune_and_peft():
 FAKE_TASK = '''
 import argparse, json, pathlib, sys
 p = argparse.ArgumentParser()
-for flag in ("--mode", "--seed", "--output-dir", "--score"):
+for flag in ("--mode", "--seed", "--output-dir", "--score", "--epochs"):
     p.add_argument(flag)
 a = p.parse_args()
 out = pathlib.Path(a.output_dir)
@@ -86,8 +87,9 @@ if a.mode == "prompt":
 state = out / "checkpoints" / "checkpoint-10"
 state.mkdir(parents=True, exist_ok=True)
 (state / "trainer_state.json").write_text(json.dumps({"global_step": 10}))
-(out / "metrics.json").write_text(json.dumps({"train_seconds": 5.0, "test": {"f1": float(a.score)},
-                                              "headline": {"split": "test", "metric": "f1", "value": float(a.score)},
+value = float(a.score) + int(a.seed) % 7  # seed 42 gives the score itself
+(out / "metrics.json").write_text(json.dumps({"train_seconds": 5.0, "test": {"f1": value},
+                                              "headline": {"split": "test", "metric": "f1", "value": value},
                                               "parameters": {"trainable": 7, "trainable_percent": 0.5}}))
 '''
 
@@ -135,3 +137,22 @@ def test_each_run_names_the_commit_it_started_at(fake_repo, monkeypatch):
     monkeypatch.setattr(runner, "code_version", lambda: {"git_commit": next(commits), "git_dirty": False})
     results = runner.main(["--suite", "fake", "--methods", "prefix", "finetune"])["results"]
     assert (results["r/prefix"]["git_commit"], results["r/finetune"]["git_commit"]) == ("aaa", "bbb")
+
+
+def test_several_seeds_run_side_by_side_and_tables_show_mean_and_spread(fake_repo, monkeypatch):
+    from benchmarks.suites import Variant
+
+    suite = Suite("seeds", "seeded", (Row("r", "fake_task", ("--score", "80"), "test F1"),), local_data=False,
+                  variants=(Variant("prefix", "prefix"), Variant("prefix-long", "prefix", ("--epochs", "2")),
+                            Variant("finetune", "finetune")),
+                  seeds={"prefix": (1, 2, 3), "prefix-long": (1, 2, 3)}, seed=1)
+    monkeypatch.setitem(SUITES, "seeds", suite)
+    state = runner.main(["--suite", "seeds", "--jobs", "2"])
+    results = state["results"]
+    assert set(results) == {"r/prefix", "r/prefix/seed2", "r/prefix/seed3", "r/prefix-long", "r/prefix-long/seed2",
+                            "r/prefix-long/seed3", "r/finetune"}
+    assert [results[k]["quality"] for k in ("r/prefix", "r/prefix/seed2", "r/prefix/seed3")] == [81.0, 82.0, 83.0]
+    assert "--epochs 2" in results["r/prefix-long"]["command"]
+    table = (fake_repo / "benchmarks" / "results" / "seeds.md").read_text()
+    assert "| r | test F1 | 82.00 ± 1.00 (n=3) | 82.00 ± 1.00 (n=3) | 81.00 |" in table
+    assert "`prefix-long`: `--mode prefix --epochs 2`" in table

@@ -23,9 +23,27 @@ class PrefixConfig:
     hidden_size: int = 512  # MLP hidden size when reparameterizing
     dropout: float = 0.1  # dropout on the prefix keys/values during training
     init_std: float | None = None  # None: N(0, 1) like nn.Embedding (as the reference code)
+    # initial rows: "normal" (N(0, init_std or 1)), "zeros", or "tokens": the frozen encoder's own
+    # keys/values of real tokens (of training inputs, or of ``init_text`` when given), at every layer
+    init: str = "normal"
+    init_text: str | None = None
 
     FLAGS: ClassVar[dict[str, str]] = {"prefix_len": "prefix_len", "reparam": "reparameterize",
-                                       "prefix_hidden": "hidden_size", "prefix_dropout": "dropout"}
+                                       "prefix_hidden": "hidden_size", "prefix_dropout": "dropout",
+                                       "prefix_init": "init", "prefix_init_text": "init_text"}
+    INITS: ClassVar[tuple[str, ...]] = ("normal", "zeros", "tokens")
+
+    def __post_init__(self) -> None:
+        if self.init not in self.INITS:
+            raise ValueError(f"unknown prefix init '{self.init}'; choose from {', '.join(self.INITS)}")
+        if self.init_text is not None and self.init == "zeros":
+            raise ValueError("--prefix-init-text gives the text whose keys/values start the prefix; "
+                             "it does not go with --prefix-init zeros")
+        if self.init_text is not None:
+            self.init = "tokens"  # a text to take keys/values from means token init
+        if self.init == "tokens" and self.reparameterize:
+            raise ValueError("--prefix-init tokens sets the prefix rows themselves; with --reparam they come "
+                             "from an MLP, which has no such rows to set")
 
     def default_lr(self) -> float:
         # searched on CoNLL-2003 subsets (benchmarks/README.md): the plain prefix needs a large step;

@@ -36,5 +36,35 @@ class DeepPrefix(AdaptationMethod):
             return run_backbone(backbone, all_layers, input_ids=input_ids, attention_mask=attention_mask,
                                 token_type_ids=token_type_ids)
 
+    @torch.no_grad()
+    def init_from_tokens(self, backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         token_type_ids: torch.Tensor | None = None, eligible: torch.Tensor | None = None,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+        """Set the prefix rows to the frozen encoder's own keys/values of ``prefix_len`` real tokens.
+
+        The batch runs once through the encoder without a prefix; P positions are drawn among the
+        ``eligible`` ones (default: every unmasked token), without replacement while there are enough,
+        and each layer's key and value rows at those positions become that layer's prefix rows.
+        Returns the chosen (row, column) positions.
+        """
+        eligible = attention_mask.bool() if eligible is None else eligible.bool() & attention_mask.bool()
+        candidates = eligible.nonzero()
+        if not len(candidates):
+            raise ValueError("no token to take keys/values from")
+        count, length = len(candidates), self.config.prefix_len
+        order = torch.randperm(count, generator=generator)
+        picks = candidates[order.repeat(-(-length // count))[:length]]  # cycle when there are fewer tokens
+        training = backbone.training
+        backbone.eval()  # the encoder's own K/V: no dropout
+        with self.slot.recording() as recorded:
+            run_backbone(backbone, False, input_ids=input_ids, attention_mask=attention_mask,
+                         token_type_ids=token_type_ids)
+        backbone.train(training)
+        layers = self.encoder.num_layers
+        table = torch.stack([torch.stack([recorded[(layer, which)][picks[:, 0], picks[:, 1]] for which in (0, 1)])
+                             for layer in range(layers)])  # (layers, 2, P, kv_dim)
+        self.encoder.set_table(table.permute(2, 0, 1, 3))
+        return picks
+
     def checkpointing_kwargs(self) -> dict:
         return {"context_fn": self.slot.checkpoint_contexts}  # recomputed layers see their forward's prefix

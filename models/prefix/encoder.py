@@ -29,7 +29,9 @@ class PrefixEncoder(nn.Module):
         else:
             self.embedding = nn.Embedding(config.prefix_len, out_dim)
             self.mlp = None
-        if config.init_std is not None:
+        if config.init == "zeros":
+            nn.init.zeros_(self.embedding.weight)
+        elif config.init_std is not None:
             nn.init.normal_(self.embedding.weight, std=config.init_std)
         self.dropout = nn.Dropout(config.dropout)
         self._cache: torch.Tensor | None = None
@@ -40,6 +42,14 @@ class PrefixEncoder(nn.Module):
         if self.mlp is not None:
             rows = self.mlp(rows)
         return rows.view(self.config.prefix_len, self.num_layers, 2, self.kv_dim)
+
+    def set_table(self, table: torch.Tensor) -> None:
+        """Set the rows of a plain prefix from a (P, layers, 2, kv_dim) table."""
+        if self.mlp is not None:
+            raise ValueError("a reparameterized prefix has no rows of its own to set")
+        with torch.no_grad():
+            self.embedding.weight.copy_(table.reshape(self.embedding.weight.shape))
+        self._cache = None
 
     def train(self, mode: bool = True) -> "PrefixEncoder":
         self._cache = None  # parameters may change while training

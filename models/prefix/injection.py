@@ -93,6 +93,24 @@ class PrefixSlot:
         finally:
             self._local.kv = previous
 
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[dict[tuple[int, int], torch.Tensor]]:
+        """Collect every layer's own keys and values of the forward passes run inside the block.
+
+        Yields {(layer, 0 for key | 1 for value): (B, n, kv_dim)} (the tokens' K/V after the layer's
+        projection, before any prefix is added), used to initialise a prefix from real text.
+        """
+        self._local.recorded = {}
+        try:
+            yield self._local.recorded
+        finally:
+            self._local.recorded = None
+
+    def record(self, layer: int, which: int, states: torch.Tensor) -> None:
+        recorded = getattr(self._local, "recorded", None)
+        if recorded is not None:
+            recorded[(layer, which)] = states.detach()
+
     def checkpoint_contexts(self) -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
         """``context_fn`` for ``torch.utils.checkpoint`` (non-reentrant): the recomputation of a
         checkpointed layer during backward sees the prefix its forward saw.
@@ -133,8 +151,16 @@ def _split_heads(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return x.view(batch, -1, heads, dim).transpose(1, 2).to(like.dtype)
 
 
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, heads, n, d) -> (B, n, heads*d), the layout of a prefix row."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
+
+
 def _prefix_attention(module, query, key, value, attention_mask, **kwargs):
     slot: PrefixSlot | None = getattr(module, "_ptv2_slot", None)
+    if slot is not None:
+        slot.record(module._ptv2_layer, 0, _merge_heads(key))
+        slot.record(module._ptv2_layer, 1, _merge_heads(value))
     prefix = None if slot is None else slot.get(module._ptv2_layer)
     if prefix is not None and prefix[0].shape[1] > 0:
         pk, pv = prefix
@@ -193,8 +219,11 @@ def _inject_deberta(modules: list[nn.Module]) -> None:
 
 
 def _deberta_projection_hook(linear: nn.Module, _inputs, output: torch.Tensor) -> torch.Tensor:
+    if getattr(_IN_DEBERTA_BIAS, "active", False):
+        return output
+    linear._ptv2_slot.record(linear._ptv2_layer, linear._ptv2_which, output)
     prefix = linear._ptv2_slot.get(linear._ptv2_layer)
-    if prefix is None or getattr(_IN_DEBERTA_BIAS, "active", False):
+    if prefix is None:
         return output
     return torch.cat([prefix[linear._ptv2_which].to(output.dtype), output], dim=1)
 
@@ -223,15 +252,15 @@ def _wrap_deberta_bias(cls: type) -> None:
     def bias(self, query_layer, key_layer, relative_pos, rel_embeddings, scale_factor):
         slot = getattr(self, "_ptv2_slot", None)
         prefix = None if slot is None else slot.get(self._ptv2_layer)
-        if prefix is None:
-            return original(self, query_layer, key_layer, relative_pos, rel_embeddings, scale_factor)
-        plen = prefix[0].shape[1]
-        _IN_DEBERTA_BIAS.active = True
+        plen = 0 if prefix is None else prefix[0].shape[1]
+        _IN_DEBERTA_BIAS.active = True  # key_proj over position embeddings: neither prefixed nor recorded
         try:
             rel = original(self, query_layer, key_layer[:, plen:], relative_pos, rel_embeddings, scale_factor)
         finally:
             _IN_DEBERTA_BIAS.active = False
-        return nn.functional.pad(rel, (plen, 0)) if torch.is_tensor(rel) else rel  # prefix: no position bias
+        if not plen or not torch.is_tensor(rel):
+            return rel
+        return nn.functional.pad(rel, (plen, 0))  # prefix columns: no position bias
 
     bias._ptv2_wrapped = True
     cls.disentangled_attention_bias = bias

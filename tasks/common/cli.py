@@ -14,7 +14,7 @@ from typing import Callable
 
 from heads import POOLING
 from models.backbone import DEFAULT_MODEL
-from models.methods import METHODS, get_method
+from models.methods import METHODS, PrefixConfig, get_method
 from models.readout import LAYERS
 
 from .allocator import keep_large_allocations
@@ -22,9 +22,12 @@ from .data_root import DATA_ENV
 from .errors import UsageError
 from .settings import DataSettings, ModelSettings, PredictSettings, RunSettings, TrainSettings
 
+SCHEDULES = ("linear", "constant", "exponential")
+
 # method flags: CLI name -> argparse dest; None defaults mean "not given" (the method's default applies)
 METHOD_FLAGS = {"--prefix-len": "prefix_len", "--reparam": "reparam", "--prefix-hidden": "prefix_hidden",
-                "--prefix-dropout": "prefix_dropout"}
+                "--prefix-dropout": "prefix_dropout", "--prefix-init": "prefix_init",
+                "--prefix-init-text": "prefix_init_text"}
 
 
 def count(minimum: int) -> Callable[[str], int]:
@@ -42,6 +45,13 @@ def count(minimum: int) -> Callable[[str], int]:
 
 
 POSITIVE, NON_NEGATIVE = count(1), count(0)
+
+
+def eval_period(text: str) -> str:
+    """argparse type of --eval-every: "epoch" or a positive number of steps."""
+    if text == "epoch":
+        return text
+    return str(POSITIVE(text))
 
 
 def _default_lrs() -> str:
@@ -66,6 +76,12 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
                        help="hidden size of the reparameterization MLP (default 512); with --reparam only")
     model.add_argument("--prefix-dropout", type=float, default=None,
                        help="dropout on the prefix keys/values (default 0.1); prefix only (PEFT applies none)")
+    model.add_argument("--prefix-init", choices=PrefixConfig.INITS, default=None,
+                       help="initial prefix rows (default normal: N(0, 1)); tokens: the frozen encoder's own "
+                            "keys/values of real training tokens at every layer; prefix only")
+    model.add_argument("--prefix-init-text", default=None, metavar="TEXT",
+                       help="with token init, take the keys/values of this text's tokens instead of training "
+                            "inputs; prefix only")
     model.add_argument("--head-dropout", type=float, default=0.1)
     model.add_argument("--layers", choices=LAYERS, default="last",
                        help="hidden states the head reads: the last layer, or a learned softmax-weighted mix of "
@@ -80,6 +96,12 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     train = parser.add_argument_group("training")
     train.add_argument("--lr", type=float, default=None, help=f"learning rate (default by mode: {_default_lrs()}; "
                                                                "with --reparam 0.001)")
+    train.add_argument("--head-lr", type=float, default=None,
+                       help="learning rate of the head (and --layers mix) when it should differ from --lr")
+    train.add_argument("--schedule", choices=SCHEDULES, default="linear",
+                       help="learning-rate schedule after warm-up: linear decay to 0, constant, or exponential "
+                            "(x --lr-decay once per epoch, the P-tuning v2 recipe for NER and QA)")
+    train.add_argument("--lr-decay", type=float, default=0.95, help="per-epoch factor of --schedule exponential")
     train.add_argument("--epochs", type=float, default=default_epochs)
     train.add_argument("--batch-size", type=POSITIVE, default=16, help="per-device training batch size")
     train.add_argument("--eval-batch-size", type=POSITIVE, default=64)
@@ -93,6 +115,15 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     train.add_argument("--save-steps", type=NON_NEGATIVE, default=0,
                        help="also checkpoint every N optimizer steps (0: only at the end of each epoch)")
     train.add_argument("--logging-steps", type=POSITIVE, default=50)
+    train.add_argument("--eval-every", type=eval_period, default=None, metavar="epoch|N",
+                       help="score the dev split with the task's metric every epoch or every N optimizer steps "
+                            "(checkpoints are saved at the same points)")
+    train.add_argument("--select-best", action="store_true",
+                       help="at the end, load the checkpoint with the best dev score (implies --eval-every epoch); "
+                            "test is scored once, with it; metrics.json records the epoch and score chosen")
+    train.add_argument("--dev-fraction", type=float, default=0.1,
+                       help="share of the training data held out to select on, for tasks whose dev split is what "
+                            "they report (GLUE, SuperGLUE, the SQuAD article split; by article for SQuAD)")
     train.add_argument("--resume", action="store_true",
                        help="continue from the last complete checkpoint in --output-dir/checkpoints")
     train.add_argument("--output-dir", type=Path, default=None, help="where the artifact, metrics and checkpoints go")
@@ -128,7 +159,10 @@ def method_config(mode: str, args: argparse.Namespace):
     if "--prefix-hidden" in given and not given.get("--reparam"):
         raise UsageError("--prefix-hidden sets the MLP of --reparam; without --reparam it does nothing")
     values = {spec.config_class.FLAGS[METHOD_FLAGS[flag]]: value for flag, value in given.items()}
-    return spec.config_class(**values)
+    try:
+        return spec.config_class(**values)
+    except ValueError as err:  # a combination the method refuses (token init with an MLP prefix)
+        raise UsageError(str(err)) from None
 
 
 def run_settings(args: argparse.Namespace, task) -> RunSettings:
@@ -139,6 +173,10 @@ def run_settings(args: argparse.Namespace, task) -> RunSettings:
                           head_dropout=args.head_dropout, layers=args.layers, pooling=args.pooling,
                           gradient_checkpointing=args.gradient_checkpointing)
     train = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)})
+    if train.select_best and train.eval_every is None:
+        train.eval_every = "epoch"
+    if not 0.0 < train.dev_fraction < 1.0:
+        raise UsageError(f"--dev-fraction must be between 0 and 1 (exclusive), got {train.dev_fraction}")
     data = DataSettings(**{f.name: getattr(args, f.name) for f in fields(DataSettings)})
     return RunSettings(model, train, data, task, flags={k: str(v) for k, v in vars(args).items()})
 

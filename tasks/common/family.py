@@ -27,6 +27,10 @@ class TaskData:
     evaluations: dict[str, tuple[list, str]]  # split -> (examples, source)
     headline_split: str  # whose headline metric the run reports (test when there is one)
     notes: list[str] = field(default_factory=list)  # printed before training
+    # a split of ``evaluations`` to select checkpoints on, when it is not the reported one (NER: dev);
+    # None: selection holds out part of the training data instead
+    selection_split: str | None = None
+    train_groups: list[str] | None = None  # per training example: a group held out whole (SQuAD: the article)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import set_seed
 
 from models.adapted import AdaptedModel, build_model
@@ -21,7 +22,8 @@ from models.prefix import UnsupportedArchitecture
 from . import cli
 from .artifacts import CONFIG, check_family, finish_run, load_artifact, read_artifact_config
 from .errors import UsageError, exit_on_bad_input
-from .family import Encoded, TaskFamily
+from .family import Encoded, TaskData, TaskFamily
+from .selection import hold_out, selection_record
 from .settings import ModelSettings, PredictSettings, RunSettings, TrainSettings, train_subset
 from .training import predict, train
 
@@ -80,6 +82,57 @@ def _timing(examples: list, seconds: dict[str, float]) -> str:
 
 
 # --------------------------------------------------------------------------- training
+def selection_split(data: TaskData, settings: TrainSettings) -> tuple[list, str, tuple[str, list, str]]:
+    """(training examples, their source, (split name, examples, source) to evaluate on during training).
+
+    The family's own dev split when it is not the reported one; else a held-out share of the training data.
+    """
+    if data.selection_split is not None:
+        examples, source = data.evaluations[data.selection_split]
+        return data.train, data.train_source, (data.selection_split, examples, source)
+    try:
+        kept, held, source = hold_out(data, settings.dev_fraction, settings.seed)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return kept, f"{data.train_source} [without the held-out part]", ("held-out", held, source)
+
+
+def dev_evaluator(family: TaskFamily, record: dict, tokenizer, examples: list, batch_size: int, work_dir: Path):
+    """``model -> {metric: percent}`` on ``examples`` with the family's own decoding and metric."""
+    def evaluate(model: AdaptedModel) -> dict[str, float]:
+        predictions, _, _ = answer(family, record, model, tokenizer, examples, batch_size, work_dir)
+        scores = family.score(record, examples, predictions) or {}
+        return {k: v for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return evaluate
+
+
+def init_prefix(model: AdaptedModel, family: TaskFamily, record: dict, encoded: Encoded, tokenizer,
+                seed: int, sample: int = 256) -> None:
+    """``--prefix-init tokens``: the prefix starts as the frozen encoder's keys/values of real tokens.
+
+    From ``init_text`` when given, else from up to ``sample`` training inputs drawn with the seed
+    (special tokens and padding excluded).
+    """
+    config = model.method.config
+    if getattr(config, "init", None) != "tokens":
+        return
+    generator = torch.Generator().manual_seed(seed)
+    if config.init_text is not None:
+        batch = tokenizer([config.init_text], return_tensors="pt", truncation=True, max_length=record["max_length"])
+    else:
+        rows = torch.randperm(len(encoded.features), generator=generator)[:sample].tolist()
+        batch = family.collator(record, tokenizer)([
+            {k: v for k, v in encoded.features[i].items() if k != "labels"} for i in rows])
+    inputs = {k: batch[k].reshape(-1, batch[k].shape[-1]) for k in ("input_ids", "attention_mask", "token_type_ids")
+              if k in batch}  # (B, C, n) choices: every choice is an input
+    special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
+    eligible = ~torch.isin(inputs["input_ids"], special)
+    picks = model.method.init_from_tokens(model.backbone, inputs["input_ids"], inputs["attention_mask"],
+                                          inputs.get("token_type_ids"), eligible, generator)
+    where = "the given text" if config.init_text is not None else f"{len(inputs['input_ids'])} training inputs"
+    print(f"prefix init: keys/values of {len(picks)} token positions of {where}")
+
+
 def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
     """Train on the family's data, evaluate every split, write the artifact and metrics.json."""
     output_dir = settings.train.output_dir or Path("runs") / f"{family.run_name(settings.task)}-{settings.model.method}"
@@ -92,18 +145,34 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
     model = build_task_model(settings.model, lambda hidden: family.head(record, hidden, settings.model),
                              settings.train.max_length, settings.train.seed)
     print(describe_parameters(model))
-    train_examples = train_subset(data.train, settings.data.max_train_samples, settings.train.seed)
+    train_examples, train_source, selection = data.train, data.train_source, None
+    if settings.train.eval_every is not None:
+        train_examples, train_source, selection = selection_split(data, settings.train)
+        selection = (selection[0], selection[1][: settings.data.max_eval_samples], selection[2])
+        print(f"evaluating during training on {selection[2]}: {len(selection[1]):,} examples")
+    train_examples = train_subset(train_examples, settings.data.max_train_samples, settings.train.seed)
     encoded = family.encode(record, train_examples, tokenizer, train=True)
     print(f"train: {encoded.report}")
+    init_prefix(model, family, record, encoded, tokenizer, settings.train.seed)
 
+    headline = family.headline_metric(record)
+    evaluator = None if selection is None else dev_evaluator(family, record, tokenizer, selection[1],
+                                                             settings.train.eval_batch_size, output_dir)
     started = time.time()
-    train(model, settings.train, learning_rate(settings.train, settings.model), output_dir, encoded.features,
-          family.collator(record, tokenizer))
+    trainer = train(model, settings.train, learning_rate(settings.train, settings.model), output_dir,
+                    encoded.features, family.collator(record, tokenizer), evaluator, headline)
     metrics: dict[str, Any] = {
         "train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
         "args": settings.flags, "task": record,
-        "train": {"examples": len(train_examples), "source": data.train_source, **encoded.stats},
+        "train": {"examples": len(train_examples), "source": train_source, **encoded.stats},
     }
+    if selection is not None:
+        metrics["selection"] = selection_record(trainer.state.log_history, headline, trainer.state.best_global_step,
+                                                selection[0], selection[2], settings.train.select_best)
+        if settings.train.select_best and "best_epoch" in metrics["selection"]:
+            chosen = metrics["selection"]
+            print(f"selected step {chosen['best_step']} (epoch {chosen['best_epoch']:g}): dev {headline} "
+                  f"{chosen['best_dev']:.2f}")
     written = []
     for split, (examples, source) in data.evaluations.items():
         examples = examples[: settings.data.max_eval_samples]
@@ -114,7 +183,6 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
         print(f"{split}: {encoded.report}\n{_timing(examples, seconds)}")
         print(family.format_scores(split, scores, examples))
         written += family.after_evaluation(record, split, examples, predictions, output_dir)
-    headline = family.headline_metric(record)
     metrics["headline"] = {"split": data.headline_split, "metric": headline,
                            "value": metrics.get(data.headline_split, {}).get(headline)}
     finish_run(model, output_dir, record, metrics)  # artifact + metrics.json (rank 0 only)

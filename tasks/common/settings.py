@@ -37,6 +37,13 @@ class TrainSettings:
     save_steps: int = 0  # 0: checkpoint at each epoch end only
     logging_steps: int = 50
     resume: bool = False
+    # the reference protocol: dev evaluation during training, the best dev checkpoint, per-epoch decay
+    eval_every: str | None = None  # "epoch", or a number of optimizer steps; None: no dev evaluation
+    select_best: bool = False  # load the checkpoint with the best dev headline metric at the end
+    dev_fraction: float = 0.1  # held out of the training data for selection when the family has no dev split
+    schedule: str = "linear"  # linear | constant | exponential (lr x lr_decay per epoch)
+    lr_decay: float = 0.95
+    head_lr: float | None = None  # the head's (and layer mix's) own learning rate; None: --lr
 
 
 @dataclass

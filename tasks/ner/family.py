@@ -71,8 +71,9 @@ class NerFamily(TaskFamily):
             if split in splits:
                 check_known_tags(splits[split][0], labels, splits[split][1])
         evaluations = {split: splits[split] for split in ("dev", "test") if split in splits}
-        return TaskData(splits["train"][0], splits["train"][1], evaluations,
-                        headline_split="test" if "test" in splits else "dev")
+        headline = "test" if "test" in splits else "dev"
+        return TaskData(splits["train"][0], splits["train"][1], evaluations, headline_split=headline,
+                        selection_split="dev" if headline == "test" else None)
 
     def task_record(self, settings: NerSettings, data: TaskData, max_length: int) -> dict:
         return {"labels": label_list(data.train), "max_length": max_length}

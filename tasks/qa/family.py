@@ -109,8 +109,9 @@ class QaFamily(TaskFamily):
             if part.skipped:
                 notes.append(f"  --skip-bad-answers: left out {len(part.skipped)} questions with bad answers "
                              f"(first: {', '.join(part.skipped[:3])})")
+        titles = [article.title for article in train.articles for _ in article.questions]
         return TaskData(train.questions, train.source, {"eval": (evaluation.questions, evaluation.source)},
-                        headline_split="eval", notes=notes)
+                        headline_split="eval", notes=notes, train_groups=titles)
 
     def task_record(self, settings: QaSettings, data: TaskData, max_length: int) -> dict:
         return {"dataset": settings.dataset, "version2": is_v2(settings.dataset), "max_length": max_length,
