@@ -50,4 +50,64 @@ NER_SEARCH = Suite(
     compare=("mix-nodrop", "finetune", "prefix"),
 )
 
-STUDIES = (NER_SEARCH,)
+def _cls(name: str, module: str, task: tuple[str, ...], prefix_len: int, budget: str, **kw) -> Row:
+    """A sentence-level search row: the quality is the score on the held-out tenth of the training data."""
+    return Row(name, module, (*task, "--eval-every", "epoch"), "held-out score", prefix_len=prefix_len,
+               split="held-out", budget=budget, **kw)
+
+
+MEAN = ("--pooling", "mean")
+
+# Sentence classification: RTE, CB, CoLA, SST-2, STS-B at the cpu suite's budgets, a tenth of each training
+# set held out to choose on (the dev split is what these tasks report)
+CLS_SEARCH = Suite(
+    "study-cls", "Sentence-level tasks recipe search (the cpu suite's budgets, 10% of train held out and scored)",
+    (
+        _cls("rte", "tasks.superglue", ("--task", "rte", "--epochs", "4", "--max-length", "128"), 32,
+             "4 epochs x 2,241 pairs"),
+        _cls("cb", "tasks.superglue", ("--task", "cb", "--epochs", "10", "--max-length", "128"), 16,
+             "10 epochs x 225"),
+        _cls("cola", "tasks.glue", ("--task", "cola", "--epochs", "2"), 16, "2 epochs x 7,696"),
+        _cls("sst2-5k", "tasks.glue", ("--task", "sst2", "--epochs", "2", "--max-train-samples", "5000"), 16,
+             "2 epochs x 5,000"),
+        _cls("stsb-3k", "tasks.glue", ("--task", "stsb", "--epochs", "2", "--max-length", "128",
+                                       "--max-train-samples", "3000"), 16, "2 epochs x 3,000",
+             method_args={"prefix": ("--lr", "1e-2"), "peft-prefix": ("--lr", "1e-2")}),
+    ),
+    variants=(
+        _prefix("prefix"),
+        _prefix("mean", *MEAN),
+        _prefix("mean-head1e-3", *MEAN, "--head-lr", "1e-3"),
+        _prefix("mean-lr1e-2", *MEAN, "--lr", "1e-2"),
+        _prefix("mean-mix", *MEAN, "--layers", "mix"),
+        _prefix("mean-mix-head1e-3", *MEAN, "--layers", "mix", "--head-lr", "1e-3"),
+        _prefix("mean-nodrop-head1e-3", *MEAN, "--prefix-dropout", "0", "--head-lr", "1e-3"),
+        Variant("peft-prefix", "peft-prefix"),
+        Variant("finetune", "finetune"),
+    ),
+    compare=("mean", "finetune", "prefix"),
+)
+
+# SQuAD 1.1 article split: 2,000 questions of the first-half articles (after holding out a tenth of them)
+QA_SEARCH = Suite(
+    "study-qa", "SQuAD 1.1 recipe search: 2,000 training questions (seeded subset) of the first-half articles, "
+                "2 epochs, 256-token windows, prefix 16; F1 on the held-out tenth of the first-half articles",
+    (Row("squad-2k", "tasks.qa", ("--dataset", "squad", "--split-by-article", "0.5", "--max-length", "256",
+                                  "--max-train-samples", "2000", "--epochs", "2", "--eval-every", "epoch"),
+         "held-out F1", prefix_len=16, split="held-out", budget="2,000 questions x 2 epochs (~290 steps of 16)"),),
+    variants=(
+        _prefix("prefix"),
+        _prefix("mix", "--layers", "mix"),
+        _prefix("nodrop", "--prefix-dropout", "0"),
+        _prefix("mix-nodrop", *MIX_NODROP),
+        _prefix("mix-nodrop-lr5e-2", *MIX_NODROP, "--lr", "5e-2"),
+        _prefix("mix-nodrop-len32", *MIX_NODROP, "--prefix-len", "32"),
+        _prefix("mix-nodrop-tokens", *MIX_NODROP, "--prefix-init", "tokens"),
+        _prefix("mix-nodrop-head1e-3", *MIX_NODROP, "--head-lr", "1e-3"),
+        Variant("peft-prefix", "peft-prefix"),
+        Variant("finetune", "finetune"),
+    ),
+    compare=("mix-nodrop", "finetune", "prefix"),
+)
+
+STUDIES = (NER_SEARCH, CLS_SEARCH, QA_SEARCH)

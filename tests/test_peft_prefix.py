@@ -44,8 +44,8 @@ def test_trainable_set_and_counts() -> None:
     head = HIDDEN * LABELS + LABELS
     assert model.parameter_counts()["trainable"] == PREFIX * LAYERS * 2 * HIDDEN + head
     assert model.max_input_length() == 64 - PREFIX  # PEFT shifts positions by the prefix
-    assert model.method_record() == {"name": "peft-prefix", "config": {"prefix_len": PREFIX, "reparameterize": False,
-                                                                      "hidden_size": 512}}
+    assert model.method_record() == {"name": "peft-prefix", "config": {
+        "prefix_len": PREFIX, "reparameterize": False, "hidden_size": 512, "position_shift": True}}
 
 
 def test_matches_peft_own_forward() -> None:
@@ -111,3 +111,15 @@ def test_missing_peft_is_a_clear_error(without_peft) -> None:
 
     with pytest.raises(PeftMissing, match="pip install peft"):
         _model()
+
+
+def test_without_the_position_shift_peft_computes_what_our_prefix_computes() -> None:
+    theirs = AdaptedModel(_model().backbone, _model().head, "peft-prefix",
+                          PeftPrefixConfig(prefix_len=PREFIX, position_shift=False)).eval()
+    ours = _model(method="prefix").eval()
+    with torch.no_grad():
+        ours.method.encoder.embedding.weight.copy_(theirs.method.prompt_encoder["default"].embedding.weight)
+    ids, mask, _ = _batch()
+    real = mask.bool()
+    torch.testing.assert_close(theirs.encode(ids, mask)[real], ours.encode(ids, mask)[real])
+    assert theirs.max_input_length() == 64  # no positions spent on the prefix

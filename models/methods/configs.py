@@ -81,9 +81,12 @@ class PeftPrefixConfig:
     prefix_len: int = 32
     reparameterize: bool = False  # PEFT's prefix_projection
     hidden_size: int = 512  # PEFT's encoder_hidden_size
+    # PEFT's cache makes the tokens' positions start at P; False gives them 0..n-1, as our prefix does
+    # (a control for the study: it then computes what our prefix computes)
+    position_shift: bool = True
 
     FLAGS: ClassVar[dict[str, str]] = {"prefix_len": "prefix_len", "reparam": "reparameterize",
-                                       "prefix_hidden": "hidden_size"}
+                                       "prefix_hidden": "hidden_size", "position_shift": "position_shift"}
 
     def default_lr(self) -> float:
         return 1e-3 if self.reparameterize else 3e-2  # searched like ours (1e-2 / 3e-2 / 1e-1)

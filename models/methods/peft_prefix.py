@@ -81,20 +81,29 @@ class PeftPrefix(AdaptationMethod):
         return self.config.prefix_len
 
     def positions_used(self) -> int:
-        return self.prefix_len  # PEFT shifts the tokens' positions by the prefix length
+        return self.prefix_len if self.config.position_shift else 0  # PEFT shifts positions by the prefix length
 
     def encode(self, backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                token_type_ids: torch.Tensor | None = None, all_layers: bool = False) -> BaseModelOutput:
         batch = input_ids.shape[0]
         past = self._peft.get_prompt(batch)  # PEFT's own prefix -> DynamicCache path
         ones = attention_mask.new_ones(batch, self.prefix_len)
+        positions = None if self.config.position_shift else unshifted_positions(backbone, input_ids)
         return run_backbone(backbone, all_layers, input_ids=input_ids,
                             attention_mask=torch.cat([ones, attention_mask], 1), token_type_ids=token_type_ids,
-                            **{self._cache_arg: past})
+                            position_ids=positions, **{self._cache_arg: past})
 
     def checkpointing_kwargs(self) -> dict:
         raise ValueError("gradient checkpointing cannot be combined with peft-prefix: PEFT's key/value cache "
                          "is updated again when a layer is recomputed (PEFT refuses it too)")
+
+
+def unshifted_positions(backbone: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """Positions 0..n-1 (RoBERTa-style encoders count from the padding index + 1)."""
+    start = 0
+    if backbone.config.model_type in ("roberta", "xlm-roberta"):
+        start = backbone.config.pad_token_id + 1
+    return (torch.arange(input_ids.shape[1], device=input_ids.device) + start).expand_as(input_ids)
 
 
 def cache_argument(backbone: nn.Module) -> str | None:

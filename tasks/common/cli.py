@@ -27,7 +27,7 @@ SCHEDULES = ("linear", "constant", "exponential")
 # method flags: CLI name -> argparse dest; None defaults mean "not given" (the method's default applies)
 METHOD_FLAGS = {"--prefix-len": "prefix_len", "--reparam": "reparam", "--prefix-hidden": "prefix_hidden",
                 "--prefix-dropout": "prefix_dropout", "--prefix-init": "prefix_init",
-                "--prefix-init-text": "prefix_init_text"}
+                "--prefix-init-text": "prefix_init_text", "--position-shift": "position_shift"}
 
 
 def count(minimum: int) -> Callable[[str], int]:
@@ -82,6 +82,9 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     model.add_argument("--prefix-init-text", default=None, metavar="TEXT",
                        help="with token init, take the keys/values of this text's tokens instead of training "
                             "inputs; prefix only")
+    model.add_argument("--position-shift", action=argparse.BooleanOptionalAction, default=None,
+                       help="peft-prefix only: --no-position-shift gives the tokens positions 0..n-1 instead of "
+                            "PEFT's P..P+n-1 (a control: it then computes what --mode prefix computes)")
     model.add_argument("--head-dropout", type=float, default=0.1)
     model.add_argument("--layers", choices=LAYERS, default="last",
                        help="hidden states the head reads: the last layer, or a learned softmax-weighted mix of "

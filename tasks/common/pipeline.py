@@ -174,7 +174,10 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
             print(f"selected step {chosen['best_step']} (epoch {chosen['best_epoch']:g}): dev {headline} "
                   f"{chosen['best_dev']:.2f}")
     written = []
-    for split, (examples, source) in data.evaluations.items():
+    evaluations = dict(data.evaluations)
+    if selection is not None and selection[0] not in evaluations:  # the held-out part: what a search reads
+        evaluations = {selection[0]: (selection[1], selection[2]), **evaluations}
+    for split, (examples, source) in evaluations.items():
         examples = examples[: settings.data.max_eval_samples]
         predictions, encoded, seconds = answer(family, record, model, tokenizer, examples,
                                                settings.train.eval_batch_size, output_dir)
@@ -182,7 +185,8 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
         metrics[split] = {**scores, "examples": len(examples), "source": source, "seconds": seconds, **encoded.stats}
         print(f"{split}: {encoded.report}\n{_timing(examples, seconds)}")
         print(family.format_scores(split, scores, examples))
-        written += family.after_evaluation(record, split, examples, predictions, output_dir)
+        if split in data.evaluations:
+            written += family.after_evaluation(record, split, examples, predictions, output_dir)
     metrics["headline"] = {"split": data.headline_split, "metric": headline,
                            "value": metrics.get(data.headline_split, {}).get(headline)}
     finish_run(model, output_dir, record, metrics)  # artifact + metrics.json (rank 0 only)
