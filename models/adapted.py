@@ -36,7 +36,7 @@ class AdaptedModel(nn.Module):
     accepts_loss_kwargs = False
 
     def __init__(self, backbone: nn.Module, head: nn.Module, method: str | AdaptationMethod = "prefix",
-                 config=None, layers: str = "last") -> None:
+                 config=None, layers: str = "last", mix: LayerMix | None = None) -> None:
         super().__init__()
         if layers not in LAYERS:
             raise ValueError(f"unknown layers '{layers}'; choose from {', '.join(LAYERS)}")
@@ -49,7 +49,7 @@ class AdaptedModel(nn.Module):
         # order changes the total norm in its last bits and the run after some hundred steps)
         self.backbone, self.head, self.method = backbone, head, method
         self.layers = layers
-        self.mix = LayerMix(backbone.config.num_hidden_layers + 1) if layers == "mix" else None
+        self.mix = (mix or LayerMix(backbone.config.num_hidden_layers + 1)) if layers == "mix" else None
         if not self.spec.trains_backbone:
             for parameter in backbone.parameters():
                 parameter.requires_grad_(False)

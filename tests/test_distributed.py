@@ -76,7 +76,7 @@ def test_two_process_run_writes_the_same_artifact_format(torchrun, tiny_model_di
     labels = json.loads((out / "metrics.json").read_text())["task"]["labels"]
     single = build_task_model(settings.model, TokenClassificationHead(32, len(labels)), settings.train.max_length,
                               settings.train.seed)
-    save_artifact(single, tmp_path, {"family": "ner", "labels": labels, "max_length": 32})
+    save_artifact(single, tmp_path, {"family": "ner", "dataset": "conll2003", "labels": labels, "max_length": 32})
 
     distributed_config = json.loads((out / CONFIG).read_text())
     single_config = json.loads((tmp_path / CONFIG).read_text())

@@ -76,22 +76,29 @@ class PrefixSlot:
     def __init__(self) -> None:
         self._local = threading.local()
 
-    def set(self, kv: PrefixKV | None) -> None:
-        self._local.kv = kv
+    def set(self, kv: PrefixKV | None, mask: torch.Tensor | None = None) -> None:
+        self._local.kv, self._local.mask = kv, mask
 
     def get(self, layer: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         kv = getattr(self._local, "kv", None)
         return None if kv is None else kv[layer]
 
+    def key_mask(self) -> torch.Tensor | None:
+        """(B, P) bool: which prefix rows each input attends to (rows of shorter prefixes are padding).
+
+        None: every row sees every prefix row (one task per batch).
+        """
+        return getattr(self._local, "mask", None)
+
     @contextlib.contextmanager
-    def holding(self, kv: PrefixKV | None) -> Iterator[None]:
-        """Hold ``kv`` for the duration of a ``with`` block, then restore what was there."""
-        previous = getattr(self._local, "kv", None)
-        self._local.kv = kv
+    def holding(self, kv: PrefixKV | None, mask: torch.Tensor | None = None) -> Iterator[None]:
+        """Hold ``kv`` (and its key ``mask``) for the duration of a ``with`` block, then restore what was there."""
+        previous = getattr(self._local, "kv", None), getattr(self._local, "mask", None)
+        self.set(kv, mask)
         try:
             yield
         finally:
-            self._local.kv = previous
+            self.set(*previous)
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[dict[tuple[int, int], torch.Tensor]]:
@@ -119,7 +126,7 @@ class PrefixSlot:
         autograd engine's, on GPUs), so without this the recomputed layer would attend without the
         prefix and the gradients would be wrong.
         """
-        return contextlib.nullcontext(), self.holding(getattr(self._local, "kv", None))
+        return contextlib.nullcontext(), self.holding(getattr(self._local, "kv", None), self.key_mask())
 
     # a copied or unpickled model gets its own, empty slot (thread-locals cannot be copied)
     def __getstate__(self) -> dict:
@@ -133,15 +140,25 @@ class PrefixSlot:
 _PREFIX_IMPL = "ptv2_prefix"  # name under which our wrapper is registered
 
 
-def _widen_mask(mask: torch.Tensor | None, prefix_len: int) -> torch.Tensor | None:
-    """Add P always-visible key columns in front of a (B, 1|H, Q, K) mask."""
+def _widen_mask(mask: torch.Tensor | None, prefix_len: int, prefix_mask: torch.Tensor | None = None,
+                queries: int | None = None, keys: int | None = None) -> torch.Tensor | None:
+    """Add P key columns in front of a (B, 1|H, Q, K) mask: all visible, or where ``prefix_mask`` (B, P) says.
+
+    With no mask (nothing masked) and a ``prefix_mask``, a boolean (B, 1, queries, P + keys) mask is built.
+    """
     if mask is None:
-        return None
-    shape = (*mask.shape[:-1], prefix_len)
-    if mask.dtype == torch.bool:
-        visible = torch.ones(shape, dtype=torch.bool, device=mask.device)
-    else:  # additive float mask: 0 means visible
-        visible = torch.zeros(shape, dtype=mask.dtype, device=mask.device)
+        if prefix_mask is None:
+            return None
+        mask = torch.ones((prefix_mask.shape[0], 1, queries, keys), dtype=torch.bool, device=prefix_mask.device)
+    if prefix_mask is None:
+        visible = torch.ones((*mask.shape[:-1], prefix_len), dtype=torch.bool, device=mask.device)
+    else:
+        if mask.shape[0] != prefix_mask.shape[0]:  # a mask broadcast over the batch: one row per input now
+            mask = mask.expand(prefix_mask.shape[0], *mask.shape[1:])
+        visible = prefix_mask.to(mask.device)[:, None, None, :].expand(*mask.shape[:-1], prefix_len)
+    if mask.dtype != torch.bool:  # additive float mask: 0 means visible
+        visible = torch.zeros(visible.shape, dtype=mask.dtype, device=mask.device).masked_fill(
+            ~visible, torch.finfo(mask.dtype).min)
     return torch.cat([visible, mask], dim=-1)
 
 
@@ -164,9 +181,10 @@ def _prefix_attention(module, query, key, value, attention_mask, **kwargs):
     prefix = None if slot is None else slot.get(module._ptv2_layer)
     if prefix is not None and prefix[0].shape[1] > 0:
         pk, pv = prefix
+        tokens = key.shape[2]
         key = torch.cat([_split_heads(pk, key), key], dim=2)
         value = torch.cat([_split_heads(pv, value), value], dim=2)
-        attention_mask = _widen_mask(attention_mask, pk.shape[1])
+        attention_mask = _widen_mask(attention_mask, pk.shape[1], slot.key_mask(), query.shape[2], tokens)
     base = getattr(module, "_ptv2_base", "sdpa")
     if base == "eager":
         return _eager_kernel(module)(module, query, key, value, attention_mask, **kwargs)
@@ -232,10 +250,11 @@ def _deberta_mask_hook(module: nn.Module, args, kwargs):
     prefix = module._ptv2_slot.get(module._ptv2_layer)
     if prefix is None:
         return None
+    rows, key_mask = prefix[0].shape[1], module._ptv2_slot.key_mask()
     if "attention_mask" in kwargs:
-        kwargs["attention_mask"] = _widen_mask(kwargs["attention_mask"].bool(), prefix[0].shape[1])
+        kwargs["attention_mask"] = _widen_mask(kwargs["attention_mask"].bool(), rows, key_mask)
     else:
-        args = (args[0], _widen_mask(args[1].bool(), prefix[0].shape[1]), *args[2:])
+        args = (args[0], _widen_mask(args[1].bool(), rows, key_mask), *args[2:])
     return args, kwargs
 
 

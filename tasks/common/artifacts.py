@@ -37,12 +37,13 @@ def is_main_process() -> bool:
     return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
 
 
-def finish_run(model: AdaptedModel, out_dir: str | Path, task: dict[str, Any],
-               metrics: dict[str, Any]) -> dict[str, int]:
-    """Save the artifact and metrics.json (rank 0 only); return the sizes, also recorded in metrics."""
+def finish_run(model: AdaptedModel, out_dir: str | Path, task: dict[str, Any], metrics: dict[str, Any],
+               save=None) -> dict[str, int]:
+    """Save the artifact (with ``save``, default ``save_artifact``) and metrics.json (rank 0 only); return
+    the sizes, also recorded in metrics."""
     sizes = {"artifact_bytes": 0, "backbone_bytes": parameter_bytes(model.backbone)}
     if is_main_process():
-        sizes = save_artifact(model, out_dir, task)
+        sizes = (save or save_artifact)(model, out_dir, task)
         metrics.update(sizes)
         (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"artifact: {out_dir} ({sizes['artifact_bytes'] / 2**20:.2f} MiB trained tensors; "
@@ -60,6 +61,53 @@ def artifact_config(model: AdaptedModel, task: dict[str, Any]) -> dict[str, Any]
         "head": {"name": model.head.head_name, "config": model.head.config},
         "task": task,
     }
+
+
+def save_multitask_artifact(model, out_dir: str | Path, records: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """A shared method and one head per member: ``members`` maps each member to its task record and head."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.trainable_state_dict().items()}
+    save_file(tensors, str(out / WEIGHTS))
+    members = {name: {"task": records[name],
+                      "head": {"name": model.members[name].head.head_name, "config": model.members[name].head.config}}
+               for name in model.names}
+    config = {"format": FORMAT, "backbone": model.backbone_name, "backbone_fingerprint": model.backbone_fingerprint,
+              "method": model.method_record(), "layers": model.layers, "members": members}
+    (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return {"artifact_bytes": (out / WEIGHTS).stat().st_size, "backbone_bytes": parameter_bytes(model.backbone)}
+
+
+def member_view(config: dict[str, Any], family: "TaskFamily | None", member: str | None,
+                where: Path) -> dict[str, Any]:
+    """A multi-task artifact's config as the single-task artifact of one member (others pass through).
+
+    The member is ``member``, else the only one of ``family``; the view's ``tensor_prefix`` names
+    where its head's tensors are.
+    """
+    members = config.get("members")
+    if members is None:
+        if member is not None:
+            raise DataError(where, None, f"--member {member}: this is a single-task artifact")
+        return config
+    names = [n for n, m in members.items() if family is None or m["task"].get("family") == family.name]
+    if member is None:
+        if len(names) != 1:
+            raise DataError(where, None, f"a multi-task artifact with members {', '.join(members)}: pass --member "
+                                         "NAME to choose one")
+        member = names[0]
+    if member not in members:
+        raise DataError(where, None, f"no member '{member}' in this multi-task artifact (members: "
+                                     f"{', '.join(members)})")
+    view = {k: v for k, v in config.items() if k != "members"}
+    return {**view, "task": members[member]["task"], "head": members[member]["head"], "member": member}
+
+
+def _member_tensors(tensors: dict[str, torch.Tensor], member: str) -> dict[str, torch.Tensor]:
+    """The shared method's tensors and one member's head (and mix) under single-task names."""
+    own = f"members.{member}."
+    return {name[len(own):] if name.startswith(own) else name: t for name, t in tensors.items()
+            if not name.startswith("members.") or name.startswith(own)}
 
 
 def save_artifact(model: AdaptedModel, out_dir: str | Path, task: dict[str, Any]) -> dict[str, int]:
@@ -127,21 +175,26 @@ class LoadedArtifact:
 
 
 def load_artifact(artifact_dir: str | Path, family: "TaskFamily | None" = None,
-                  backbone: str | None = None) -> LoadedArtifact:
+                  backbone: str | None = None, member: str | None = None) -> LoadedArtifact:
     """Rebuild the model on its encoder (or ``backbone``, which must be the same encoder) with its tokenizer.
 
-    With ``family``, an artifact of another family is refused.  Every refusal is a DataError naming
-    the config file (one line, exit code 2 in the CLIs).
+    With ``family``, an artifact of another family is refused.  A multi-task artifact gives the model of
+    one member (``member``, or the only one of ``family``).  Every refusal is a DataError naming the
+    config file (one line, exit code 2 in the CLIs).
     """
     path = Path(artifact_dir)
     where = path / CONFIG
-    config = read_artifact_config(path)
+    config = member_view(read_artifact_config(path), family, member, where)
     record = config["task"]
     if family is not None:
         check_family(config, family, where)
     model = _build(config, where, backbone)
     tensors = load_file(str(path / WEIGHTS))
-    load_trainable(model, _rename_format_2(tensors) if config.get("tensor_names") == "format-2" else tensors)
+    if config.get("tensor_names") == "format-2":
+        tensors = _rename_format_2(tensors)
+    if "member" in config:
+        tensors = _member_tensors(tensors, config["member"])
+    load_trainable(model, tensors)
     model.eval()
     tokenizer = load_tokenizer(backbone if backbone is not None else config["backbone"],
                                pre_split_words=family is not None and family.pre_split_words)
@@ -195,3 +248,46 @@ def load_trainable(model: AdaptedModel, tensors: dict[str, torch.Tensor]) -> Non
         raise DataError(None, None, f"artifact tensors do not match the model "
                                     f"(missing {missing[:3]}, unexpected {extra[:3]})")
     model.load_state_dict(tensors, strict=False)
+
+
+def init_from(model: AdaptedModel, artifact_dir: str | Path, record: dict[str, Any]) -> list[str]:
+    """``--init-from``: start the method's tensors (and the head, when it is a head for the same labels)
+    from an earlier artifact, single- or multi-task, trained on the same encoder with the same method.
+
+    Returns what was taken, for the console.
+    """
+    path = Path(artifact_dir)
+    where = path / CONFIG
+    config = read_artifact_config(path)
+    if config["backbone_fingerprint"] != model.backbone_fingerprint:
+        raise DataError(where, None, f"--init-from: trained on encoder '{config['backbone']}' (fingerprint "
+                                     f"{config['backbone_fingerprint']}), not on this run's encoder")
+    mine = model.method_record()
+    if config["method"]["name"] != mine["name"]:
+        raise DataError(where, None, f"--init-from: a {config['method']['name']} artifact cannot start a "
+                                     f"{mine['name']} run")
+    tensors = load_file(str(path / WEIGHTS))
+    if config.get("tensor_names") == "format-2":
+        tensors = _rename_format_2(tensors)
+    own = model.trainable_state_dict()
+    method = {k: v for k, v in tensors.items() if k.startswith("method.")}
+    wrong = [k for k, v in method.items() if k not in own or own[k].shape != v.shape]
+    if wrong or not method:
+        raise DataError(where, None, f"--init-from: its method tensors do not fit this run's "
+                                     f"({', '.join(wrong[:3]) or 'none found'}; compare --prefix-len and --reparam)")
+    taken = [f"{len(method)} method tensors"]
+    members = config.get("members") or {None: {"task": config["task"], "head": config["head"]}}
+    same = {k: v for k, v in record.items() if k != "max_length"}
+    for name, member in members.items():
+        theirs = {k: v for k, v in member["task"].items() if k != "max_length"}
+        heads_match = member["head"]["name"] == model.head.head_name and member["head"]["config"] == model.head.config
+        if theirs == same and heads_match and config.get("layers", "last") == model.layers:
+            prefix = "" if name is None else f"members.{name}."
+            method.update({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)
+                           and k[len(prefix):].split(".")[0] in ("head", "mix")})
+            taken.append(f"the head of {'the artifact' if name is None else 'member ' + name} (same labels)")
+            break
+    else:
+        taken.append("a fresh head (no head of the artifact has this run's labels)")
+    model.load_state_dict(method, strict=False)
+    return taken

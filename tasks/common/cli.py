@@ -106,6 +106,11 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
                             "(x --lr-decay once per epoch, the P-tuning v2 recipe for NER and QA)")
     train.add_argument("--lr-decay", type=float, default=0.95, help="per-epoch factor of --schedule exponential")
     train.add_argument("--epochs", type=float, default=default_epochs)
+    train.add_argument("--max-steps", type=POSITIVE, default=None,
+                       help="train for this many optimizer steps in all, instead of --epochs")
+    train.add_argument("--init-from", type=Path, default=None, metavar="ARTIFACT",
+                       help="start the prefix (and the head, when the labels match) from an earlier artifact, e.g. a "
+                            "multi-task one (python -m tasks.multitask)")
     train.add_argument("--batch-size", type=POSITIVE, default=16, help="per-device training batch size")
     train.add_argument("--eval-batch-size", type=POSITIVE, default=64)
     train.add_argument("--grad-accum", type=POSITIVE, default=1, help="gradient accumulation steps")
@@ -147,6 +152,7 @@ def predict_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--artifact", required=True, type=Path, help="output directory of a training run")
     parser.add_argument("--model", default=None, help="encoder to load the artifact onto (default: the one it names)")
     parser.add_argument("--eval-batch-size", type=POSITIVE, default=64)
+    parser.add_argument("--member", default=None, help="the task of a multi-task artifact to predict with")
     return parser
 
 
@@ -185,7 +191,8 @@ def run_settings(args: argparse.Namespace, task) -> RunSettings:
 
 
 def predict_settings(args: argparse.Namespace, task) -> PredictSettings:
-    return PredictSettings(artifact=args.artifact, model=args.model, eval_batch_size=args.eval_batch_size, task=task)
+    return PredictSettings(artifact=args.artifact, model=args.model, eval_batch_size=args.eval_batch_size, task=task,
+                           member=args.member)
 
 
 def run_subcommand(argv: list[str] | None, train_main: Callable, predict_main: Callable) -> None:

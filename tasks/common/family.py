@@ -63,12 +63,26 @@ class TaskFamily(ABC):
 
     # ------------------------------------------------------------------ command line
     @abstractmethod
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """The family's own training flags."""
+    def add_arguments(self, parser: argparse.ArgumentParser, selector: bool = True) -> None:
+        """The family's own training flags; ``selector=False`` leaves out the ones that pick the dataset
+        (``tasks.multitask`` names its datasets itself)."""
 
     @abstractmethod
     def settings(self, args: argparse.Namespace) -> Any:
         """The family's typed settings from its own flags."""
+
+    def member_settings(self, args: argparse.Namespace, name: str) -> Any:
+        """Settings of one dataset of a multi-task run, named ``name`` (or ``name=FOLDER`` of local files)."""
+        raise NotImplementedError(f"{self.title} has no multi-task training")
+
+    def member_name(self, settings: Any) -> str:
+        """The name a dataset of this family goes by (artifact members, serving)."""
+        return self.run_name(settings)
+
+    def prepare_members(self, members: dict[str, "TaskData"]) -> list[str]:
+        """Make the datasets of one multi-task run consistent (no evaluation data in another's training);
+        returns notes to print."""
+        return []
 
     @abstractmethod
     def add_predict_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -144,3 +158,16 @@ class TaskFamily(ABC):
     def write_predictions(self, settings: Any, record: dict, job: Job, predictions: Any,
                           artifact: Path) -> list[Path]:
         """Write one job's predictions in the family's output format; return the files."""
+
+    # ------------------------------------------------------------------ serving (tasks.serve)
+    def parse_request(self, record: dict, payload: dict) -> list:
+        """The examples of one request's JSON ``input``; a bad payload is a DataError (HTTP 422)."""
+        raise NotImplementedError(f"{self.title} cannot be served")
+
+    def render(self, record: dict, examples: list, predictions: Any) -> dict:
+        """One request's answer as JSON, from the predictions of its examples."""
+        raise NotImplementedError(f"{self.title} cannot be served")
+
+    def too_long(self, record: dict, encoded: Encoded) -> str | None:
+        """Why an input is too long to answer without cutting it (None: it fits)."""
+        return None

@@ -20,7 +20,8 @@ from models.methods.peft_prefix import PeftMissing
 from models.prefix import UnsupportedArchitecture
 
 from . import cli
-from .artifacts import CONFIG, check_family, finish_run, load_artifact, read_artifact_config
+from .artifacts import (CONFIG, check_family, finish_run, init_from, load_artifact, member_view,
+                        read_artifact_config)
 from .errors import UsageError, exit_on_bad_input
 from .family import Encoded, TaskData, TaskFamily
 from .selection import hold_out, selection_record
@@ -133,6 +134,31 @@ def init_prefix(model: AdaptedModel, family: TaskFamily, record: dict, encoded: 
     print(f"prefix init: keys/values of {len(picks)} token positions of {where}")
 
 
+def evaluate_splits(family: TaskFamily, record: dict, model: AdaptedModel, tokenizer, data: TaskData,
+                    selection: tuple[str, list, str] | None, settings: RunSettings,
+                    output_dir: Path) -> tuple[dict[str, Any], list[Path]]:
+    """Score every evaluation split (and a held-out selection part first: what a search reads); the
+    metrics per split, the ``headline``, and the files the family wrote."""
+    metrics, written = {}, []
+    evaluations = dict(data.evaluations)
+    if selection is not None and selection[0] not in evaluations:
+        evaluations = {selection[0]: (selection[1], selection[2]), **evaluations}
+    for split, (examples, source) in evaluations.items():
+        examples = examples[: settings.data.max_eval_samples]
+        predictions, encoded, seconds = answer(family, record, model, tokenizer, examples,
+                                               settings.train.eval_batch_size, output_dir)
+        scores = family.score(record, examples, predictions) or {}
+        metrics[split] = {**scores, "examples": len(examples), "source": source, "seconds": seconds, **encoded.stats}
+        print(f"{split}: {encoded.report}\n{_timing(examples, seconds)}")
+        print(family.format_scores(split, scores, examples))
+        if split in data.evaluations:
+            written += family.after_evaluation(record, split, examples, predictions, output_dir)
+    headline = family.headline_metric(record)
+    metrics["headline"] = {"split": data.headline_split, "metric": headline,
+                           "value": metrics.get(data.headline_split, {}).get(headline)}
+    return metrics, written
+
+
 def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
     """Train on the family's data, evaluate every split, write the artifact and metrics.json."""
     output_dir = settings.train.output_dir or Path("runs") / f"{family.run_name(settings.task)}-{settings.model.method}"
@@ -153,6 +179,11 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
     train_examples = train_subset(train_examples, settings.data.max_train_samples, settings.train.seed)
     encoded = family.encode(record, train_examples, tokenizer, train=True)
     print(f"train: {encoded.report}")
+    if settings.train.init_from is not None:
+        if getattr(model.method.config, "init", "normal") != "normal":
+            raise UsageError("--init-from sets the prefix from an artifact; it does not go with --prefix-init")
+        print(f"--init-from {settings.train.init_from}: " + "; ".join(init_from(model, settings.train.init_from,
+                                                                                record)))
     init_prefix(model, family, record, encoded, tokenizer, settings.train.seed)
 
     headline = family.headline_metric(record)
@@ -173,22 +204,8 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
             chosen = metrics["selection"]
             print(f"selected step {chosen['best_step']} (epoch {chosen['best_epoch']:g}): dev {headline} "
                   f"{chosen['best_dev']:.2f}")
-    written = []
-    evaluations = dict(data.evaluations)
-    if selection is not None and selection[0] not in evaluations:  # the held-out part: what a search reads
-        evaluations = {selection[0]: (selection[1], selection[2]), **evaluations}
-    for split, (examples, source) in evaluations.items():
-        examples = examples[: settings.data.max_eval_samples]
-        predictions, encoded, seconds = answer(family, record, model, tokenizer, examples,
-                                               settings.train.eval_batch_size, output_dir)
-        scores = family.score(record, examples, predictions) or {}
-        metrics[split] = {**scores, "examples": len(examples), "source": source, "seconds": seconds, **encoded.stats}
-        print(f"{split}: {encoded.report}\n{_timing(examples, seconds)}")
-        print(family.format_scores(split, scores, examples))
-        if split in data.evaluations:
-            written += family.after_evaluation(record, split, examples, predictions, output_dir)
-    metrics["headline"] = {"split": data.headline_split, "metric": headline,
-                           "value": metrics.get(data.headline_split, {}).get(headline)}
+    scores, written = evaluate_splits(family, record, model, tokenizer, data, selection, settings, output_dir)
+    metrics.update(scores)
     finish_run(model, output_dir, record, metrics)  # artifact + metrics.json (rank 0 only)
     if written:
         print(f"wrote {', '.join(str(p) for p in written)}")
@@ -198,10 +215,11 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
 # --------------------------------------------------------------------------- predict
 def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list[dict]:
     """Answer every job of ``predict`` with the artifact; the inputs are read before the encoder is loaded."""
-    config = read_artifact_config(settings.artifact)
-    check_family(config, family, settings.artifact / CONFIG)
+    where = settings.artifact / CONFIG
+    config = member_view(read_artifact_config(settings.artifact), family, settings.member, where)
+    check_family(config, family, where)
     jobs = family.predict_jobs(settings.task, config["task"])
-    loaded = load_artifact(settings.artifact, family, settings.model)
+    loaded = load_artifact(settings.artifact, family, settings.model, settings.member)
     record = family.predict_record(settings.task, loaded.record)
     family.check_tokenizer(loaded.tokenizer, record)
     results = []

@@ -44,6 +44,8 @@ class TrainSettings:
     schedule: str = "linear"  # linear | constant | exponential (lr x lr_decay per epoch)
     lr_decay: float = 0.95
     head_lr: float | None = None  # the head's (and layer mix's) own learning rate; None: --lr
+    max_steps: int | None = None  # optimizer steps in all, instead of --epochs
+    init_from: Path | None = None  # start the method (and a matching head) from this artifact
 
 
 @dataclass
@@ -72,6 +74,7 @@ class PredictSettings:
     model: str | None = None  # encoder to load the artifact onto (default: the one it names)
     eval_batch_size: int = 64
     task: Any = None
+    member: str | None = None  # which task of a multi-task artifact
 
 
 def train_subset(items: list, count: int | None, seed: int) -> list:

@@ -67,6 +67,16 @@ class TrainingClock(TrainerCallback):
         return round(self.offset + time.time() - self.started - self.evaluating, 1)
 
 
+class EpochOfSampler(TrainerCallback):
+    """Tell a batch sampler the epoch at its start (resumed runs too), so its order depends on (seed, epoch)."""
+
+    def __init__(self, sampler) -> None:
+        self.sampler = sampler
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.sampler.set_epoch(int(state.epoch or 0))
+
+
 def epoch_exponential(optimizer: torch.optim.Optimizer, warmup_steps: int, steps_per_epoch: int,
                       decay: float) -> torch.optim.lr_scheduler.LambdaLR:
     """lr x decay^epoch, stepped once per epoch (the reference recipe's ExponentialLR), after a linear warm-up."""
@@ -82,11 +92,21 @@ class AdapterTrainer(Trainer):
     _first_loss: float | None = None
 
     def __init__(self, *args, evaluator: Callable[[AdaptedModel], dict] | None = None, head_lr: float | None = None,
-                 schedule: str = "linear", lr_decay: float = 0.95, **kwargs) -> None:
+                 schedule: str = "linear", lr_decay: float = 0.95, batch_sampler=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.evaluator, self.head_lr, self.schedule, self.lr_decay = evaluator, head_lr, schedule, lr_decay
         self.clock = TrainingClock()
         self.add_callback(self.clock)
+        self.batch_sampler = batch_sampler  # multi-task: every batch from one member (tasks/multitask/sampling.py)
+        if batch_sampler is not None:
+            self.add_callback(EpochOfSampler(batch_sampler))
+
+    def get_train_dataloader(self):
+        if self.batch_sampler is None:
+            return super().get_train_dataloader()
+        loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=self.batch_sampler,
+                                             collate_fn=self.data_collator, num_workers=0)
+        return self.accelerator.prepare(loader)
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset

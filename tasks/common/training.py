@@ -44,6 +44,7 @@ def training_arguments(settings: TrainSettings, learning_rate: float, output_dir
         learning_rate=learning_rate,
         lr_scheduler_type=schedule,
         num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps or -1,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size,
         gradient_accumulation_steps=settings.grad_accum,
@@ -69,7 +70,7 @@ def training_arguments(settings: TrainSettings, learning_rate: float, output_dir
 
 def train(model: AdaptedModel, settings: TrainSettings, learning_rate: float, output_dir: Path, train_dataset,
           collator, evaluator: Callable[[AdaptedModel], dict] | None = None,
-          selection_metric: str | None = None) -> AdapterTrainer:
+          selection_metric: str | None = None, batch_sampler=None) -> AdapterTrainer:
     """Train (resuming from the last complete checkpoint when ``settings.resume``) and return the trainer.
 
     With ``settings.eval_every``, ``evaluator`` scores the dev split during training; with
@@ -78,10 +79,12 @@ def train(model: AdaptedModel, settings: TrainSettings, learning_rate: float, ou
     if (settings.eval_every or settings.select_best) and evaluator is None:
         raise UsageError("--eval-every/--select-best need a dev split to evaluate on")
     arguments = training_arguments(settings, learning_rate, output_dir, selection_metric)
+    if batch_sampler is not None:  # multi-task: each step leaves the other members' heads without gradients
+        arguments.ddp_find_unused_parameters = True
     trainer = AdapterTrainer(model=model, args=arguments, train_dataset=train_dataset, data_collator=collator,
                              eval_dataset=train_dataset[:1] if evaluator is not None else None,  # unused: evaluator
                              evaluator=evaluator, head_lr=settings.head_lr, schedule=settings.schedule,
-                             lr_decay=settings.lr_decay)
+                             lr_decay=settings.lr_decay, batch_sampler=batch_sampler)
     checkpoint = None
     if settings.resume:
         folder = output_dir / CHECKPOINTS

@@ -12,7 +12,7 @@ from tasks.common.family import Encoded, Job, TaskData, TaskFamily
 from . import kinds
 from .data import Splits, load_splits, read_file
 from .features import Collator
-from .formats import write_submission
+from .formats import build_examples, write_submission
 from .metric import format_scores, score
 from .spec import TaskSpec
 from .tasks import TASKS
@@ -72,15 +72,24 @@ class GlueFamily(TaskFamily):
         return self.tasks[record["name"]]
 
     # ------------------------------------------------------------------ command line
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser, selector: bool = True) -> None:
         group = parser.add_argument_group(f"{self.title} task")
-        group.add_argument("--task", required=True, choices=list(self.tasks), help="task to train on")
+        if selector:
+            group.add_argument("--task", required=True, choices=list(self.tasks), help="task to train on")
         group.add_argument("--split-dev", type=float, default=None, metavar="FRACTION",
                            help="for a task without a train split (here: BoolQ, QNLI): train on the first FRACTION "
                                 "of the dev examples in file order, evaluate on the rest (disjoint examples)")
 
     def settings(self, args: argparse.Namespace) -> GlueSettings:
         return GlueSettings(args.task, args.split_dev)
+
+    def member_settings(self, args: argparse.Namespace, name: str) -> GlueSettings:
+        if name not in self.tasks:
+            raise UsageError(f"unknown {self.title} task '{name}'; tasks: {', '.join(self.tasks)}")
+        return GlueSettings(name, args.split_dev)
+
+    def member_name(self, settings: GlueSettings) -> str:
+        return settings.task
 
     def add_predict_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--split", action="append", default=None,
@@ -166,6 +175,28 @@ class GlueFamily(TaskFamily):
         out_dir = settings.output_dir or Path(artifact) / "predictions"
         return [write_submission(spec, job.examples, kinds.submission_values(spec, predictions),
                                  out_dir / submission_name(spec, job.name))]
+
+
+    # ------------------------------------------------------------------ serving
+    def parse_request(self, record: dict, payload: dict) -> list:
+        """A record as the task's files hold it (its TSV columns or JSONL keys), labels optional."""
+        if not isinstance(payload, dict):
+            raise DataError(None, "request", f"{self.title} input must be a JSON object with the task's fields")
+        return build_examples(self.spec(record), [(1, payload)], "request", require_labels=False)
+
+    def render(self, record: dict, examples: list, predictions: list) -> dict:
+        spec = self.spec(record)
+        if spec.submission_rows is not None:  # nested answers (MultiRC): the submission's own shape
+            return {"prediction": spec.submission_rows(examples, predictions)}
+        values = kinds.submission_values(spec, predictions)
+        key = "score" if kinds.KINDS[spec.kind].regression else "label"
+        value = predictions[0] if key == "score" else values[0]
+        return {key: value} if len(examples) == 1 else {key: values}
+
+    def too_long(self, record: dict, encoded: Encoded) -> str | None:
+        if encoded.state.at_max_length:
+            return f"the input reaches the {record['max_length']} tokens this task reads and would be cut"
+        return None
 
 
 GLUE_FAMILY, SUPERGLUE_FAMILY = GlueFamily("glue"), GlueFamily("superglue")

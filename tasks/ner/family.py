@@ -14,7 +14,7 @@ from tasks.common.family import Encoded, Job, TaskData, TaskFamily
 from .data import KNOWN, label_list, load_splits
 from .decode import to_word_tags
 from .features import encode
-from .formats import check_known_tags, read_conll, read_raw_text, write_conll
+from .formats import Sentence, check_known_tags, read_conll, read_raw_text, write_conll
 from .metric import entity_scores, format_scores, percent
 
 
@@ -39,7 +39,9 @@ class NerFamily(TaskFamily):
     default_epochs, default_max_length = 3, 256
     pre_split_words = True
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser, selector: bool = True) -> None:
+        if not selector:
+            return
         data = parser.add_argument_group("NER data")
         data.add_argument("--dataset", default="conll2003", help=f"named dataset: {', '.join(KNOWN)}")
         for split in ("train", "dev", "test"):
@@ -48,6 +50,20 @@ class NerFamily(TaskFamily):
 
     def settings(self, args: argparse.Namespace) -> NerSettings:
         return NerSettings(args.dataset, {s: getattr(args, f"{s}_file") for s in ("train", "dev", "test")})
+
+    def member_settings(self, args: argparse.Namespace, name: str) -> NerSettings:
+        """``conll2004`` (a named dataset) or ``NAME=FOLDER`` (train.txt, dev.txt, test.txt in CoNLL format)."""
+        name, _, folder = name.partition("=")
+        if not folder:
+            return NerSettings(name)
+        files = {split: str(Path(folder) / f"{split}.txt") for split in ("train", "dev", "test")
+                 if (Path(folder) / f"{split}.txt").is_file()}
+        if "train" not in files:
+            raise DataError(Path(folder) / "train.txt", None, f"dataset {name}: file not found")
+        return NerSettings(name, files)
+
+    def member_name(self, settings: NerSettings) -> str:
+        return settings.dataset
 
     def add_predict_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--input", required=True, type=Path, help="CoNLL file (token first column) or raw text")
@@ -76,7 +92,7 @@ class NerFamily(TaskFamily):
                         selection_split="dev" if headline == "test" else None)
 
     def task_record(self, settings: NerSettings, data: TaskData, max_length: int) -> dict:
-        return {"labels": label_list(data.train), "max_length": max_length}
+        return {"dataset": settings.dataset, "labels": label_list(data.train), "max_length": max_length}
 
     def check_record(self, record: dict, where: Path) -> None:
         labels = record.get("labels")
@@ -123,6 +139,25 @@ class NerFamily(TaskFamily):
                           artifact: Path) -> list[Path]:
         write_conll(settings.output, job.examples, predictions)
         return [settings.output]
+
+    # ------------------------------------------------------------------ serving
+    def parse_request(self, record: dict, payload: dict) -> list[Sentence]:
+        """``{"tokens": [...]}`` (pre-split words) or ``{"text": "..."}`` (split on whitespace)."""
+        tokens = payload.get("tokens") if isinstance(payload, dict) else None
+        if tokens is None and isinstance(payload, dict) and isinstance(payload.get("text"), str):
+            tokens = payload["text"].split()
+        if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t for t in tokens):
+            raise DataError(None, "request", 'NER input must be {"tokens": [non-empty strings]} or {"text": "..."}')
+        return [Sentence(tokens, ["O"] * len(tokens), 0, [[] for _ in tokens], gold=False)]
+
+    def render(self, record: dict, examples: list, predictions) -> dict:
+        return {"tokens": examples[0].tokens, "tags": predictions[0]}
+
+    def too_long(self, record: dict, encoded: Encoded) -> str | None:
+        beyond = encoded.stats["alignment"]["words_beyond_max_length"]
+        if beyond:
+            return f"{beyond} words lie beyond the {record['max_length']} sub-tokens this task reads"
+        return None
 
 
 FAMILY = NerFamily()

@@ -9,13 +9,13 @@ from transformers import DataCollatorWithPadding
 
 from heads import SpanHead
 from tasks.common.cli import NON_NEGATIVE, POSITIVE
-from tasks.common.errors import DataError
+from tasks.common.errors import DataError, UsageError
 from tasks.common.family import Encoded, Job, TaskData, TaskFamily
 
 from .data import KNOWN, is_v2, load_train_eval
 from .decode import best_answers
 from .features import check_tokenizer, encode, question_token_limit
-from .formats import describe, read_squad, write_predictions
+from .formats import Question, describe, read_squad, write_predictions
 from .metric import format_scores, squad_v1, squad_v2
 
 
@@ -68,11 +68,13 @@ class QaFamily(TaskFamily):
                            "predictions.json (and null_odds.json for 2.0).")
     default_epochs, default_max_length = 2, 384
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser, selector: bool = True) -> None:
         data = parser.add_argument_group("QA data")
-        data.add_argument("--dataset", choices=tuple(KNOWN), default="squad", help="squad (1.1) or squad_v2 (2.0)")
-        data.add_argument("--train-file", default=None, help="official SQuAD JSON (plain or .json.gz)")
-        data.add_argument("--dev-file", default=None, help="official SQuAD JSON (plain or .json.gz)")
+        if selector:
+            data.add_argument("--dataset", choices=tuple(KNOWN), default="squad",
+                              help="squad (1.1) or squad_v2 (2.0)")
+            data.add_argument("--train-file", default=None, help="official SQuAD JSON (plain or .json.gz)")
+            data.add_argument("--dev-file", default=None, help="official SQuAD JSON (plain or .json.gz)")
         data.add_argument("--split-by-article", type=float, default=None, metavar="FRACTION",
                           help="split one file (the dev file, else the train file) by article title, in file "
                                "order: train on the first FRACTION of the articles, evaluate on the rest")
@@ -85,6 +87,36 @@ class QaFamily(TaskFamily):
         answering = Answering(**{f.name: getattr(args, f.name) for f in fields(Answering)})
         return QaSettings(args.dataset, args.train_file, args.dev_file, args.split_by_article, args.skip_bad_answers,
                           answering)
+
+    def member_settings(self, args: argparse.Namespace, name: str) -> QaSettings:
+        if name not in KNOWN:
+            raise UsageError(f"unknown QA dataset '{name}'; known: {', '.join(KNOWN)}")
+        answering = Answering(**{f.name: getattr(args, f.name) for f in fields(Answering)})
+        return QaSettings(name, None, None, args.split_by_article, args.skip_bad_answers, answering)
+
+    def member_name(self, settings: QaSettings) -> str:
+        return settings.dataset
+
+    def prepare_members(self, members: dict[str, TaskData]) -> list[str]:
+        """One side per article title for every dataset: a title any dataset evaluates on is evaluated on by
+        all (its questions leave the others' training data).  The SQuAD 2.0 dev file reuses the 1.1 dev
+        file's articles, and each file's own article halves differ."""
+        evaluated = {q.title for data in members.values() for questions, _ in data.evaluations.values()
+                     for q in questions}
+        notes = []
+        for name, data in members.items():
+            moved = [q for q in data.train if q.title in evaluated]
+            if not moved:
+                continue
+            titles = sorted({q.title for q in moved})
+            data.train = [q for q in data.train if q.title not in evaluated]
+            data.train_groups = [q.title for q in data.train]
+            questions, source = data.evaluations["eval"]
+            data.evaluations["eval"] = (questions + moved, f"{source} + {len(titles)} titles evaluated elsewhere")
+            notes.append(f"{name}: moved {len(titles)} article titles ({len(moved)} questions) from training to "
+                         f"evaluation, because another dataset evaluates on them: {', '.join(titles[:5])}"
+                         + (" ..." if len(titles) > 5 else ""))
+        return notes
 
     def add_predict_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--input", required=True, type=Path,
@@ -109,9 +141,8 @@ class QaFamily(TaskFamily):
             if part.skipped:
                 notes.append(f"  --skip-bad-answers: left out {len(part.skipped)} questions with bad answers "
                              f"(first: {', '.join(part.skipped[:3])})")
-        titles = [article.title for article in train.articles for _ in article.questions]
         return TaskData(train.questions, train.source, {"eval": (evaluation.questions, evaluation.source)},
-                        headline_split="eval", notes=notes, train_groups=titles)
+                        headline_split="eval", notes=notes, train_groups=[q.title for q in train.questions])
 
     def task_record(self, settings: QaSettings, data: TaskData, max_length: int) -> dict:
         return {"dataset": settings.dataset, "version2": is_v2(settings.dataset), "max_length": max_length,
@@ -170,6 +201,22 @@ class QaFamily(TaskFamily):
     def write_predictions(self, settings: QaPredictSettings, record: dict, job: Job, predictions,
                           artifact: Path) -> list[Path]:
         return write_predictions(settings.output_dir, *predictions, record["version2"])
+
+    # ------------------------------------------------------------------ serving
+    def parse_request(self, record: dict, payload: dict) -> list[Question]:
+        """``{"question": "...", "context": "..."}``."""
+        fields_ok = isinstance(payload, dict) and all(isinstance(payload.get(k), str) and payload[k].strip()
+                                                      for k in ("question", "context"))
+        if not fields_ok:
+            raise DataError(None, "request", 'QA input must be {"question": "...", "context": "..."}')
+        return [Question("request", payload["question"], payload["context"], [], has_gold=False)]
+
+    def render(self, record: dict, examples: list, predictions) -> dict:
+        answers, null_odds = predictions
+        out = {"answer": answers[examples[0].qid]}
+        if record["version2"]:
+            out["null_odds"] = null_odds[examples[0].qid]
+        return out
 
 
 FAMILY = QaFamily()

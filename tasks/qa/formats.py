@@ -34,6 +34,7 @@ class Question:
     answers: list[Answer]
     impossible: bool = False  # SQuAD 2.0: no answer in the context
     has_gold: bool = True  # False when a predict input carries no answers
+    title: str = ""  # the article's
 
 
 @dataclass
@@ -101,6 +102,8 @@ def parse_squad(raw: Any, source: str, version2: bool, role: Role, skip_bad_answ
                     data.skipped.append(qid)
                     continue
                 questions.append(question)
+        for question in questions:
+            question.title = title
         data.articles.append(Article(title, questions))
     if not any(article.questions for article in data.articles):
         raise DataError(source, None, "no questions")

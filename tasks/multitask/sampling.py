@@ -1,0 +1,46 @@
+"""Batches of a multi-task run: every batch from one dataset, datasets drawn proportionally or with a temperature."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def dataset_weights(sizes: list[int], temperature: float) -> list[float]:
+    """Probability of drawing each dataset's batch: size^(1/T), normalised (T=1: proportional to size)."""
+    raw = [size ** (1.0 / temperature) for size in sizes]
+    return [r / sum(raw) for r in raw]
+
+
+class TaskBatchSampler:
+    """Yields lists of indices into the concatenation of the datasets, one dataset per batch.
+
+    An epoch has as many batches as the datasets have in all (sum of ceil(size / batch)). Each batch's
+    dataset is drawn by ``dataset_weights``; a dataset whose batches run out within an epoch starts a
+    fresh shuffle.  The order depends only on (seed, epoch), so a run resumed mid-epoch replays it.
+    """
+
+    def __init__(self, sizes: list[int], batch_size: int, temperature: float = 1.0, seed: int = 0) -> None:
+        self.sizes, self.batch_size, self.seed = sizes, batch_size, seed
+        self.weights = dataset_weights(sizes, temperature)
+        self.offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(math.ceil(size / self.batch_size) for size in self.sizes)
+
+    def _batches(self, task: int, generator: torch.Generator) -> list[list[int]]:
+        order = (torch.randperm(self.sizes[task], generator=generator) + self.offsets[task]).tolist()
+        return [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        queues = [self._batches(t, generator) for t in range(len(self.sizes))]
+        draws = torch.multinomial(torch.tensor(self.weights), len(self), replacement=True, generator=generator)
+        for task in draws.tolist():
+            if not queues[task]:
+                queues[task] = self._batches(task, generator)
+            yield queues[task].pop(0)
