@@ -12,8 +12,7 @@ from torch import nn
 from heads import TokenClassificationHead
 from models.adapted import AdaptedModel
 from models.backbone import DEFAULT_MODEL, load_backbone
-from models.prefix import PrefixConfig
-from models.prompt import PromptConfig
+from models.methods import get_method
 
 METHODS = ("finetune", "prefix", "peft-prefix", "prompt")
 NUM_LABELS = 9  # CoNLL-2003 tags: a token-classification head like the NER task
@@ -54,8 +53,9 @@ def share_weights(target: nn.Module, source: nn.Module) -> None:
 
 def build(method: str, backbone: nn.Module, prefix_len: int) -> AdaptedModel:
     head = TokenClassificationHead(backbone.config.hidden_size, NUM_LABELS)
-    return AdaptedModel(backbone, head, method, PrefixConfig(prefix_len=prefix_len),
-                        PromptConfig(prompt_len=prefix_len))
+    config = get_method(method).config_class
+    length = {field: prefix_len for flag, field in config.FLAGS.items() if flag == "prefix_len"}
+    return AdaptedModel(backbone, head, method, config(**length))
 
 
 def build_all(size: str, methods: tuple[str, ...], prefix_len: int,
