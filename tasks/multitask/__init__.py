@@ -1,1 +1,4 @@
-"""Multi-task prefix training (the paper's MPT-2): a shared prefix, one head per dataset (``python -m tasks.multitask``)."""
+"""Multi-task prefix training (the paper's MPT-2): a shared prefix, one head per dataset.
+
+``python -m tasks.multitask FAMILY --tasks A B ...``
+"""
