@@ -7,7 +7,7 @@ benchmarks/README.md has the tables and what was adopted.
 """
 from __future__ import annotations
 
-from .suites import Row, Suite, Variant
+from .spec import Row, Suite, Variant
 
 SEEDS = (42, 1, 2)
 

@@ -103,6 +103,14 @@ def member_view(config: dict[str, Any], family: "TaskFamily | None", member: str
     return {**view, "task": members[member]["task"], "head": members[member]["head"], "member": member}
 
 
+def artifact_tensors(artifact_dir: str | Path, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The artifact's trained tensors under the names of a single-task model (of the member ``config`` views)."""
+    tensors = load_file(str(Path(artifact_dir) / WEIGHTS))
+    if config.get("tensor_names") == "format-2":
+        tensors = _rename_format_2(tensors)
+    return _member_tensors(tensors, config["member"]) if "member" in config else tensors
+
+
 def _member_tensors(tensors: dict[str, torch.Tensor], member: str) -> dict[str, torch.Tensor]:
     """The shared method's tensors and one member's head (and mix) under single-task names."""
     own = f"members.{member}."
@@ -189,12 +197,7 @@ def load_artifact(artifact_dir: str | Path, family: "TaskFamily | None" = None,
     if family is not None:
         check_family(config, family, where)
     model = _build(config, where, backbone)
-    tensors = load_file(str(path / WEIGHTS))
-    if config.get("tensor_names") == "format-2":
-        tensors = _rename_format_2(tensors)
-    if "member" in config:
-        tensors = _member_tensors(tensors, config["member"])
-    load_trainable(model, tensors)
+    load_trainable(model, artifact_tensors(path, config))
     model.eval()
     tokenizer = load_tokenizer(backbone if backbone is not None else config["backbone"],
                                pre_split_words=family is not None and family.pre_split_words)
