@@ -1,7 +1,10 @@
 """One model class for every task and method: an encoder, an adaptation method, what the head reads, and a head."""
 from __future__ import annotations
 
+import contextlib
+import copy
 from dataclasses import asdict, dataclass
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -10,6 +13,7 @@ from transformers.utils import ModelOutput
 from .backbone import fingerprint, load_backbone
 from .methods.base import AdaptationMethod
 from .methods.registry import get_method
+from .precision import autocast, check_precision, quantize_attention_int8
 from .readout import LAYERS, LayerMix
 
 
@@ -49,6 +53,7 @@ class AdaptedModel(nn.Module):
         # order changes the total norm in its last bits and the run after some hundred steps)
         self.backbone, self.head, self.method = backbone, head, method
         self.layers = layers
+        self.precision = "fp32"  # of the backbone's forward at inference: fp32, bf16 (autocast) or int8
         self.mix = (mix or LayerMix(backbone.config.num_hidden_layers + 1)) if layers == "mix" else None
         if not self.spec.trains_backbone:
             for parameter in backbone.parameters():
@@ -64,9 +69,12 @@ class AdaptedModel(nn.Module):
         """The hidden states the head reads (B, n, hidden), for the real tokens only."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        out = self.method.encode(self.backbone, input_ids, attention_mask, token_type_ids,
-                                 all_layers=self.mix is not None)
-        return out.last_hidden_state if self.mix is None else self.mix(out.hidden_states)
+        with autocast(self.precision, input_ids.device.type):
+            out = self.method.encode(self.backbone, input_ids, attention_mask, token_type_ids,
+                                     all_layers=self.mix is not None)
+        if self.mix is None:
+            return out.last_hidden_state.float()  # the head (trained, fp32) reads fp32 states
+        return self.mix(tuple(h.float() for h in out.hidden_states))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
@@ -96,6 +104,27 @@ class AdaptedModel(nn.Module):
     def head_parameters(self) -> list[nn.Parameter]:
         """The randomly initialised readout: the head and, with ``layers="mix"``, the layer weights."""
         return [*self.head.parameters(), *([] if self.mix is None else self.mix.parameters())]
+
+    def set_precision(self, precision: str) -> "AdaptedModel":
+        """Run the backbone's forward in ``precision`` from now on (int8 quantizes it in place: inference only)."""
+        check_precision(precision, next(self.parameters()).device.type)
+        if precision == "int8":
+            quantize_attention_int8(self.backbone)
+        self.precision = precision
+        return self
+
+    @contextlib.contextmanager
+    def inference(self, precision: str = "fp32") -> Iterator["AdaptedModel"]:
+        """A model to predict with in ``precision``: this one (bf16 for the duration), or an int8 copy."""
+        if precision == "int8":
+            yield copy.deepcopy(self).set_precision("int8")  # the copy's slot and hooks stay its own
+            return
+        previous = self.precision
+        self.set_precision(precision)
+        try:
+            yield self
+        finally:
+            self.precision = previous
 
     # ------------------------------------------------------------------ bookkeeping
     def max_input_length(self) -> int | None:

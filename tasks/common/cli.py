@@ -15,6 +15,7 @@ from typing import Callable
 from heads import POOLING
 from models.backbone import DEFAULT_MODEL
 from models.methods import METHODS, PrefixConfig, get_method
+from models.precision import PRECISIONS, check_precision
 from models.readout import LAYERS
 
 from .allocator import keep_large_allocations
@@ -118,7 +119,12 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     train.add_argument("--warmup", type=float, default=0.0, help="warm-up: ratio of steps (<1) or step count")
     train.add_argument("--max-length", type=POSITIVE, default=default_max_length, help="max tokens per input")
     train.add_argument("--seed", type=int, default=42)
-    train.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
+    train.add_argument("--bf16", action="store_true",
+                       help="bfloat16 mixed precision for training (autocast; trained tensors keep fp32 master "
+                            "weights); native bf16 hardware only")
+    train.add_argument("--eval-precision", choices=PRECISIONS, default="fp32",
+                       help="precision of the frozen backbone when evaluating: bf16 (autocast, native bf16 hardware "
+                            "only) or int8 (dynamic int8 attention projections, CPU)")
     train.add_argument("--fp16", action="store_true", help="float16 mixed precision (GPU)")
     train.add_argument("--save-steps", type=NON_NEGATIVE, default=0,
                        help="also checkpoint every N optimizer steps (0: only at the end of each epoch)")
@@ -153,6 +159,10 @@ def predict_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="encoder to load the artifact onto (default: the one it names)")
     parser.add_argument("--eval-batch-size", type=POSITIVE, default=64)
     parser.add_argument("--member", default=None, help="the task of a multi-task artifact to predict with")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="precision of the frozen backbone: bf16 (autocast, native bf16 hardware only: "
+                             "AVX512-BF16 or AMX CPUs, bf16 GPUs) or int8 (dynamic int8 attention projections, CPU); "
+                             "the prefix and head stay fp32")
     return parser
 
 
@@ -178,6 +188,9 @@ def run_settings(args: argparse.Namespace, task) -> RunSettings:
     """Every shared flag as typed settings (``task``: the family's own settings, built by the family)."""
     if args.bf16 and args.fp16:
         raise UsageError("--bf16 and --fp16 are two mixed-precision modes; choose one")
+    _check_precision(args.eval_precision)
+    if args.bf16:
+        _check_precision("bf16")
     model = ModelSettings(model=args.model, method=args.mode, method_config=method_config(args.mode, args),
                           head_dropout=args.head_dropout, layers=args.layers, pooling=args.pooling,
                           gradient_checkpointing=args.gradient_checkpointing)
@@ -191,8 +204,18 @@ def run_settings(args: argparse.Namespace, task) -> RunSettings:
 
 
 def predict_settings(args: argparse.Namespace, task) -> PredictSettings:
+    _check_precision(args.precision)
     return PredictSettings(artifact=args.artifact, model=args.model, eval_batch_size=args.eval_batch_size, task=task,
-                           member=args.member)
+                           member=args.member, precision=args.precision)
+
+
+def _check_precision(precision: str) -> None:
+    import torch
+
+    try:
+        check_precision(precision, "cuda" if torch.cuda.is_available() else "cpu")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def run_subcommand(argv: list[str] | None, train_main: Callable, predict_main: Callable) -> None:

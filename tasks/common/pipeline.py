@@ -65,12 +65,14 @@ def describe_parameters(model: AdaptedModel) -> str:
 
 
 def answer(family: TaskFamily, record: dict, model: AdaptedModel, tokenizer, examples: list, batch_size: int,
-           work_dir: Path) -> tuple[Any, Encoded, dict[str, float]]:
-    """(predictions, the encoded inputs, seconds spent encoding / in the model / decoding)."""
+           work_dir: Path, precision: str = "fp32") -> tuple[Any, Encoded, dict[str, float]]:
+    """(predictions, the encoded inputs, seconds spent encoding / in the model / decoding), the backbone's
+    forward in ``precision`` (models/precision.py)."""
     started = time.time()
     encoded = family.encode(record, examples, tokenizer, train=False)
     encoded_at = time.time()
-    logits = predict(model, encoded.features, family.collator(record, tokenizer), batch_size, work_dir)
+    with model.inference(precision) as runner:
+        logits = predict(runner, encoded.features, family.collator(record, tokenizer), batch_size, work_dir)
     predicted_at = time.time()
     predictions = family.decode(record, examples, encoded, logits)
     seconds = {"encode": encoded_at - started, "model": predicted_at - encoded_at, "decode": time.time() - predicted_at}
@@ -98,10 +100,11 @@ def selection_split(data: TaskData, settings: TrainSettings) -> tuple[list, str,
     return kept, f"{data.train_source} [without the held-out part]", ("held-out", held, source)
 
 
-def dev_evaluator(family: TaskFamily, record: dict, tokenizer, examples: list, batch_size: int, work_dir: Path):
+def dev_evaluator(family: TaskFamily, record: dict, tokenizer, examples: list, batch_size: int, work_dir: Path,
+                  precision: str = "fp32"):
     """``model -> {metric: percent}`` on ``examples`` with the family's own decoding and metric."""
     def evaluate(model: AdaptedModel) -> dict[str, float]:
-        predictions, _, _ = answer(family, record, model, tokenizer, examples, batch_size, work_dir)
+        predictions, _, _ = answer(family, record, model, tokenizer, examples, batch_size, work_dir, precision)
         scores = family.score(record, examples, predictions) or {}
         return {k: v for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return evaluate
@@ -146,7 +149,8 @@ def evaluate_splits(family: TaskFamily, record: dict, model: AdaptedModel, token
     for split, (examples, source) in evaluations.items():
         examples = examples[: settings.data.max_eval_samples]
         predictions, encoded, seconds = answer(family, record, model, tokenizer, examples,
-                                               settings.train.eval_batch_size, output_dir)
+                                               settings.train.eval_batch_size, output_dir,
+                                               settings.train.eval_precision)
         scores = family.score(record, examples, predictions) or {}
         metrics[split] = {**scores, "examples": len(examples), "source": source, "seconds": seconds, **encoded.stats}
         print(f"{split}: {encoded.report}\n{_timing(examples, seconds)}")
@@ -188,7 +192,8 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
 
     headline = family.headline_metric(record)
     evaluator = None if selection is None else dev_evaluator(family, record, tokenizer, selection[1],
-                                                             settings.train.eval_batch_size, output_dir)
+                                                             settings.train.eval_batch_size, output_dir,
+                                                             settings.train.eval_precision)
     started = time.time()
     trainer = train(model, settings.train, learning_rate(settings.train, settings.model), output_dir,
                     encoded.features, family.collator(record, tokenizer), evaluator, headline)
@@ -225,7 +230,7 @@ def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list
     results = []
     for job in jobs:
         predictions, encoded, seconds = answer(family, record, loaded.model, loaded.tokenizer, job.examples,
-                                               settings.eval_batch_size, settings.artifact)
+                                               settings.eval_batch_size, settings.artifact, settings.precision)
         print(f"{job.source}: {encoded.report}\n{_timing(job.examples, seconds)}")
         scores = family.score(record, job.examples, predictions)
         if scores is not None:

@@ -46,6 +46,7 @@ class TrainSettings:
     head_lr: float | None = None  # the head's (and layer mix's) own learning rate; None: --lr
     max_steps: int | None = None  # optimizer steps in all, instead of --epochs
     init_from: Path | None = None  # start the method (and a matching head) from this artifact
+    eval_precision: str = "fp32"  # the backbone's precision when evaluating (models/precision.py)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class PredictSettings:
     eval_batch_size: int = 64
     task: Any = None
     member: str | None = None  # which task of a multi-task artifact
+    precision: str = "fp32"  # the backbone's precision: fp32, bf16 (native bf16 hardware only) or int8
 
 
 def train_subset(items: list, count: int | None, seed: int) -> list:

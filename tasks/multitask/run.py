@@ -85,7 +85,8 @@ def train_multitask(family: TaskFamily, settings: RunSettings, temperature: floa
     evaluator = None
     if selections:
         per_member = {name: dev_evaluator(family, records[name], tokenizer, selections[name][1],
-                                          settings.train.eval_batch_size, output_dir) for name in names}
+                                          settings.train.eval_batch_size, output_dir, settings.train.eval_precision)
+                      for name in names}
         metric = {name: family.headline_metric(records[name]) for name in names}
 
         def evaluator(mt: MultiTaskModel) -> dict[str, float]:  # the mean of every member's headline

@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from models.precision import PRECISIONS
 from tasks.common.allocator import keep_large_allocations
 from tasks.common.cli import POSITIVE
 from tasks.common.errors import DataError, exit_on_bad_input
@@ -37,6 +38,8 @@ def parser() -> argparse.ArgumentParser:
                    help="how long a request waits for others to join its batch")
     p.add_argument("--max-rows", type=POSITIVE, default=64, help="encoder rows in one forward pass at most")
     p.add_argument("--max-body-bytes", type=POSITIVE, default=1_000_000, help="larger request bodies get 413")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="precision of the shared backbone: bf16 (native bf16 hardware only) or int8 (CPU)")
     p.add_argument("--input", type=Path, default=None, help="answer this JSONL file of requests instead of serving")
     p.add_argument("--output", type=Path, default=None, help="where the JSONL answers go (with --input)")
     return p
@@ -85,7 +88,7 @@ def run(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     if (args.input is None) != (args.output is None):
         raise DataError(None, None, "--input and --output go together (the offline JSONL mode)")
-    engine = Engine(args.artifact, backbone=args.model, max_rows=args.max_rows)
+    engine = Engine(args.artifact, backbone=args.model, max_rows=args.max_rows, precision=args.precision)
     print(f"serving {', '.join(f'{n} ({t.family.name}, {t.method})' for n, t in engine.tasks.items())} on "
           f"{engine.backbone_name}", flush=True)
     if args.input is not None:

@@ -25,6 +25,7 @@ from models.methods import get_method
 from models.methods.base import run_backbone
 from models.methods.prefix import kv_dim
 from models.prefix.encoder import PrefixEncoder
+from models.precision import autocast, check_precision, quantize_attention_int8
 from models.prefix.injection import attention_modules, inject_prefix
 from models.readout import LayerMix
 from tasks.common.artifacts import (CONFIG, artifact_tensors, check_family, load_artifact, member_view,
@@ -98,7 +99,8 @@ class Engine:
     trained on another encoder is refused (its fingerprint).  ``max_rows`` bounds one forward pass.
     """
 
-    def __init__(self, artifacts: list, backbone: str | None = None, max_rows: int = 64) -> None:
+    def __init__(self, artifacts: list, backbone: str | None = None, max_rows: int = 64,
+                 precision: str = "fp32") -> None:
         items = _artifact_list(artifacts)
         if not items:
             raise UsageError("give at least one artifact")
@@ -111,6 +113,13 @@ class Engine:
         self.slot = inject_prefix(self.backbone)  # one slot: every shared task's rows fill it together
         self.layers, self.kv_dim = len(attention_modules(self.backbone)), kv_dim(self.backbone.config)
         self.max_rows = max_rows
+        try:
+            check_precision(precision)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        self.precision = precision
+        if precision == "int8":
+            quantize_attention_int8(self.backbone)
         self._tokenizers: dict[tuple[str, bool], Any] = {}
         self.tasks: dict[str, Served] = {}
         for name, path, config in configs:
@@ -141,7 +150,8 @@ class Engine:
         method = config["method"]["name"]
         if method != "prefix":  # its own model: see the module docstring
             loaded = load_artifact(path, family, member=member)
-            return Served(task_name, family, record, loaded.tokenizer, method, path, model=loaded.model)
+            return Served(task_name, family, record, loaded.tokenizer, method, path,
+                          model=loaded.model.set_precision(self.precision))
         tensors = artifact_tensors(path, config)
         prefix = PrefixEncoder(get_method("prefix").build_config(config["method"]["config"]), self.layers,
                                self.kv_dim)
@@ -254,7 +264,7 @@ class Engine:
         kv = [(table[:, :, layer, 0], table[:, :, layer, 1]) for layer in range(self.layers)]
         mask = torch.cat(rows_mask) if any(t.shape[0] != longest for t in tables.values()) else None
         all_layers = any(p.task.mix is not None for p in pending)
-        with self.slot.holding(kv, mask):
+        with self.slot.holding(kv, mask), autocast(self.precision):
             out = run_backbone(self.backbone, all_layers, **stacked)
         results, start = [], 0
         for p in pending:
@@ -262,9 +272,9 @@ class Engine:
             rows = slice(start, start + count)
             start += count
             if p.task.mix is not None:
-                hidden = p.task.mix(tuple(h[rows, :own_width] for h in out.hidden_states))
+                hidden = p.task.mix(tuple(h[rows, :own_width].float() for h in out.hidden_states))
             else:
-                hidden = out.last_hidden_state[rows, :own_width]
+                hidden = out.last_hidden_state[rows, :own_width].float()
             extra = {k: v for k, v in p.batch.items() if k not in ("input_ids", "attention_mask", "token_type_ids")}
             if p.choices is not None:
                 extra["num_choices"] = p.choices
