@@ -51,9 +51,12 @@ def code_version() -> dict:
 def environment() -> dict:
     import torch
 
+    from models.precision import instruction_sets
+
     gpu = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return {
         "cpu_model": _cpu_model(),
+        "instruction_sets": instruction_sets(),  # AVX2 only, or AVX-512 with AMX bf16/int8: timings differ
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpus": gpu,
@@ -81,7 +84,8 @@ def environment_markdown(env: dict) -> str:
     dirty = " (with uncommitted changes)" if env.get("git_dirty") else ""
     load = env.get("load_average")
     end = f", at end {env['load_average_end']}" if "load_average_end" in env else ""
-    return (f"- machine: {env['cpu_model']}, {env['cpu_count']} cores, torch threads {env['torch_threads']}, "
+    isa = ", ".join(env.get("instruction_sets") or []) or "not recorded"
+    return (f"- machine: {env['cpu_model']} ({isa}), {env['cpu_count']} cores, torch threads {env['torch_threads']}, "
             f"GPU: {gpus}; load average at start {load}{end}\n"
             f"- software: Python {env['python']}, torch {env['torch']}, transformers {env['transformers']}, "
             f"peft {env['peft']}\n"

@@ -46,6 +46,25 @@ def targets(result: dict) -> list[dict]:
     epoch = result.get("epoch")
     add("CoNLL-2003 epoch: pad-152 / dynamic+grouped", ">= 3.0", [epoch["speedup"]] if epoch else [],
         lambda r: r >= 3.0)
+    precision = result.get("precision") or {}
+    fastest: dict = {}
+    for r in precision.get("inference", []):
+        if r["precision"] != "fp32":
+            key = (r["length"], r["batch"])
+            fastest[key] = max(fastest.get(key, 0.0), r["speedup_over_fp32"])
+    add("inference throughput bf16 or int8 / fp32 (bundled, prefix)", ">= 2.00", list(fastest.values()),
+        lambda r: r >= 2.0)
+    forward = [r["fraction_of_limit"] for r in infer if r["method"] == "prefix" and "fraction_of_limit" in r]
+    forward += [r["fraction_of_limit"] for r in precision.get("inference", [])
+                if r["precision"] == "bf16" and "fraction_of_limit" in r]
+    add("encoder forward (prefix) / matmul rate of its precision for its shapes", ">= 0.75", forward,
+        lambda r: r >= 0.75)
+    add("prefix training step / fp32 matmul rate for its shapes", ">= 0.60",
+        [r["fraction_of_limit"] for r in train if r["method"] == "prefix" and "fraction_of_limit" in r],
+        lambda r: r >= 0.60)
+    add("prefix training step bf16 speed-up over fp32 (native bf16 only)", ">= 1.50",
+        [r["speedup_over_fp32"] for r in precision.get("train", []) if r["precision"] == "bf16"],
+        lambda r: r >= 1.5)
     return out
 
 
@@ -69,6 +88,52 @@ def _grid_table(rows: list[dict], methods: list[str], value, unit: str, invert: 
             cells.append("-" if r is None else f"{value(r)} ({ratio:.2f}x)")
         body.append([config[0], str(config[1]), str(config[2]), *cells])
     return markdown_table(["encoder", "length", "batch", *[f"{m} {unit}" for m in methods]], body)
+
+
+def _limits_tables(result: dict, methods: list[str]) -> list[str]:
+    """Achieved FLOP rate against the machine's matmul rate for the same shapes, and the precision rows."""
+    parts = []
+    rows = [r for r in result["train"] + result["inference"] if "fraction_of_limit" in r]
+    if rows:
+        index = {(r["size"], r["length"], r["batch"], r["method"], "infer" if "sequences_per_s" in r else "train"): r
+                 for r in rows}
+        configs = sorted({(r["size"], r["length"], r["batch"]) for r in rows}, key=str)
+        body = []
+        for config in configs:
+            for phase in ("train", "infer"):
+                cells = []
+                for m in methods:
+                    r = index.get((*config, m, phase))
+                    cells.append("-" if r is None else f"{r['gflops']:.0f} / {r['limit_gflops']:.0f} "
+                                                       f"({100 * r['fraction_of_limit']:.0f}%)")
+                body.append([config[0], str(config[1]), str(config[2]),
+                             "training step" if phase == "train" else "inference", *cells])
+        parts += ["\n## Against the machine's limit (fp32 GFLOP/s achieved / matmul GFLOP/s for the same shapes)\n\n",
+                  "The limit is measured in the same process: plain `torch.mm`/`torch.bmm` on exactly the encoder's "
+                  "multiplications (`benchmarks/limits.py`); a training step counts its backward as one more forward "
+                  "(frozen encoder) or two (finetune).\n\n",
+                  markdown_table(["encoder", "length", "batch", "phase", *methods], body)]
+    precision = result.get("precision")
+    if precision:
+        def table(rows: list[dict], value) -> str:
+            names = list(dict.fromkeys(r["precision"] for r in rows))
+            by = {(r["length"], r["batch"], r["precision"]): r for r in rows}
+            body = [[str(length), str(batch), *(value(by[(length, batch, p)]) if (length, batch, p) in by else "-"
+                                                for p in names)]
+                    for length, batch in dict.fromkeys((r["length"], r["batch"]) for r in rows)]
+            return markdown_table(["length", "batch", *names], body)
+
+        limit = lambda r: f" at {100 * r['fraction_of_limit']:.0f}% of the {r['limit_precision']} rate"  # noqa: E731
+        parts += ["\n## Precision of the frozen backbone (bundled encoder, prefix method)\n\n",
+                  "bf16: `torch.autocast` on the backbone (rows only where the CPU has native bf16); int8: dynamic "
+                  "int8 attention projections (`models/precision.py`). Prefix, head and optimizer stay fp32.\n\n",
+                  "Inference (sequences/s, speed-up over fp32):\n\n",
+                  table(precision["inference"], lambda r: f"{r['sequences_per_s']:.1f} "
+                                                          f"({r['speedup_over_fp32']:.2f}x){limit(r)}"),
+                  "\nTraining step (ms, speed-up over fp32):\n\n",
+                  table(precision["train"], lambda r: f"{1000 * r['median_s']:.0f} ({r['speedup_over_fp32']:.2f}x)"
+                                                      f"{limit(r)}")]
+    return parts
 
 
 def speed_markdown(result: dict) -> str:
@@ -118,6 +183,7 @@ def speed_markdown(result: dict) -> str:
             body.append([size, f"{any_row['length']}x{any_row['batch']}", *cells])
         parts += ["\n## Peak training memory (MiB above the post-import baseline; ratio to finetune)\n\n",
                   markdown_table(["encoder", "length x batch", *methods], body)]
+    parts += _limits_tables(result, methods)
     epoch = result.get("epoch")
     if epoch:
         body = []

@@ -1,0 +1,92 @@
+"""The machine's own limit for the encoder's arithmetic, measured in the same process as the methods.
+
+An encoder forward is almost all matrix multiplication: per layer the Q/K/V, attention-output and
+two feed-forward projections (``tokens x in -> out``) and the two attention products
+(``(batch x heads) x length x (prefix + length)``).  ``matmul_limit`` times exactly those shapes
+with plain ``torch.mm``/``torch.bmm`` in a precision and returns the FLOP rate the whole forward
+would reach if every multiplication ran as fast as it does alone: the ceiling a method's measured
+FLOP rate is compared with.  FLOPs count 2 per multiply-add; training steps count the backward as
+one more forward for a frozen encoder (input gradients only) and two more when fine-tuning
+(input and weight gradients).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}
+
+
+@dataclass(frozen=True)
+class Shape:
+    kind: str  # "linear" (m x k @ k x n) or "attention" (batch of m x k @ k x n)
+    batch: int
+    m: int
+    k: int
+    n: int
+    count: int  # how often the forward does it
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.batch * self.m * self.k * self.n * self.count
+
+
+def encoder_shapes(config, batch: int, length: int, prefix: int = 0) -> list[Shape]:
+    hidden, layers, heads = config.hidden_size, config.num_hidden_layers, config.num_attention_heads
+    inner, tokens, dim = config.intermediate_size, batch * length, hidden // heads
+    keys = length + prefix
+    return [Shape("linear", 1, tokens, hidden, hidden, 4 * layers),  # Q, K, V, attention output
+            Shape("linear", 1, tokens, hidden, inner, layers),  # feed-forward in
+            Shape("linear", 1, tokens, inner, hidden, layers),  # feed-forward out
+            Shape("attention", batch * heads, length, dim, keys, layers),  # scores
+            Shape("attention", batch * heads, length, keys, dim, layers)]  # weighted values
+
+
+def forward_flops(config, batch: int, length: int, prefix: int = 0) -> float:
+    return sum(s.flops for s in encoder_shapes(config, batch, length, prefix))
+
+
+TRAIN_FACTOR = {"frozen": 2.0, "finetune": 3.0}  # forward + backward, in forwards (see the module docstring)
+
+
+def _operands(shape: Shape, dtype: torch.dtype):
+    if dtype == torch.int8:
+        make = lambda *size: torch.randint(-64, 64, size, dtype=torch.int8)  # noqa: E731
+    else:
+        make = lambda *size: torch.randn(*size, dtype=dtype)  # noqa: E731
+    if shape.kind == "linear":
+        return make(shape.m, shape.k), make(shape.k, shape.n)
+    return make(shape.batch, shape.m, shape.k), make(shape.batch, shape.k, shape.n)
+
+
+def _multiply(shape: Shape, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if a.dtype == torch.int8:  # int8 x int8 -> int32, the kernel dynamic quantization uses
+        if shape.kind == "linear":
+            return torch._int_mm(a, b)
+        return torch.stack([torch._int_mm(x, y) for x, y in zip(a, b)])
+    return a @ b
+
+
+def matmul_rate(shape: Shape, precision: str, repeats: int = 5) -> float:
+    """GFLOP/s of one such multiplication alone (median of ``repeats`` after a warm-up)."""
+    a, b = _operands(shape, DTYPES[precision])
+    _multiply(shape, a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _multiply(shape, a, b)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return 2.0 * shape.batch * shape.m * shape.k * shape.n / times[len(times) // 2] / 1e9
+
+
+def matmul_limit(config, batch: int, length: int, prefix: int, precision: str) -> dict:
+    """The forward's FLOP rate if each of its multiplications ran as fast as alone; and each shape's rate."""
+    shapes = encoder_shapes(config, batch, length, prefix)
+    rates = [matmul_rate(s, precision) for s in shapes]
+    seconds = sum(s.flops / (rate * 1e9) for s, rate in zip(shapes, rates))
+    return {"precision": precision, "gflops": sum(s.flops for s in shapes) / seconds / 1e9,
+            "shapes": [{"kind": s.kind, "batch": s.batch, "m": s.m, "k": s.k, "n": s.n, "gflops": round(r, 1)}
+                       for s, r in zip(shapes, rates)]}
