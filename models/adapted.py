@@ -72,9 +72,10 @@ class AdaptedModel(nn.Module):
         with autocast(self.precision, input_ids.device.type):
             out = self.method.encode(self.backbone, input_ids, attention_mask, token_type_ids,
                                      all_layers=self.mix is not None)
+        dtype = next(self.head.parameters()).dtype  # the head reads states in its own (fp32) dtype, also after bf16
         if self.mix is None:
-            return out.last_hidden_state.float()  # the head (trained, fp32) reads fp32 states
-        return self.mix(tuple(h.float() for h in out.hidden_states))
+            return out.last_hidden_state.to(dtype)
+        return self.mix(tuple(h.to(dtype) for h in out.hidden_states))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
