@@ -9,6 +9,7 @@ import json
 import statistics
 from pathlib import Path
 
+from .curves import plot_curves
 from .env import environment_markdown
 from .report import markdown_table
 from .suites import STANDARD, Suite
@@ -214,7 +215,7 @@ def write_outputs(state: dict, suite: Suite, out: Path, stem: str | None = None)
     stem = stem or suite.name
     out.mkdir(parents=True, exist_ok=True)
     try:
-        state["plots"] = plots(state, suite, out, stem)
+        state["plots"] = plots(state, suite, out, stem) + plot_curves(state, suite, out, stem)
     except ImportError:  # matplotlib is an optional (bench) extra
         state["plots"] = []
     state["quality_targets"] = quality_targets(state["results"], suite)
