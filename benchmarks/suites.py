@@ -92,12 +92,20 @@ NO_PEFT_DEBERTA = {"peft-prefix": "DeBERTa-v2 takes no past_key_values, so PEFT 
 ROBERTA, DEBERTA = ("--model", "roberta-large"), ("--model", "microsoft/deberta-v2-xlarge")
 
 
+# the reference protocol per family: dev scored after every epoch and the best epoch's checkpoint reported;
+# the rate decays x0.95 once per epoch for NER and QA, linearly without warm-up for SuperGLUE; one rate for
+# prefix and head; fp32; prefix dropout (ours only: PEFT has none) 0.1
+PAPER_PROTOCOL = {"tasks.ner": ("--schedule", "exponential", "--lr-decay", "0.95"),
+                  "tasks.qa": ("--schedule", "exponential", "--lr-decay", "0.95"),
+                  "tasks.superglue": ("--schedule", "linear", "--warmup", "0")}
+
+
 def _paper(name: str, module: str, model: tuple[str, ...], task: tuple[str, ...], bs: int, lr: str, psl: int,
            epochs: int, max_len: int | None, label: str, **kw) -> Row:
     flags = (*model, *task, "--batch-size", str(bs), "--epochs", str(epochs),
-             *(("--max-length", str(max_len)) if max_len else ()))
+             *(("--max-length", str(max_len)) if max_len else ()), *PAPER_PROTOCOL[module], "--select-best")
     return Row(name, module, flags, label, method_args=_lr(lr, "1e-5"), prefix_len=psl,
-               budget=f"bs {bs}, lr {lr}, prefix {psl}, {epochs} epochs", **kw)
+               budget=f"bs {bs}, lr {lr}, prefix {psl}, {epochs} epochs, best dev epoch", **kw)
 
 
 PAPER = Suite("paper", "P-tuning v2 paper settings on RoBERTa-large / DeBERTa-v2-xlarge (GPU and network needed)", (
