@@ -50,6 +50,23 @@ NER_SEARCH = Suite(
     compare=("mix-nodrop", "finetune", "prefix"),
 )
 
+# CoNLL-2003 on the full data: the search's best recipes for 6 epochs, dev scored after each (the curve shows
+# how many epochs each needs); the quality is the final dev F1
+NER_FULL = Suite(
+    "study-ner-full", "CoNLL-2003 full training set, 6 epochs, prefix 32, dev F1 after every epoch",
+    (Row("conll2003", "tasks.ner", ("--dataset", "conll2003", "--epochs", "6", "--eval-every", "epoch"), "dev F1",
+         prefix_len=32, split="dev", budget="6 epochs x 14,041 sentences (5,268 steps of 16)"),),
+    variants=(
+        _prefix("prefix"),
+        _prefix("mix-nodrop", *MIX_NODROP),
+        _prefix("mix-nodrop-lr5e-2", *MIX_NODROP, "--lr", "5e-2"),
+        _prefix("mix-nodrop-lr1e-1", *MIX_NODROP, "--lr", "1e-1"),
+        _prefix("nodrop-lr1e-1", "--prefix-dropout", "0", "--lr", "1e-1"),
+    ),
+    compare=("mix-nodrop-lr1e-1", "prefix", "mix-nodrop"),
+)
+
+
 def _cls(name: str, module: str, task: tuple[str, ...], prefix_len: int, budget: str, **kw) -> Row:
     """A sentence-level search row: the quality is the score on the held-out tenth of the training data."""
     return Row(name, module, (*task, "--eval-every", "epoch"), "held-out score", prefix_len=prefix_len,
@@ -110,4 +127,4 @@ QA_SEARCH = Suite(
     compare=("mix-nodrop", "finetune", "prefix"),
 )
 
-STUDIES = (NER_SEARCH, CLS_SEARCH, QA_SEARCH)
+STUDIES = (NER_SEARCH, NER_FULL, CLS_SEARCH, QA_SEARCH)
