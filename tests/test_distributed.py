@@ -98,3 +98,24 @@ def test_two_processes_share_the_data(torchrun):
     assert result.returncode == 0
     state = json.loads((sorted((out / "checkpoints").iterdir())[-1] / "trainer_state.json").read_text())
     assert state["global_step"] == TRAIN_SAMPLES // (BATCH * PROCESSES)
+
+
+def test_multitask_training_runs_under_torchrun(tmp_path, tiny_model_dir):
+    """Two members with local CoNLL folders, two processes: one artifact with both heads, reports from rank 0."""
+    import subprocess
+
+    for name, seed in (("a", 0), ("b", 2)):
+        folder = tmp_path / name
+        folder.mkdir()
+        write_conll(folder / "train.txt", 16, seed=seed)
+        write_conll(folder / "dev.txt", 6, seed=seed + 1)
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={PROCESSES}",
+               "-m", "tasks.multitask", "ner", "--tasks", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}",
+               "--model", str(tiny_model_dir), "--max-length", "32", "--epochs", "1", "--batch-size", str(BATCH),
+               "--prefix-len", "4", "--output-dir", str(out)]
+    result = subprocess.run(command, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
+    assert result.stdout.count("--- a") == 1  # rank 0 alone reports
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert set(config["members"]) == {"a", "b"}
