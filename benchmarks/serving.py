@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,6 +28,7 @@ from models.methods import PrefixConfig
 from tasks.common.allocator import keep_large_allocations
 from tasks.common.artifacts import save_artifact
 from tasks.serve.engine import Engine
+from tasks.serve.launch import start_server
 
 from .env import environment
 from .report import markdown_table
@@ -96,22 +93,11 @@ def load_test(paths: list[Path], seconds: float, clients: int, words: int) -> di
     is checked to come from the task asked (its output form and its task name)."""
     import requests as http
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     names = [f"{'ner' if i % 2 == 0 else 'cls'}{i}" for i in range(len(paths))]
-    argv = [sys.executable, "-m", "tasks.serve", *(a for n, p in zip(names, paths) for a in ("--artifact", f"{n}={p}")),
-            "--port", str(port), "--max-batch", "16", "--batch-wait-ms", "5"]
-    server = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
-    url = f"http://127.0.0.1:{port}"
+    args = [*(a for n, p in zip(names, paths) for a in ("--artifact", f"{n}={p}")), "--max-batch", "16",
+            "--batch-wait-ms", "5"]
+    server, url = start_server(args, timeout=600)
     try:
-        for _ in range(600):
-            try:
-                if http.get(f"{url}/health", timeout=1).ok:
-                    break
-            except http.ConnectionError:
-                time.sleep(0.2)
         kinds = {n: n[:3] for n in names}
         latencies, wrong, failed, lock = [], [], [], threading.Lock()
         stop = time.time() + seconds

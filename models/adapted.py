@@ -25,7 +25,21 @@ class TaskOutput(ModelOutput):
     logits: torch.Tensor | None = None
 
 
-class AdaptedModel(nn.Module):
+class Trained:
+    """What the Trainer and artifacts ask of a model: its trained tensors and how many parameters train."""
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only what was trained (method + head, or everything when fine-tuning)."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        return {k: v for k, v in self.state_dict().items() if k in trainable}
+
+    def parameter_counts(self) -> dict[str, float]:
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return {"trainable": trainable, "total": total, "trainable_percent": 100.0 * trainable / total}
+
+
+class AdaptedModel(Trained, nn.Module):
     """encoder + method (``models/methods``) + head.
 
     * the method decides what trains besides the head (prefix, prompt, PEFT's prefix, or the whole
@@ -136,16 +150,6 @@ class AdaptedModel(nn.Module):
         if self.backbone.config.model_type in ("roberta", "xlm-roberta"):
             limit -= 2  # positions start after the padding index
         return limit - self.method.positions_used()
-
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only what was trained (method + head, or everything when fine-tuning)."""
-        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
-        return {k: v for k, v in self.state_dict().items() if k in trainable}
-
-    def parameter_counts(self) -> dict[str, float]:
-        total = sum(p.numel() for p in self.parameters())
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return {"trainable": trainable, "total": total, "trainable_percent": 100.0 * trainable / total}
 
     def method_record(self) -> dict:
         """What an artifact stores to rebuild the method: its registered name and its config."""

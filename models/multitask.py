@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .adapted import AdaptedModel, TaskOutput
+from .adapted import AdaptedModel, TaskOutput, Trained
 from .methods.base import AdaptationMethod
 from .readout import LayerMix
 
@@ -22,7 +22,7 @@ class Readout(nn.Module):
         self.head, self.mix = head, mix
 
 
-class MultiTaskModel(nn.Module):
+class MultiTaskModel(Trained, nn.Module):
     """encoder + one shared method + one ``Readout`` per task; ``forward(task_index=...)`` picks the head."""
 
     accepts_loss_kwargs = False  # as AdaptedModel: the heads return a mean loss
@@ -54,16 +54,6 @@ class MultiTaskModel(nn.Module):
             raise ValueError("a multi-task batch must come from one task (the sampler draws one task per batch)")
         view = self.view(self.names[int(index[0])])
         return view(input_ids, attention_mask, token_type_ids, labels=labels, **head_inputs)
-
-    # the bookkeeping AdaptedModel offers, for the Trainer and artifacts
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
-        return {k: v for k, v in self.state_dict().items() if k in trainable}
-
-    def parameter_counts(self) -> dict[str, float]:
-        total = sum(p.numel() for p in self.parameters())
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return {"trainable": trainable, "total": total, "trainable_percent": 100.0 * trainable / total}
 
     def head_parameters(self) -> list[nn.Parameter]:
         return list(self.members.parameters())

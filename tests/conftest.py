@@ -252,3 +252,16 @@ def without_peft(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_peft)
+
+
+def tagging_dataset(size: int = 16, seed: int = 0, num_labels: int = 3) -> list[dict]:
+    """Token-tagging features a tiny model can learn (tag = id modulo ``num_labels``; the first token unlabelled)."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(size):
+        n = int(torch.randint(4, 13, (1,), generator=generator))
+        ids = torch.randint(5, 14, (n,), generator=generator)
+        labels = (ids % num_labels).tolist()
+        labels[0] = -100
+        rows.append({"input_ids": ids.tolist(), "attention_mask": [1] * n, "labels": labels})
+    return rows

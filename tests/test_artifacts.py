@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import DataCollatorForTokenClassification
 
-from conftest import HIDDEN, cli_settings, save_tiny_model, train_with_flags
-from heads import IGNORE_INDEX, TokenClassificationHead
+from conftest import HIDDEN, cli_settings, save_tiny_model, tagging_dataset, train_with_flags
+from heads import TokenClassificationHead
 from models.adapted import build_model
 from models.backbone import fingerprint
 from models.methods import PrefixConfig, PromptConfig
@@ -144,18 +144,6 @@ def test_artifact_with_wrong_tensors_is_a_data_error(tmp_path, tiny_model_dir):
 
 
 # --------------------------------------------------------------------------- Trainer checkpoints and resume
-def tagging_dataset(size: int = 16, seed: int = 0) -> list[dict]:
-    generator = torch.Generator().manual_seed(seed)
-    rows = []
-    for _ in range(size):
-        n = int(torch.randint(4, 13, (1,), generator=generator))
-        ids = torch.randint(5, 14, (n,), generator=generator)
-        labels = (ids % NUM_LABELS).tolist()
-        labels[0] = IGNORE_INDEX
-        rows.append({"input_ids": ids.tolist(), "attention_mask": [1] * n, "labels": labels})
-    return rows
-
-
 def cli_args(output_dir: Path, *extra: str):
     """Flags for a 16-example, batch-4 run: 4 steps per epoch."""
     return ["--batch-size", "4", "--lr", "0.01", "--logging-steps", "1", *extra]

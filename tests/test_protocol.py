@@ -7,25 +7,13 @@ import torch
 from safetensors.torch import load_file
 from transformers import DataCollatorForTokenClassification
 
-from conftest import HIDDEN, LAYERS, real_token_ids, tiny_backbone, train_with_flags
-from heads import IGNORE_INDEX, TokenClassificationHead
+from conftest import HIDDEN, LAYERS, real_token_ids, tagging_dataset, tiny_backbone, train_with_flags
+from heads import TokenClassificationHead
 from models.adapted import AdaptedModel, build_model
 from models.methods import PrefixConfig
 from tasks.common.training import CHECKPOINT_WEIGHTS, CHECKPOINTS
 
 NUM_LABELS = 3
-
-
-def tagging_dataset(size: int = 16, seed: int = 0) -> list[dict]:
-    generator = torch.Generator().manual_seed(seed)
-    rows = []
-    for _ in range(size):
-        n = int(torch.randint(4, 13, (1,), generator=generator))
-        ids = torch.randint(5, 14, (n,), generator=generator)
-        labels = (ids % NUM_LABELS).tolist()
-        labels[0] = IGNORE_INDEX
-        rows.append({"input_ids": ids.tolist(), "attention_mask": [1] * n, "labels": labels})
-    return rows
 
 
 class Scripted:

@@ -143,33 +143,13 @@ def test_a_multitask_artifact_serves_every_member(tmp_path):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """``python -m tasks.serve`` on a free localhost port with four tiny tasks; yields (base URL, artifacts)."""
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import requests
-
-    from conftest import REPO, subprocess_env
+    from conftest import subprocess_env
+    from tasks.serve.launch import start_server
 
     folder = tmp_path_factory.mktemp("serve")
     paths = make_artifacts(save_tiny_model(folder / "encoder"), folder)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    argv = [sys.executable, "-m", "tasks.serve", *(a for p in paths.values() for a in ("--artifact", str(p))),
-            "--port", str(port), "--batch-wait-ms", "20", "--max-batch", "8"]
-    server = subprocess.Popen(argv, cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if requests.get(f"{url}/health", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-        if server.poll() is not None:
-            pytest.fail(f"the server exited: {server.stdout.read()}")
+    args = [*(a for p in paths.values() for a in ("--artifact", str(p))), "--batch-wait-ms", "20", "--max-batch", "8"]
+    server, url = start_server(args, subprocess_env())
     yield url, paths
     server.terminate()
     server.wait(timeout=10)

@@ -1,6 +1,7 @@
 """Reading a UTF-8 text file as lines, for every line-based reader (CoNLL, raw text, GLUE TSV/JSONL)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .errors import DataError
@@ -27,3 +28,20 @@ def read_lines(path: str | Path) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [line.removesuffix("\r") for line in lines]
+
+
+def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
+    """(line number, object) for every non-blank line; a line that is not a JSON object is a DataError naming it."""
+    path = Path(path)
+    records = []
+    for number, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
+        if not isinstance(value, dict):
+            raise DataError(path, number, f"expected a JSON object, got {type(value).__name__}")
+        records.append((number, value))
+    return records

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.common.errors import DataError
-from tasks.common.textfile import read_lines
+from tasks.common.textfile import read_jsonl, read_lines  # noqa: F401 (read_jsonl: this family's reader too)
 
 from .spec import BOOL, Example, Record, TaskSpec
 
@@ -42,22 +42,6 @@ def read_tsv(path: str | Path, header: tuple[str, ...] | None = None) -> list[Re
             raise DataError(path, number, f"{len(values)} tab-separated columns, expected {len(header)} "
                                           f"({', '.join(header)})")
         records.append((number, dict(zip(header, values))))
-    return records
-
-
-def read_jsonl(path: str | Path) -> list[Record]:
-    path = Path(path)
-    records = []
-    for number, line in enumerate(read_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
-        if not isinstance(value, dict):
-            raise DataError(path, number, f"expected a JSON object, got {type(value).__name__}")
-        records.append((number, value))
     return records
 
 

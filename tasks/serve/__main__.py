@@ -20,7 +20,7 @@ from models.precision import PRECISIONS
 from tasks.common.allocator import keep_large_allocations
 from tasks.common.cli import POSITIVE
 from tasks.common.errors import DataError, exit_on_bad_input
-from tasks.common.textfile import read_lines
+from tasks.common.textfile import read_jsonl
 
 from .engine import Engine, RequestError
 
@@ -48,14 +48,8 @@ def parser() -> argparse.ArgumentParser:
 def read_requests(path: Path) -> list[dict]:
     """Every line a JSON object with "task" and "input"; a bad line is an error naming it (nothing is answered)."""
     requests = []
-    for number, line in enumerate(read_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            request = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
-        if not isinstance(request, dict) or not isinstance(request.get("task"), str) or "input" not in request:
+    for number, request in read_jsonl(path):
+        if not isinstance(request.get("task"), str) or "input" not in request:
             raise DataError(path, number, 'a request is a JSON object {"task": NAME, "input": {...}}')
         requests.append(request)
     if not requests:
