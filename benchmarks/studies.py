@@ -40,13 +40,15 @@ NER_SEARCH = Suite(
         _prefix("mix-nodrop-warmup", *MIX_NODROP, "--warmup", "0.1"),
         _prefix("mix-reparam", "--layers", "mix", "--reparam", "--prefix-dropout", "0"),
         _prefix("mix-probe", "--layers", "mix", "--prefix-len", "0"),
+        _prefix("mix-nodrop-lr1e-1-bf16", *MIX_NODROP, "--lr", "1e-1", "--bf16"),  # bf16 training (native only)
         Variant("peft-prefix", "peft-prefix"),
         Variant("finetune", "finetune"),
     ),
     seeds={name: SEEDS for name in ("prefix", "mix", "nodrop", "mix-nodrop", "mix-nodrop-head1e-2",
                                     "mix-nodrop-head1e-1", "mix-nodrop-lr1e-1", "mix-nodrop-len64",
                                     "mix-nodrop-tokens", "mix-nodrop-zeros", "mix-nodrop-exp", "mix-nodrop-warmup",
-                                    "mix-reparam", "mix-probe", "peft-prefix", "finetune")},
+                                    "mix-reparam", "mix-probe", "mix-nodrop-lr1e-1-bf16", "peft-prefix",
+                                    "finetune")},
     compare=("mix-nodrop", "finetune", "prefix"),
 )
 
@@ -122,8 +124,13 @@ QA_SEARCH = Suite(
         _prefix("mix-nodrop-tokens", *MIX_NODROP, "--prefix-init", "tokens"),
         _prefix("mix-nodrop-head1e-3", *MIX_NODROP, "--head-lr", "1e-3"),
         Variant("peft-prefix", "peft-prefix"),
+        # the position-shift control: PEFT with the tokens at 0..n-1 computes what our prefix without dropout does
+        Variant("peft-unshifted", "peft-prefix", ("--no-position-shift",)),
         Variant("finetune", "finetune"),
     ),
+    # ours without prefix dropout and PEFT start from the same prefix for a seed: the position shift is
+    # what differs (benchmarks/README.md)
+    seeds={"nodrop": SEEDS, "peft-prefix": SEEDS},
     compare=("mix-nodrop", "finetune", "prefix"),
 )
 
