@@ -44,7 +44,7 @@ class Group:
 
 GROUPS = {
     "ner": Group("ner", "ner", "tasks.ner", "--dataset", ("conll2004", "conll2003"), 1200,
-                 ("--prefix-len", "32", "--batch-size", "16")),
+                 ("--prefix-len", "32", "--batch-size", "16", "--layers", "mix", "--prefix-dropout", "0")),
     "superglue": Group("superglue", "superglue", "tasks.superglue", "--task", ("rte", "cb"), 600,
                        ("--prefix-len", "16", "--batch-size", "16", "--max-length", "128")),
 }

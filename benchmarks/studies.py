@@ -96,15 +96,10 @@ CLS_SEARCH = Suite(
     variants=(
         _prefix("prefix"),
         _prefix("mean", *MEAN),
-        _prefix("mean-head1e-3", *MEAN, "--head-lr", "1e-3"),
         _prefix("mean-lr1e-2", *MEAN, "--lr", "1e-2"),
-        _prefix("mean-mix", *MEAN, "--layers", "mix"),
-        _prefix("mean-mix-head1e-3", *MEAN, "--layers", "mix", "--head-lr", "1e-3"),
-        _prefix("mean-nodrop-head1e-3", *MEAN, "--prefix-dropout", "0", "--head-lr", "1e-3"),
-        Variant("peft-prefix", "peft-prefix"),
-        Variant("finetune", "finetune"),
+        _prefix("lr1e-2", "--lr", "1e-2"),  # separates the rate from the pooling
     ),
-    compare=("mean", "finetune", "prefix"),
+    compare=("mean-lr1e-2", "prefix", "mean"),
 )
 
 # SQuAD 1.1 article split: 2,000 questions of the first-half articles (after holding out a tenth of them)
