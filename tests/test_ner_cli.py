@@ -96,7 +96,8 @@ def test_training_run_writes_the_artifact_and_metrics(trained):
         assert scores["alignment"]["sentences"] == 50
     prefix_params = LAYERS * 2 * BUNDLED_HIDDEN * PREFIX_LEN
     head_params = BUNDLED_HIDDEN * len(LABELS) + len(LABELS)
-    assert metrics["parameters"]["trainable"] == prefix_params + head_params
+    mix_params = (LAYERS + 1) + 1  # NER's default --layers mix: a weight per hidden-state layer and a scale
+    assert metrics["parameters"]["trainable"] == prefix_params + head_params + mix_params
     assert metrics["parameters"]["trainable_percent"] < 1.0
 
     config = json.loads((out / "adapter_config.json").read_text())
@@ -105,7 +106,8 @@ def test_training_run_writes_the_artifact_and_metrics(trained):
     assert config["method"]["config"]["prefix_len"] == PREFIX_LEN
     assert config["task"]["labels"] == LABELS
     tensors = load_file(str(out / "adapter.safetensors"))
-    assert set(tensors) == {"method.encoder.embedding.weight", "head.classifier.weight", "head.classifier.bias"}
+    assert set(tensors) == {"method.encoder.embedding.weight", "head.classifier.weight", "head.classifier.bias",
+                            "mix.weights", "mix.scale"}
     assert tensors["method.encoder.embedding.weight"].shape == (PREFIX_LEN, LAYERS * 2 * BUNDLED_HIDDEN)
     assert metrics["artifact_bytes"] == (out / "adapter.safetensors").stat().st_size
     assert metrics["artifact_bytes"] * 100 < metrics["backbone_bytes"]

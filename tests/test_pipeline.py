@@ -248,6 +248,25 @@ def test_method_flags_reach_the_method_config():
         PeftPrefixConfig(reparameterize=True, hidden_size=64)
 
 
+def test_a_family_recipe_sets_defaults_that_flags_override():
+    """NER's recipe (layer mix, no prefix dropout) is its default; a flag given wins; a method without
+    prefix dropout is not refused for the recipe's value."""
+    from models.methods import FinetuneConfig, PrefixConfig
+    from tasks.common.cli import common_parser, run_settings
+
+    recipe = {"layers": "mix", "prefix_dropout": 0.0}
+
+    def settings(*argv):
+        return run_settings(common_parser("test", 1, 32, recipe).parse_args(list(argv)), None)
+
+    assert settings().model.layers == "mix"
+    assert settings().model.method_config == PrefixConfig(dropout=0.0)
+    assert settings("--layers", "last", "--prefix-dropout", "0.2").model.layers == "last"
+    assert settings("--prefix-dropout", "0.2").model.method_config == PrefixConfig(dropout=0.2)
+    assert settings("--mode", "finetune").model.method_config == FinetuneConfig()
+    assert cli_settings().model.layers == "last"  # no recipe: the generic defaults
+
+
 # --------------------------------------------------------------------------- a GLUE-style task from its row
 def test_a_new_glue_style_task_is_one_table_row(tmp_path, tiny_model_dir, monkeypatch):
     """Register one row (no other file touched) and run it end to end: train, dev score, test submission."""

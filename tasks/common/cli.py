@@ -10,7 +10,7 @@ import os
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from heads import POOLING
 from models.backbone import DEFAULT_MODEL
@@ -24,6 +24,7 @@ from .errors import UsageError
 from .settings import DataSettings, ModelSettings, PredictSettings, RunSettings, TrainSettings
 
 SCHEDULES = ("linear", "constant", "exponential")
+RECIPE = "_recipe"  # the parsed flags' entry holding the family's recipe (not a flag)
 
 # method flags: CLI name -> argparse dest; None defaults mean "not given" (the method's default applies)
 METHOD_FLAGS = {"--prefix-len": "prefix_len", "--reparam": "reparam", "--prefix-hidden": "prefix_hidden",
@@ -59,7 +60,11 @@ def _default_lrs() -> str:
     return ", ".join(f"{name} {spec.config_class().default_lr():g}" for name, spec in METHODS.items())
 
 
-def common_parser(description: str, default_epochs: float, default_max_length: int) -> argparse.ArgumentParser:
+def common_parser(description: str, default_epochs: float, default_max_length: int,
+                  recipe: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The shared flags; ``recipe`` holds the family's own defaults (argparse dest -> value, see
+    ``TaskFamily.recipe``): shared flags take them as their default, method flags when the method has them."""
+    recipe = dict(recipe or {})
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     model = parser.add_argument_group("model and method")
     model.add_argument("--model", default=DEFAULT_MODEL,
@@ -76,7 +81,8 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     model.add_argument("--prefix-hidden", type=POSITIVE, default=None,
                        help="hidden size of the reparameterization MLP (default 512); with --reparam only")
     model.add_argument("--prefix-dropout", type=float, default=None,
-                       help="dropout on the prefix keys/values (default 0.1); prefix only (PEFT applies none)")
+                       help="dropout on the prefix keys/values (default "
+                            f"{recipe.get('prefix_dropout', PrefixConfig.dropout):g}); prefix only (PEFT applies none)")
     model.add_argument("--prefix-init", choices=PrefixConfig.INITS, default=None,
                        help="initial prefix rows (default normal: N(0, 1)); tokens: the frozen encoder's own "
                             "keys/values of real training tokens at every layer; prefix only")
@@ -149,6 +155,8 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
                       help="train on N examples drawn at random (seeded by --seed; kept in file order), for "
                            "quick runs: files such as CoLA are ordered by source, so the first N would be biased")
     data.add_argument("--max-eval-samples", type=POSITIVE, default=None, help="evaluate on the first N examples only")
+    parser.set_defaults(**{dest: value for dest, value in recipe.items() if dest not in METHOD_FLAGS.values()})
+    parser.set_defaults(**{RECIPE: recipe})  # travels with the parsed flags to run_settings
     return parser
 
 
@@ -167,17 +175,20 @@ def predict_parser(description: str) -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- Namespace -> settings
-def method_config(mode: str, args: argparse.Namespace):
-    """The method's config from the method flags given; a flag the method does not use is a usage error."""
+def method_config(mode: str, args: argparse.Namespace, recipe: Mapping[str, Any] | None = None):
+    """The method's config from the method flags given, then the family's recipe for the flags the method
+    has; a flag given that the method does not use is a usage error."""
     spec = get_method(mode)
     given = {flag: getattr(args, dest) for flag, dest in METHOD_FLAGS.items() if getattr(args, dest) is not None}
+    defaults = {flag: (recipe or {})[dest] for flag, dest in METHOD_FLAGS.items()
+                if dest in (recipe or {}) and dest in spec.config_class.FLAGS and flag not in given}
     unused = [flag for flag in given if METHOD_FLAGS[flag] not in spec.config_class.FLAGS]
     if unused:
         users = [name for name, s in METHODS.items() if METHOD_FLAGS[unused[0]] in s.config_class.FLAGS]
         raise UsageError(f"{unused[0]} does nothing with --mode {mode} (it applies to {', '.join(users)})")
     if "--prefix-hidden" in given and not given.get("--reparam"):
         raise UsageError("--prefix-hidden sets the MLP of --reparam; without --reparam it does nothing")
-    values = {spec.config_class.FLAGS[METHOD_FLAGS[flag]]: value for flag, value in given.items()}
+    values = {spec.config_class.FLAGS[METHOD_FLAGS[flag]]: value for flag, value in (defaults | given).items()}
     try:
         return spec.config_class(**values)
     except ValueError as err:  # a combination the method refuses (token init with an MLP prefix)
@@ -185,13 +196,15 @@ def method_config(mode: str, args: argparse.Namespace):
 
 
 def run_settings(args: argparse.Namespace, task) -> RunSettings:
-    """Every shared flag as typed settings (``task``: the family's own settings, built by the family)."""
+    """Every shared flag as typed settings (``task``: the family's own settings, built by the family); the
+    family's recipe comes with ``args`` from ``common_parser``."""
+    recipe = getattr(args, RECIPE, {})
     if args.bf16 and args.fp16:
         raise UsageError("--bf16 and --fp16 are two mixed-precision modes; choose one")
     _check_precision(args.eval_precision)
     if args.bf16:
         _check_precision("bf16")
-    model = ModelSettings(model=args.model, method=args.mode, method_config=method_config(args.mode, args),
+    model = ModelSettings(model=args.model, method=args.mode, method_config=method_config(args.mode, args, recipe),
                           head_dropout=args.head_dropout, layers=args.layers, pooling=args.pooling,
                           gradient_checkpointing=args.gradient_checkpointing)
     train = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)})
@@ -200,7 +213,7 @@ def run_settings(args: argparse.Namespace, task) -> RunSettings:
     if not 0.0 < train.dev_fraction < 1.0:
         raise UsageError(f"--dev-fraction must be between 0 and 1 (exclusive), got {train.dev_fraction}")
     data = DataSettings(**{f.name: getattr(args, f.name) for f in fields(DataSettings)})
-    return RunSettings(model, train, data, task, flags={k: str(v) for k, v in vars(args).items()})
+    return RunSettings(model, train, data, task, flags={k: str(v) for k, v in vars(args).items() if k != RECIPE})
 
 
 def predict_settings(args: argparse.Namespace, task) -> PredictSettings:

@@ -60,6 +60,9 @@ class TaskFamily(ABC):
     default_epochs: ClassVar[float] = 3
     default_max_length: ClassVar[int] = 256
     pre_split_words: ClassVar[bool] = False  # inputs are words (the tokenizer must treat each as mid-text)
+    # the family's own defaults for shared flags (argparse dest -> value), chosen by the studies of
+    # benchmarks/README.md; method flags among them apply to the methods that have them
+    recipe: ClassVar[dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ command line
     @abstractmethod

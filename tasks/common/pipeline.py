@@ -243,7 +243,7 @@ def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list
 
 # --------------------------------------------------------------------------- entry point
 def train_parser(family: TaskFamily):
-    parser = cli.common_parser(family.description, family.default_epochs, family.default_max_length)
+    parser = cli.common_parser(family.description, family.default_epochs, family.default_max_length, family.recipe)
     family.add_arguments(parser)
     return parser
 

@@ -23,7 +23,8 @@ from .run import train_multitask
 
 def parser(family):
     p = cli.common_parser(f"Multi-task prefix training over several {family.title} datasets (shared prefix, "
-                          "one head per dataset).", family.default_epochs, family.default_max_length)
+                          "one head per dataset).", family.default_epochs, family.default_max_length,
+                          family.recipe)
     p.prog = f"python -m tasks.multitask {family.name}"
     family.add_arguments(p, selector=False)
     group = p.add_argument_group("multi-task")

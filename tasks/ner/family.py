@@ -38,6 +38,9 @@ class NerFamily(TaskFamily):
     predict_description = "Tag a CoNLL file or raw text with a trained NER artifact."
     default_epochs, default_max_length = 3, 256
     pre_split_words = True
+    # the CoNLL-2003 search: the frozen encoder's middle layers tag better than its last, and prefix
+    # dropout slows the prefix down (dev F1 74.4 -> 76.8 on the subset, 84.8 -> 86.0 on the full data)
+    recipe = {"layers": "mix", "prefix_dropout": 0.0}
 
     def add_arguments(self, parser: argparse.ArgumentParser, selector: bool = True) -> None:
         if not selector:
