@@ -33,7 +33,7 @@ from tasks.qa.formats import read_squad, split_by_article
 from tasks.qa.metric import squad_v1
 
 from .env import environment, environment_markdown
-from .report import markdown_table
+from .report import markdown_table, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = Path(__file__).resolve().parent / "runs" / "precision"
@@ -102,7 +102,8 @@ def markdown(result: dict) -> str:
         "# Lower-precision inference: the same artifacts in fp32, bf16 and int8\n\n",
         "Produced by `python -m benchmarks.precision`; numbers in `precision.json`. Wall time is the whole `predict` ",
         "(loading the encoder and artifact, reading, encoding, forward, decoding, writing).\n\n",
-        environment_markdown(env), f"- NER artifact: `{result['ner_artifact']}`; QA artifact: `{result['qa_artifact']}`\n\n",
+        environment_markdown(env),
+        f"- NER artifact: `{result['ner_artifact']}`; QA artifact: `{result['qa_artifact']}`\n\n",
         "## Targets\n\n", markdown_table(["target", "goal", "status", "measured"], result["targets"]), "\n",
         "## CoNLL-2003 test\n\n",
         markdown_table(["precision", "test F1", "tags equal to fp32 %", "predict wall s", "speed-up"], ner), "\n",
@@ -135,10 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
         _agreement(rows)
     result["targets"] = targets(result["ner"], result["qa"])
     result["environment"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "precision.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "precision.md").write_text(markdown(result))
-    print((args.out / "precision.md").read_text())
+    print(write_results(args.out, "precision", result, markdown(result)).read_text())
     return result
 
 

@@ -1,6 +1,9 @@
 """Turning speed results into target verdicts and a Markdown report."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import statistics
 
 from .env import environment_markdown
@@ -200,3 +203,11 @@ def speed_markdown(result: dict) -> str:
                   f"**{epoch['speedup']:.2f}x**.\n\n",
                   markdown_table(["variant", "epoch s", "mean step ms", "padded tokens/batch", "batches", "how"], body)]
     return "".join(parts)
+
+
+def write_results(out: Path, stem: str, result: dict, markdown: str) -> Path:
+    """``out/stem.json`` (every number) and ``out/stem.md`` (the tables); returns the Markdown path."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (out / f"{stem}.md").write_text(markdown)
+    return out / f"{stem}.md"

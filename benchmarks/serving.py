@@ -11,7 +11,6 @@ a subprocess (``python -m tasks.serve``) and is driven by 16 client threads for 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import tempfile
@@ -31,7 +30,7 @@ from tasks.serve.engine import Engine
 from tasks.serve.launch import start_server
 
 from .env import environment
-from .report import markdown_table
+from .report import markdown_table, write_results
 from .timing import Timer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -212,10 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
         del engine
         print("server load", flush=True)
         result["load"] = load_test(mixed[:4], args.seconds, args.clients, args.words)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serving.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "serving.md").write_text(markdown(result))
-    print((args.out / "serving.md").read_text())
+    print(write_results(args.out, "serving", result, markdown(result)).read_text())
     return result
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
-import json
 import os
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from .env import environment
 from .epoch import measure_epoch
 from .limits import TRAIN_FACTOR, forward_flops, matmul_limit
 from .memory import measure as measure_memory
-from .report import speed_markdown, targets
+from .report import speed_markdown, targets, write_results
 from .timing import METHODS, Timer, build_all, fake_batch, infer, optimizer_for, train_step
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -207,9 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
 def _write(result: dict, out: Path, stem: str) -> None:
     result["environment"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     result["targets"] = targets(result)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(speed_markdown(result))
+    write_results(out, stem, result, speed_markdown(result))
 
 
 if __name__ == "__main__":
