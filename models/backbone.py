@@ -21,6 +21,35 @@ def resolve_model_path(name_or_path: str | None) -> str:
     return name_or_path
 
 
+def sentence_pooling(name_or_path: str | None) -> str | None:
+    """How a sentence-transformers encoder was trained to pool ("mean" or "first"), read from its Pooling
+    module's config (``modules.json`` -> ``1_Pooling/config.json``); None for other encoders, or when the
+    files cannot be read (a hub name that is not in the local cache while offline)."""
+    def read(name: str) -> dict | None:
+        folder = resolve_model_path(name_or_path)
+        if os.path.isdir(folder):
+            path = os.path.join(folder, name)
+            return json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else None
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return json.load(open(hf_hub_download(folder, name), encoding="utf-8"))
+        except Exception:  # not on the hub, no network, not a sentence-transformers repository
+            return None
+
+    try:
+        modules = read("modules.json") or []
+        pooling = next((m["path"] for m in modules if str(m.get("type", "")).endswith("Pooling")), None)
+        config = read(os.path.join(pooling, "config.json")) if pooling else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not config:
+        return None
+    if config.get("pooling_mode_mean_tokens"):
+        return "mean"
+    return "first" if config.get("pooling_mode_cls_token") else None
+
+
 class EncoderNotFound(OSError):
     """Neither a local folder nor something the hub could give (one line, for the CLI to print)."""
 

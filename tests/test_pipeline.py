@@ -267,6 +267,38 @@ def test_a_family_recipe_sets_defaults_that_flags_override():
     assert cli_settings().model.layers == "last"  # no recipe: the generic defaults
 
 
+def test_a_recipe_rate_replaces_the_method_default_but_not_a_given_rate_or_the_mlp_default():
+    from tasks.common.cli import common_parser, run_settings
+    from tasks.common.pipeline import learning_rate
+
+    recipe = {"method_lr": {"prefix": 1e-2}}
+
+    def rate(*argv):
+        settings = run_settings(common_parser("test", 1, 32, recipe).parse_args(list(argv)), None)
+        return learning_rate(settings.train, settings.model)
+
+    assert rate() == 1e-2
+    assert rate("--lr", "5e-3") == 5e-3
+    assert rate("--reparam") == 1e-3  # the MLP's own default
+    assert rate("--mode", "finetune") == 5e-5  # a method the recipe does not name
+
+
+def test_auto_pooling_reads_the_sentence_transformers_pooling_of_the_encoder(tmp_path, tiny_model_dir):
+    import shutil
+
+    assert cli_settings("--pooling", "auto").model.pooling == "mean"  # the bundled encoder: mean-pooled
+    assert cli_settings("--pooling", "auto", "--model", str(tiny_model_dir)).model.pooling == "first"
+    folder = tmp_path / "st"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "modules.json").write_text(json.dumps([{"idx": 1, "name": "1", "path": "1_Pooling",
+                                                      "type": "sentence_transformers.models.Pooling"}]))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    assert cli_settings("--pooling", "auto", "--model", str(folder)).model.pooling == "first"
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    assert cli_settings("--pooling", "auto", "--model", str(folder)).model.pooling == "mean"
+
+
 # --------------------------------------------------------------------------- a GLUE-style task from its row
 def test_a_new_glue_style_task_is_one_table_row(tmp_path, tiny_model_dir, monkeypatch):
     """Register one row (no other file touched) and run it end to end: train, dev score, test submission."""

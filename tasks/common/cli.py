@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from heads import POOLING
-from models.backbone import DEFAULT_MODEL
+from models.backbone import DEFAULT_MODEL, sentence_pooling
 from models.methods import METHODS, PrefixConfig, get_method
 from models.precision import PRECISIONS, check_precision
 from models.readout import LAYERS
@@ -96,15 +96,18 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     model.add_argument("--layers", choices=LAYERS, default="last",
                        help="hidden states the head reads: the last layer, or a learned softmax-weighted mix of "
                             "every layer's output")
-    model.add_argument("--pooling", choices=POOLING, default="first",
+    model.add_argument("--pooling", choices=(*POOLING, "auto"), default="first",
                        help="sequence-level heads (classification, regression, choice, span pair) pool the first "
-                            "token or the mean of the tokens")
+                            "token or the mean of the tokens; auto: as the encoder was trained to pool, when it is "
+                            "a sentence-transformers model (mean for the bundled encoder), else first")
     model.add_argument("--gradient-checkpointing", action="store_true",
                        help="recompute encoder activations during backward instead of storing them (less memory, "
                             "about a third more compute); not with peft-prefix")
 
     train = parser.add_argument_group("training")
-    train.add_argument("--lr", type=float, default=None, help=f"learning rate (default by mode: {_default_lrs()}; "
+    own = "; this task: " + ", ".join(f"{m} {v:g}" for m, v in recipe["method_lr"].items()) \
+        if recipe.get("method_lr") else ""
+    train.add_argument("--lr", type=float, default=None, help=f"learning rate (default by mode: {_default_lrs()}{own}; "
                                                                "with --reparam 0.001)")
     train.add_argument("--head-lr", type=float, default=None,
                        help="learning rate of the head (and --layers mix) when it should differ from --lr")
@@ -155,7 +158,9 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
                       help="train on N examples drawn at random (seeded by --seed; kept in file order), for "
                            "quick runs: files such as CoLA are ordered by source, so the first N would be biased")
     data.add_argument("--max-eval-samples", type=POSITIVE, default=None, help="evaluate on the first N examples only")
-    parser.set_defaults(**{dest: value for dest, value in recipe.items() if dest not in METHOD_FLAGS.values()})
+    dests = {action.dest for action in parser._actions}
+    parser.set_defaults(**{dest: value for dest, value in recipe.items()
+                           if dest in dests and dest not in METHOD_FLAGS.values()})
     parser.set_defaults(**{RECIPE: recipe})  # travels with the parsed flags to run_settings
     return parser
 
@@ -204,10 +209,14 @@ def run_settings(args: argparse.Namespace, task) -> RunSettings:
     _check_precision(args.eval_precision)
     if args.bf16:
         _check_precision("bf16")
-    model = ModelSettings(model=args.model, method=args.mode, method_config=method_config(args.mode, args, recipe),
-                          head_dropout=args.head_dropout, layers=args.layers, pooling=args.pooling,
+    config = method_config(args.mode, args, recipe)
+    pooling = (sentence_pooling(args.model) or "first") if args.pooling == "auto" else args.pooling
+    model = ModelSettings(model=args.model, method=args.mode, method_config=config,
+                          head_dropout=args.head_dropout, layers=args.layers, pooling=pooling,
                           gradient_checkpointing=args.gradient_checkpointing)
     train = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)})
+    if train.lr is None and not getattr(config, "reparameterize", False):  # the MLP keeps its own default
+        train.lr = recipe.get("method_lr", {}).get(args.mode)
     if train.select_best and train.eval_every is None:
         train.eval_every = "epoch"
     if not 0.0 < train.dev_fraction < 1.0:
