@@ -44,14 +44,14 @@ NER_SEARCH = Suite(
         _prefix("mix-nodrop-warmup", *MIX_NODROP, "--warmup", "0.1"),
         _prefix("mix-reparam", "--layers", "mix", "--reparam", "--prefix-dropout", "0"),
         _prefix("mix-probe", "--layers", "mix", "--prefix-len", "0"),
-        _prefix("mix-nodrop-lr1e-1-bf16", *MIX_NODROP, "--lr", "1e-1", "--bf16"),  # bf16 training (native only)
+        _prefix("mix-nodrop-bf16", *MIX_NODROP, "--bf16"),  # bf16 training of the adopted recipe (native bf16 only)
         Variant("peft-prefix", "peft-prefix"),
         Variant("finetune", "finetune"),
     ),
     seeds={name: SEEDS for name in ("prefix", "mix", "nodrop", "mix-nodrop", "mix-nodrop-head1e-2",
                                     "mix-nodrop-head1e-1", "mix-nodrop-lr1e-1", "mix-nodrop-len64",
                                     "mix-nodrop-tokens", "mix-nodrop-zeros", "mix-nodrop-exp", "mix-nodrop-warmup",
-                                    "mix-reparam", "mix-probe", "mix-nodrop-lr1e-1-bf16", "peft-prefix",
+                                    "mix-reparam", "mix-probe", "mix-nodrop-bf16", "peft-prefix",
                                     "finetune")},
     compare=("mix-nodrop", "finetune", "prefix"),
 )
