@@ -104,6 +104,8 @@ CLS_SEARCH = Suite(
         _prefix("mean", *MEAN),
         _prefix("mean-lr1e-2", *MEAN, "--lr", "1e-2"),
         _prefix("lr1e-2", "--lr", "1e-2"),  # separates the rate from the pooling
+        # CoLA stayed at MCC 0 (the majority class) with the last layer: do the middle layers hold more?
+        _prefix("mean-mix-lr1e-2", *MEAN, "--layers", "mix", "--lr", "1e-2"),
     ),
     compare=("mean-lr1e-2", "prefix", "mean"),
 )
