@@ -156,3 +156,21 @@ def test_several_seeds_run_side_by_side_and_tables_show_mean_and_spread(fake_rep
     table = (fake_repo / "benchmarks" / "results" / "seeds.md").read_text()
     assert "| r | test F1 | 82.00 ± 1.00 (n=3) | 82.00 ± 1.00 (n=3) | 81.00 |" in table
     assert "`prefix-long`: `--mode prefix --epochs 2`" in table
+
+
+def test_precision_targets_compare_each_precision_with_fp32():
+    from benchmarks.precision import _agreement, targets
+
+    ner = [{"precision": "fp32", "wall_s": 10.0, "f1": 80.0, "answers": ["O", "B-PER", "O", "O"]},
+           {"precision": "bf16", "wall_s": 4.0, "f1": 79.8, "answers": ["O", "B-PER", "O", "B-LOC"]},
+           {"precision": "int8", "wall_s": 8.0, "f1": 79.0, "answers": ["O", "B-PER", "O", "O"]}]
+    qa = [{"precision": "fp32", "wall_s": 400.0, "f1": 26.0, "answers": ["a", "b"]},
+          {"precision": "bf16", "wall_s": 150.0, "f1": 26.6, "answers": ["a", "c"]}]
+    for rows in (ner, qa):
+        _agreement(rows)
+    assert [r["same_as_fp32"] for r in ner] == [100.0, 75.0, 100.0] and "answers" not in ner[0]
+    verdicts = {row[0]: row[2] for row in targets(ner, qa)}
+    assert verdicts["bf16: CoNLL-2003 test F1"] == "met"  # 2.5x, 0.2 F1 lower
+    assert verdicts["int8: CoNLL-2003 test F1"] == "missed"  # 1.25x and 1.0 F1 lower
+    assert verdicts["bf16: SQuAD F1 (unseen articles)"] == "missed"  # 2.67x but 0.6 F1 away (higher counts too)
+    assert verdicts["SQuAD 1.1 dev file predict"] == "met"  # bf16's 150 s
