@@ -50,19 +50,19 @@ def ner_run(artifact: Path, test: Path, precision: str) -> dict:
     out = RUNS / f"ner-{precision}.conll"
     out.parent.mkdir(parents=True, exist_ok=True)
     _, wall = _predict(NER, ["--artifact", str(artifact), "--input", str(test), "--output", str(out),
-                                   "--precision", precision])
+                             "--precision", precision])
     # predict keeps the input's columns (the gold tag among them) and adds its own tag last
     gold, predicted = read_conll(test), read_conll(out)
     f1 = percent(entity_scores([s.tags for s in gold], [s.tags for s in predicted]))["f1"]
     return {"precision": precision, "wall_s": wall, "f1": f1, "answers": [t for s in predicted for t in s.tags]}
 
 
-def qa_run(artifact: Path, dev: Path, split: float, precision: str) -> dict:
+def qa_run(artifact: Path, dev: Path, unseen: list, precision: str) -> dict:
+    """``unseen``: the questions of the articles the artifact did not train on (read once, by main)."""
     out = RUNS / f"qa-{precision}"
     results, wall = _predict(QA, ["--artifact", str(artifact), "--input", str(dev), "--output-dir", str(out),
                                   "--precision", precision])
     predictions = json.loads((out / "predictions.json").read_text())
-    unseen = split_by_article(read_squad(dev, False, "eval"), split)[1].questions
     return {"precision": precision, "wall_s": wall, "f1_whole_file": results[0]["scores"]["f1"],
             "f1": squad_v1(unseen, predictions)["f1"], "unseen_questions": len(unseen),
             "answers": [predictions.get(q, "") for q in sorted(predictions)]}
@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"environment": environment(), "ner_artifact": str(args.ner_artifact),
               "qa_artifact": str(args.qa_artifact), "split_by_article": split}
     result["ner"] = [ner_run(args.ner_artifact, args.ner_test, p) for p in precisions]
-    result["qa"] = [qa_run(args.qa_artifact, args.squad_dev, split, p) for p in precisions]
+    unseen = split_by_article(read_squad(args.squad_dev, False, "eval"), split)[1].questions
+    result["qa"] = [qa_run(args.qa_artifact, args.squad_dev, unseen, p) for p in precisions]
     for rows in (result["ner"], result["qa"]):
         _agreement(rows)
     result["targets"] = targets(result["ner"], result["qa"])

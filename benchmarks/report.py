@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import statistics
+from pathlib import Path
 
 from .env import environment_markdown
 

@@ -25,25 +25,22 @@ def sentence_pooling(name_or_path: str | None) -> str | None:
     """How a sentence-transformers encoder was trained to pool ("mean" or "first"), read from its Pooling
     module's config (``modules.json`` -> ``1_Pooling/config.json``); None for other encoders, or when the
     files cannot be read (a hub name that is not in the local cache while offline)."""
-    def read(name: str) -> dict | None:
-        folder = resolve_model_path(name_or_path)
+    folder = resolve_model_path(name_or_path)
+
+    def read(name: str):
         if os.path.isdir(folder):
             path = os.path.join(folder, name)
-            return json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else None
-        try:
+        else:  # a hub name: its file from the cache or the hub
             from huggingface_hub import hf_hub_download
 
-            return json.load(open(hf_hub_download(folder, name), encoding="utf-8"))
-        except Exception:  # not on the hub, no network, not a sentence-transformers repository
-            return None
+            path = hf_hub_download(folder, name)
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
 
     try:
-        modules = read("modules.json") or []
-        pooling = next((m["path"] for m in modules if str(m.get("type", "")).endswith("Pooling")), None)
-        config = read(os.path.join(pooling, "config.json")) if pooling else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not config:
+        pooling = next(m["path"] for m in read("modules.json") if str(m.get("type", "")).endswith("Pooling"))
+        config = read(os.path.join(pooling, "config.json"))
+    except Exception:  # no such file, not a sentence-transformers model, no network, malformed JSON
         return None
     if config.get("pooling_mode_mean_tokens"):
         return "mean"

@@ -25,6 +25,7 @@ from .settings import DataSettings, ModelSettings, PredictSettings, RunSettings,
 
 SCHEDULES = ("linear", "constant", "exponential")
 RECIPE = "_recipe"  # the parsed flags' entry holding the family's recipe (not a flag)
+RECIPE_KEYS = ("method_lr",)  # recipe entries that are not flag defaults (see TaskFamily.recipe)
 
 # method flags: CLI name -> argparse dest; None defaults mean "not given" (the method's default applies)
 METHOD_FLAGS = {"--prefix-len": "prefix_len", "--reparam": "reparam", "--prefix-hidden": "prefix_hidden",
@@ -158,9 +159,9 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
                       help="train on N examples drawn at random (seeded by --seed; kept in file order), for "
                            "quick runs: files such as CoLA are ordered by source, so the first N would be biased")
     data.add_argument("--max-eval-samples", type=POSITIVE, default=None, help="evaluate on the first N examples only")
-    dests = {action.dest for action in parser._actions}
+    # method flags keep None ("not given"): method_config applies the recipe only to methods that have them
     parser.set_defaults(**{dest: value for dest, value in recipe.items()
-                           if dest in dests and dest not in METHOD_FLAGS.values()})
+                           if dest not in RECIPE_KEYS and dest not in METHOD_FLAGS.values()})
     parser.set_defaults(**{RECIPE: recipe})  # travels with the parsed flags to run_settings
     return parser
 
@@ -183,10 +184,10 @@ def predict_parser(description: str) -> argparse.ArgumentParser:
 def method_config(mode: str, args: argparse.Namespace, recipe: Mapping[str, Any] | None = None):
     """The method's config from the method flags given, then the family's recipe for the flags the method
     has; a flag given that the method does not use is a usage error."""
-    spec = get_method(mode)
+    spec, recipe = get_method(mode), recipe or {}
     given = {flag: getattr(args, dest) for flag, dest in METHOD_FLAGS.items() if getattr(args, dest) is not None}
-    defaults = {flag: (recipe or {})[dest] for flag, dest in METHOD_FLAGS.items()
-                if dest in (recipe or {}) and dest in spec.config_class.FLAGS and flag not in given}
+    defaults = {flag: recipe[dest] for flag, dest in METHOD_FLAGS.items()
+                if dest in recipe and dest in spec.config_class.FLAGS and flag not in given}
     unused = [flag for flag in given if METHOD_FLAGS[flag] not in spec.config_class.FLAGS]
     if unused:
         users = [name for name, s in METHODS.items() if METHOD_FLAGS[unused[0]] in s.config_class.FLAGS]
