@@ -70,14 +70,13 @@ NER_FULL = Suite(
         _prefix("mix-nodrop-lr5e-2", *MIX_NODROP, "--lr", "5e-2"),
         _prefix("mix-nodrop-lr1e-1", *MIX_NODROP, "--lr", "1e-1"),
         _prefix("nodrop-lr1e-1", "--prefix-dropout", "0", "--lr", "1e-1"),
-        # the issue-14 target: the adopted recipe given about twice fine-tuning's wall-clock (fine-tuning at its
-        # usual 3 epochs), the best dev epoch's checkpoint reporting test; and the two other methods' curves, each
-        # with NER's defaults (the layer mix) rather than the row's pinned original ones
-        _prefix("mix-nodrop-12ep", *MIX_NODROP, "--epochs", "12", "--select-best"),
+        # the other methods' curves for the time-to-quality plot, each with NER's defaults (the layer mix) rather
+        # than the row's pinned original ones; fine-tuning at its usual 3 epochs (the wall-clock the issue-14
+        # target is measured against)
         Variant("finetune", "finetune", ("--layers", "mix", "--epochs", "3")),
         Variant("peft-prefix", "peft-prefix", ("--layers", "mix")),
     ),
-    compare=("mix-nodrop-12ep", "finetune", "peft-prefix"),
+    compare=("mix-nodrop", "finetune", "peft-prefix"),
 )
 
 

@@ -51,6 +51,11 @@ def test_glue_cola_train_then_predict_test_file(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dev"]["examples"] == 24 and -100.0 <= metrics["dev"]["matthews"] <= 100.0
     assert {"accuracy", "matthews"} <= set(metrics["dev"]) and (out / "adapter.safetensors").is_file()
+    # flags left to the family's recipe are recorded as given (None, auto) and as used
+    assert metrics["args"]["lr"] == "None" and metrics["args"]["pooling"] == "auto"
+    resolved = metrics["resolved"]
+    assert resolved["lr"] == resolved["head_lr"] == 1e-2 and resolved["pooling"] == "mean"
+    assert resolved["method"] == "prefix" and resolved["method_config"]["prefix_len"] == 4
     test = tmp_path / "test.tsv"  # CoLA's test file has a header (index, sentence)
     test.write_text("index\tsentence\n0\tBill whistled past the house.\n1\tThe car honked its way.\n")
     main("glue", ["predict", "--artifact", str(out), "--input", str(test), "--output-dir", str(tmp_path / "sub")])

@@ -6,6 +6,7 @@ the same way for every family.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,17 @@ def learning_rate(train_settings: TrainSettings, model: ModelSettings) -> float:
         return train_settings.lr
     spec = get_method(model.method)
     return (model.method_config or spec.config_class()).default_lr()
+
+
+def resolved_settings(settings: RunSettings) -> dict[str, Any]:
+    """What the run used where the flags left a value to a default or the family's recipe (the learning rate,
+    pooling, layers, the method's config); metrics.json's ``args`` keeps the flags as they were given."""
+    lr = learning_rate(settings.train, settings.model)
+    config = settings.model.method_config
+    return {"method": settings.model.method, "lr": lr,
+            "head_lr": lr if settings.train.head_lr is None else settings.train.head_lr,
+            "schedule": settings.train.schedule, "layers": settings.model.layers, "pooling": settings.model.pooling,
+            "method_config": None if config is None else dataclasses.asdict(config)}
 
 
 def build_task_model(settings: ModelSettings, head, max_length: int, seed: int) -> AdaptedModel:
@@ -199,7 +211,7 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
                     encoded.features, family.collator(record, tokenizer), evaluator, headline)
     metrics: dict[str, Any] = {
         "train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
-        "args": settings.flags, "task": record,
+        "args": settings.flags, "resolved": resolved_settings(settings), "task": record,
         "train": {"examples": len(train_examples), "source": train_source, **encoded.stats},
     }
     if selection is not None:
