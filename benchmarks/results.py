@@ -26,9 +26,10 @@ def _cell(record: dict | None) -> list[str]:
     train_s = record.get("train_seconds") or record.get("wall_seconds")
     quality = record.get("quality")
     per_step = record.get("seconds_per_step")
+    rss = record.get("peak_rss_mib")  # None in a record rebuilt from a run's own files (its "restored" says why)
     return ["-" if quality is None else f"{quality:.2f}", "-" if trainable is None else f"{trainable:.3g}%",
             "-" if train_s is None else f"{train_s / 60:.1f} min", "-" if per_step is None else f"{per_step:.2f}",
-            f"{record.get('peak_rss_mib', 0):.0f} MiB", _commit(record)]
+            "-" if rss is None else f"{rss:.0f} MiB", _commit(record)]
 
 
 def _commit(record: dict) -> str:
