@@ -267,6 +267,21 @@ def test_a_family_recipe_sets_defaults_that_flags_override():
     assert cli_settings().model.layers == "last"  # no recipe: the generic defaults
 
 
+def test_a_recipe_can_choose_the_layers_per_method_and_a_given_flag_still_wins():
+    """NER's layer mix is for the frozen-encoder methods; fine-tuning keeps the last layer unless told."""
+    from tasks.common.cli import common_parser, run_settings
+
+    recipe = {"layers": "mix", "method_layers": {"finetune": "last"}}
+
+    def layers(*argv):
+        return run_settings(common_parser("test", 1, 32, recipe).parse_args(list(argv)), None).model.layers
+
+    assert layers() == layers("--mode", "peft-prefix") == "mix"
+    assert layers("--mode", "finetune") == "last"
+    assert layers("--mode", "finetune", "--layers", "mix") == "mix" and layers("--layers", "last") == "last"
+    assert "finetune: last" in common_parser("test", 1, 32, recipe).format_help()
+
+
 def test_a_recipe_rate_replaces_the_method_default_but_not_a_given_rate_or_the_mlp_default():
     from tasks.common.cli import common_parser, run_settings
     from tasks.common.pipeline import learning_rate

@@ -25,7 +25,8 @@ from .settings import DataSettings, ModelSettings, PredictSettings, RunSettings,
 
 SCHEDULES = ("linear", "constant", "exponential")
 RECIPE = "_recipe"  # the parsed flags' entry holding the family's recipe (not a flag)
-RECIPE_KEYS = ("method_lr",)  # recipe entries that are not flag defaults (see TaskFamily.recipe)
+RECIPE_KEYS = ("method_lr", "method_layers")  # recipe entries that are not flag defaults (see TaskFamily.recipe)
+LATE = ("layers",)  # shared flags that keep None ("not given") because a recipe may choose them per method
 
 # method flags: CLI name -> argparse dest; None defaults mean "not given" (the method's default applies)
 METHOD_FLAGS = {"--prefix-len": "prefix_len", "--reparam": "reparam", "--prefix-hidden": "prefix_hidden",
@@ -94,9 +95,9 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
                        help="peft-prefix only: --no-position-shift gives the tokens positions 0..n-1 instead of "
                             "PEFT's P..P+n-1 (a control: it then computes what --mode prefix computes)")
     model.add_argument("--head-dropout", type=float, default=0.1)
-    model.add_argument("--layers", choices=LAYERS, default="last",
+    model.add_argument("--layers", choices=LAYERS, default=None,
                        help="hidden states the head reads: the last layer, or a learned softmax-weighted mix of "
-                            "every layer's output")
+                            f"every layer's output (default {_layers_default(recipe)})")
     model.add_argument("--pooling", choices=(*POOLING, "auto"), default="first",
                        help="sequence-level heads (classification, regression, choice, span pair) pool the first "
                             "token or the mean of the tokens; auto: as the encoder was trained to pool, when it is "
@@ -161,9 +162,22 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     data.add_argument("--max-eval-samples", type=POSITIVE, default=None, help="evaluate on the first N examples only")
     # method flags keep None ("not given"): method_config applies the recipe only to methods that have them
     parser.set_defaults(**{dest: value for dest, value in recipe.items()
-                           if dest not in RECIPE_KEYS and dest not in METHOD_FLAGS.values()})
+                           if dest not in RECIPE_KEYS and dest not in METHOD_FLAGS.values() and dest not in LATE})
     parser.set_defaults(**{RECIPE: recipe})  # travels with the parsed flags to run_settings
     return parser
+
+
+def _layers_default(recipe: Mapping[str, Any]) -> str:
+    base = recipe.get("layers", "last")
+    others = ", ".join(f"{mode}: {value}" for mode, value in recipe.get("method_layers", {}).items())
+    return f"{base}; {others}" if others else base
+
+
+def layers_of(mode: str, args: argparse.Namespace, recipe: Mapping[str, Any]) -> str:
+    """--layers as given, else the recipe's value for this method, else the recipe's, else the last layer."""
+    if args.layers is not None:
+        return args.layers
+    return recipe.get("method_layers", {}).get(mode, recipe.get("layers", "last"))
 
 
 def predict_parser(description: str) -> argparse.ArgumentParser:
@@ -213,7 +227,7 @@ def run_settings(args: argparse.Namespace, task) -> RunSettings:
     config = method_config(args.mode, args, recipe)
     pooling = (sentence_pooling(args.model) or "first") if args.pooling == "auto" else args.pooling
     model = ModelSettings(model=args.model, method=args.mode, method_config=config,
-                          head_dropout=args.head_dropout, layers=args.layers, pooling=pooling,
+                          head_dropout=args.head_dropout, layers=layers_of(args.mode, args, recipe), pooling=pooling,
                           gradient_checkpointing=args.gradient_checkpointing)
     train = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)})
     if train.lr is None and not getattr(config, "reparameterize", False):  # the MLP keeps its own default

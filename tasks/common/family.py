@@ -62,7 +62,8 @@ class TaskFamily(ABC):
     pre_split_words: ClassVar[bool] = False  # inputs are words (the tokenizer must treat each as mid-text)
     # the family's own defaults for shared flags (argparse dest -> value), chosen by the studies of
     # benchmarks/README.md; method flags among them apply to the methods that have them, and
-    # "method_lr" ({mode: rate}) replaces a method's default rate (not with --reparam's MLP)
+    # "method_lr" ({mode: rate}) replaces a method's default rate (not with --reparam's MLP), and
+    # "method_layers" ({mode: last|mix}) a method's --layers default
     recipe: ClassVar[dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ command line
