@@ -58,6 +58,14 @@ def eval_period(text: str) -> str:
     return str(POSITIVE(text))
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default, except None: those flags' help says what applies when they are not given
+    (a method's or the family's default), which "(default: None)" would contradict."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def _default_lrs() -> str:
     return ", ".join(f"{name} {spec.config_class().default_lr():g}" for name, spec in METHODS.items())
 
@@ -67,7 +75,7 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     """The shared flags; ``recipe`` holds the family's own defaults (argparse dest -> value, see
     ``TaskFamily.recipe``): shared flags take them as their default, method flags when the method has them."""
     recipe = dict(recipe or {})
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter)
     model = parser.add_argument_group("model and method")
     model.add_argument("--model", default=DEFAULT_MODEL,
                        help="encoder: Hugging Face hub name or local folder; default is the encoder bundled "
