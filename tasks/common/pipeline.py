@@ -207,11 +207,12 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
                                                              settings.train.eval_batch_size, output_dir,
                                                              settings.train.eval_precision)
     started = time.time()
-    trainer = train(model, settings.train, learning_rate(settings.train, settings.model), output_dir,
+    resolved = resolved_settings(settings)  # the rate below and what metrics.json says was used: one source
+    trainer = train(model, settings.train, resolved["lr"], output_dir,
                     encoded.features, family.collator(record, tokenizer), evaluator, headline)
     metrics: dict[str, Any] = {
         "train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
-        "args": settings.flags, "resolved": resolved_settings(settings), "task": record,
+        "args": settings.flags, "resolved": resolved, "task": record,
         "train": {"examples": len(train_examples), "source": train_source, **encoded.stats},
     }
     if selection is not None:
