@@ -84,6 +84,22 @@ NER_FULL = Suite(
 )
 
 
+# CoNLL-2004 on the full data at the cpu suite's budget (10 epochs), dev scored after every epoch: the
+# time-to-quality curves of the original recipe, the adopted one (NER's defaults now), PEFT and fine-tuning
+# (each method's defaults; the cpu suite's ner-conll2004 row has the 3-seed test scores)
+NER_2004 = Suite(
+    "study-ner2004", "CoNLL-2004 full training set, 10 epochs, prefix 32, dev F1 after every epoch",
+    (Row("conll2004", "tasks.ner", ("--dataset", "conll2004", "--epochs", "10", "--eval-every", "epoch"),
+         "dev F1", prefix_len=32, split="dev", budget="10 epochs x 922 sentences (580 steps of 16)"),),
+    variants=(
+        _prefix("original", *ORIGINAL_NER["args"], *ORIGINAL_NER["method_args"]["prefix"]),
+        _prefix("prefix"),  # the adopted recipe: NER's defaults
+        Variant("peft-prefix", "peft-prefix"),
+        Variant("finetune", "finetune"),
+    ),
+    compare=("prefix", "finetune", "peft-prefix"),
+)
+
 def _cls(name: str, module: str, task: tuple[str, ...], prefix_len: int, budget: str, **kw) -> Row:
     """A sentence-level search row: the quality is the score on the held-out tenth of the training data."""
     return Row(name, module, (*task, "--eval-every", "epoch"), "held-out score", prefix_len=prefix_len,
@@ -146,4 +162,4 @@ QA_SEARCH = Suite(
     compare=("mix-nodrop", "finetune", "prefix"),
 )
 
-STUDIES = (NER_SEARCH, NER_FULL, CLS_SEARCH, QA_SEARCH)
+STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH)
