@@ -158,8 +158,23 @@ QA_SEARCH = Suite(
     ),
     # ours without prefix dropout and PEFT start from the same prefix for a seed: the position shift is
     # what differs (benchmarks/README.md)
-    seeds={"nodrop": SEEDS, "peft-prefix": SEEDS},
+    seeds={"nodrop": SEEDS, "peft-prefix": SEEDS, "prefix": SEEDS, "mix-nodrop": SEEDS},
     compare=("mix-nodrop", "finetune", "prefix"),
 )
 
-STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH)
+# the SQuAD target (issue 14) on the cpu suite's article split: fine-tuning's 1 epoch against as many epochs of
+# the search's best recipe as fit in twice its wall-clock (a prefix epoch costs ~0.7 of a fine-tuning one)
+QA_FULL = Suite(
+    "study-qa-full", "SQuAD 1.1 article split (the cpu suite's qa-squad1-split row): train on the first 24 "
+                     "articles, F1 on the other 24; fine-tuning 1 epoch, the prefix 2",
+    (Row("squad1-split", "tasks.qa", ("--dataset", "squad", "--split-by-article", "0.5", "--max-length", "256"),
+         "F1 (2nd half)", max_gap=2.0, prefix_len=16,
+         budget="5,696 questions (6,687 256-token windows, 418 steps an epoch) + eval on 4,874"),),
+    variants=(
+        Variant("finetune", "finetune", ("--epochs", "1")),
+        _prefix("mix-nodrop-2ep", *MIX_NODROP, "--epochs", "2"),
+    ),
+    compare=("mix-nodrop-2ep", "finetune", "peft-prefix"),
+)
+
+STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL)
