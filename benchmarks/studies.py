@@ -17,18 +17,18 @@ def _prefix(name: str, *flags: str) -> Variant:
 
 
 MIX_NODROP = ("--layers", "mix", "--prefix-dropout", "0")
-# the NER searches ran before their winner became NER's recipe: their rows pin the original defaults
-# (last layer, prefix dropout 0.1) so that each variant's flags mean what they meant then
-ORIGINAL_NER = {"args": ("--layers", "last"), "method_args": {"prefix": ("--prefix-dropout", "0.1")}}
+# the NER and QA searches ran before their winner became the families' recipe: their rows pin the original
+# defaults (last layer, prefix dropout 0.1) so that each variant's flags mean what they meant then
+ORIGINAL = {"args": ("--layers", "last"), "method_args": {"prefix": ("--prefix-dropout", "0.1")}}
 
 # CoNLL-2003 search: the issue's probe budget (3,000 training sentences, 2 epochs, first 1,000 dev sentences)
 NER_SEARCH = Suite(
     "study-ner", "CoNLL-2003 recipe search: 3,000 training sentences (seeded subset), 2 epochs, prefix 32, "
                  "dev F1 on the first 1,000 dev sentences",
     (Row("conll2003-3k", "tasks.ner", ("--dataset", "conll2003", "--max-train-samples", "3000",
-                                       "--max-eval-samples", "1000", "--epochs", "2", *ORIGINAL_NER["args"]),
+                                       "--max-eval-samples", "1000", "--epochs", "2", *ORIGINAL["args"]),
          "dev F1", prefix_len=32, split="dev", budget="3,000 sentences x 2 epochs (376 steps of 16)",
-         method_args=ORIGINAL_NER["method_args"]),),
+         method_args=ORIGINAL["method_args"]),),
     variants=(
         _prefix("prefix"),  # the original defaults: N(0, 1) init, lr 3e-2, prefix dropout 0.1, last layer
         _prefix("mix", "--layers", "mix"),
@@ -61,9 +61,9 @@ NER_SEARCH = Suite(
 NER_FULL = Suite(
     "study-ner-full", "CoNLL-2003 full training set, 6 epochs, prefix 32, dev F1 after every epoch",
     (Row("conll2003", "tasks.ner", ("--dataset", "conll2003", "--epochs", "6", "--eval-every", "epoch",
-                                    *ORIGINAL_NER["args"]), "dev F1",
+                                    *ORIGINAL["args"]), "dev F1",
          prefix_len=32, split="dev", budget="6 epochs x 14,041 sentences (5,268 steps of 16)",
-         method_args=ORIGINAL_NER["method_args"]),),
+         method_args=ORIGINAL["method_args"]),),
     variants=(
         _prefix("prefix"),
         _prefix("mix-nodrop", *MIX_NODROP),
@@ -74,7 +74,7 @@ NER_FULL = Suite(
         # (fine-tuning 3 epochs: 944 s here; 6 prefix epochs took 1,371 s), the best dev epoch reporting test
         _prefix("mix-nodrop-8ep", *MIX_NODROP, "--epochs", "8", "--select-best"),
         # the other methods' curves for the time-to-quality plot, each with the layer mix (NER's default when they
-        # ran; fine-tuning's default is now the last layer, tasks/ner/family.py) rather than the row's pinned
+        # ran; fine-tuning's default is now the last layer, tasks/common/family.py) rather than the row's pinned
         # original ones; fine-tuning at its usual 3 epochs (the wall-clock the issue-14 target is measured against)
         Variant("finetune", "finetune", ("--layers", "mix", "--epochs", "3")),
         Variant("peft-prefix", "peft-prefix", ("--layers", "mix")),
@@ -92,7 +92,7 @@ NER_2004 = Suite(
     (Row("conll2004", "tasks.ner", ("--dataset", "conll2004", "--epochs", "10", "--eval-every", "epoch"),
          "dev F1", prefix_len=32, split="dev", budget="10 epochs x 922 sentences (580 steps of 16)"),),
     variants=(
-        _prefix("original", *ORIGINAL_NER["args"], *ORIGINAL_NER["method_args"]["prefix"]),
+        _prefix("original", *ORIGINAL["args"], *ORIGINAL["method_args"]["prefix"]),
         _prefix("prefix"),  # the adopted recipe: NER's defaults
         Variant("peft-prefix", "peft-prefix"),
         Variant("finetune", "finetune"),
@@ -141,8 +141,10 @@ QA_SEARCH = Suite(
     "study-qa", "SQuAD 1.1 recipe search: 2,000 training questions (seeded subset) of the first-half articles, "
                 "2 epochs, 256-token windows, prefix 16; F1 on the held-out tenth of the first-half articles",
     (Row("squad-2k", "tasks.qa", ("--dataset", "squad", "--split-by-article", "0.5", "--max-length", "256",
-                                  "--max-train-samples", "2000", "--epochs", "2", "--eval-every", "epoch"),
-         "held-out F1", prefix_len=16, split="held-out", budget="2,000 questions x 2 epochs (~290 steps of 16)"),),
+                                  "--max-train-samples", "2000", "--epochs", "2", "--eval-every", "epoch",
+                                  *ORIGINAL["args"]),
+         "held-out F1", prefix_len=16, split="held-out", budget="2,000 questions x 2 epochs (~290 steps of 16)",
+         method_args=ORIGINAL["method_args"]),),
     variants=(
         _prefix("prefix"),
         _prefix("mix", "--layers", "mix"),

@@ -97,9 +97,9 @@ ROBERTA, DEBERTA = ("--model", "roberta-large"), ("--model", "microsoft/deberta-
 # the reference protocol per family: dev scored after every epoch and the best epoch's checkpoint reported;
 # the rate decays x0.95 once per epoch for NER and QA, linearly without warm-up for SuperGLUE; one rate for
 # prefix and head; fp32; the head reads the last layer; prefix dropout (ours only: PEFT has none) 0.1 (not
-# NER's own recipe, tasks/ner/family.py)
+# the NER and QA recipe, tasks/common/family.py)
 PAPER_PROTOCOL = {"tasks.ner": ("--schedule", "exponential", "--lr-decay", "0.95", "--layers", "last"),
-                  "tasks.qa": ("--schedule", "exponential", "--lr-decay", "0.95"),
+                  "tasks.qa": ("--schedule", "exponential", "--lr-decay", "0.95", "--layers", "last"),
                   "tasks.superglue": ("--schedule", "linear", "--warmup", "0")}
 
 

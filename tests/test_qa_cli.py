@@ -87,3 +87,19 @@ def test_bad_flags_and_files_exit_2(tmp_path, capsys, argv, message):
     lines = capsys.readouterr().err.strip().splitlines()
     assert message in lines[-1]
     assert len(lines) == 1 or lines[0].startswith("usage:")  # argparse's own errors come after the usage
+
+
+@pytest.mark.parametrize("mode, layers, dropout", [("prefix", "mix", 0.0), ("finetune", "last", None)])
+def test_qa_defaults_are_the_token_level_recipe(mode, layers, dropout):
+    """QA adopts NER's recipe (the SQuAD search, benchmarks/README.md): the layer mix without prefix dropout,
+    fine-tuning on the last layer; a flag given still wins."""
+    from tasks.common.cli import run_settings
+    from tasks.common.pipeline import train_parser
+    from tasks.qa.family import QaFamily
+
+    def model(*argv):
+        return run_settings(train_parser(QaFamily()).parse_args(["--mode", mode, *argv]), None).model
+
+    assert model().layers == layers
+    assert getattr(model().method_config, "dropout", None) == dropout
+    assert model("--layers", "last").layers == "last"
