@@ -25,6 +25,7 @@ from .settings import DataSettings, ModelSettings
 # CoNLL-2004 (77.72 vs 80.97 on the last layer, seed 42), so fine-tuning keeps the last layer.
 TOKEN_LEVEL_RECIPE: dict[str, Any] = {"layers": "mix", "prefix_dropout": 0.0, "method_layers": {"finetune": "last"}}
 
+
 @dataclass
 class TaskData:
     """Training examples and the splits to evaluate, in evaluation order."""
