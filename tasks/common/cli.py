@@ -175,17 +175,19 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     return parser
 
 
+def _recipe_layers(recipe: Mapping[str, Any], mode: str | None = None) -> str:
+    """The recipe's --layers for ``mode`` (its per-method entry), else the recipe's own, else the last layer."""
+    return recipe.get("method_layers", {}).get(mode, recipe.get("layers", "last"))
+
+
 def _layers_default(recipe: Mapping[str, Any]) -> str:
-    base = recipe.get("layers", "last")
     others = ", ".join(f"{mode}: {value}" for mode, value in recipe.get("method_layers", {}).items())
-    return f"{base}; {others}" if others else base
+    return f"{_recipe_layers(recipe)}; {others}" if others else _recipe_layers(recipe)
 
 
 def layers_of(mode: str, args: argparse.Namespace, recipe: Mapping[str, Any]) -> str:
-    """--layers as given, else the recipe's value for this method, else the recipe's, else the last layer."""
-    if args.layers is not None:
-        return args.layers
-    return recipe.get("method_layers", {}).get(mode, recipe.get("layers", "last"))
+    """--layers as given, else the recipe's value for this method (see ``_recipe_layers``)."""
+    return args.layers if args.layers is not None else _recipe_layers(recipe, mode)
 
 
 def predict_parser(description: str) -> argparse.ArgumentParser:
