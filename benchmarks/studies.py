@@ -180,4 +180,18 @@ QA_FULL = Suite(
     compare=("mix-nodrop-2ep", "finetune", "peft-prefix"),
 )
 
-STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL)
+# the frozen encoder's own dropout (0.1 in the bundled encoder's config, active while training as in the reference
+# code): does turning it off help the prefix?  Every family's current defaults otherwise; NER on the CoNLL-2003
+# search budget (dev F1), the sentence tasks on study-cls's budgets (held-out tenth of the training data)
+ENCODER_DROPOUT = Suite(
+    "study-encdrop", "The frozen encoder's dropout (its config's 0.1, or 0) under every family's current defaults",
+    (Row("conll2003-3k", "tasks.ner", ("--dataset", "conll2003", "--max-train-samples", "3000",
+                                       "--max-eval-samples", "1000", "--epochs", "2"),
+         "dev F1", prefix_len=32, split="dev", budget="3,000 sentences x 2 epochs (376 steps of 16)"),
+     *(row for row in CLS_SEARCH.rows)),
+    variants=(_prefix("prefix"), _prefix("encdrop0", "--encoder-dropout", "0")),
+    seeds={"prefix": SEEDS, "encdrop0": SEEDS},
+    compare=("encdrop0", "prefix", "prefix"),
+)
+
+STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT)

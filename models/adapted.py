@@ -157,12 +157,14 @@ class AdaptedModel(Trained, nn.Module):
 
 
 def build_model(model_name_or_path: str | None, head: nn.Module, method: str = "prefix", config=None,
-                layers: str = "last", attn_implementation: str = "sdpa") -> AdaptedModel:
+                layers: str = "last", attn_implementation: str = "sdpa",
+                encoder_dropout: float | None = None) -> AdaptedModel:
     """Load the encoder and wrap it; remembers the encoder's name and fingerprint for artifacts.
 
-    ``head`` is a module, or a function of the encoder's hidden size that builds one.
+    ``head`` is a module, or a function of the encoder's hidden size that builds one; ``encoder_dropout``
+    replaces the encoder's own dropout probabilities (``models.backbone.set_dropout``).
     """
-    backbone = load_backbone(model_name_or_path, attn_implementation)
+    backbone = load_backbone(model_name_or_path, attn_implementation, encoder_dropout)
     if not isinstance(head, nn.Module):
         head = head(backbone.config.hidden_size)
     model = AdaptedModel(backbone, head, method, config, layers)

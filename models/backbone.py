@@ -62,8 +62,9 @@ def encoder_not_found(name: str, err: Exception) -> EncoderNotFound:
     return EncoderNotFound(f"cannot load encoder '{name}': no such folder ({os.path.abspath(name)}), and {hub}")
 
 
-def load_backbone(name_or_path: str | None, attn_implementation: str = "sdpa") -> nn.Module:
-    """Load a bare encoder (no task head, no pooler) from the hub or a local folder."""
+def load_backbone(name_or_path: str | None, attn_implementation: str = "sdpa", dropout: float | None = None) -> nn.Module:
+    """Load a bare encoder (no task head, no pooler) from the hub or a local folder; ``dropout`` replaces every
+    dropout probability inside it (None: its config's)."""
     path = resolve_model_path(name_or_path)
     offline = os.path.isdir(path)  # a local folder never needs the network
     try:
@@ -78,7 +79,27 @@ def load_backbone(name_or_path: str | None, attn_implementation: str = "sdpa") -
         raise (encoder_not_found(path, err) if not offline else err) from None
     if getattr(model, "pooler", None) is not None:
         model.pooler = None  # heads pool for themselves; an unused pooler only trips DDP
+    if dropout is not None:
+        set_dropout(model, dropout)
     return model
+
+
+def set_dropout(model: nn.Module, p: float) -> int:
+    """Set every dropout inside ``model`` to probability ``p``; returns how many were set.
+
+    Covers ``nn.Dropout`` modules (which every supported family's attention kernel also reads its
+    probability from) and ModernBERT's float ``attention_dropout``.  A frozen encoder has no weights
+    for dropout to regularise: there it only adds noise to the features the prefix and head learn from.
+    """
+    count = 0
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+            count += 1
+        elif isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = p
+            count += 1
+    return count
 
 
 def load_tokenizer(name_or_path: str | None, pre_split_words: bool = False) -> PreTrainedTokenizerBase:

@@ -51,6 +51,17 @@ def count(minimum: int) -> Callable[[str], int]:
 POSITIVE, NON_NEGATIVE = count(1), count(0)
 
 
+def probability(text: str) -> float:
+    """argparse type: a dropout probability in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
 def eval_period(text: str) -> str:
     """argparse type of --eval-every: "epoch" or a positive number of steps."""
     if text == "epoch":
@@ -103,6 +114,9 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
                        help="peft-prefix only: --no-position-shift gives the tokens positions 0..n-1 instead of "
                             "PEFT's P..P+n-1 (a control: it then computes what --mode prefix computes)")
     model.add_argument("--head-dropout", type=float, default=0.1)
+    model.add_argument("--encoder-dropout", type=probability, default=None, metavar="P",
+                       help="dropout inside the encoder while training (default: the encoder's own, 0.1 for the "
+                            "bundled one); 0 makes a frozen encoder's features deterministic")
     model.add_argument("--layers", choices=LAYERS, default=None,
                        help="hidden states the head reads: the last layer, or a learned softmax-weighted mix of "
                             f"every layer's output (default {_layers_default(recipe)})")
@@ -238,7 +252,7 @@ def run_settings(args: argparse.Namespace, task) -> RunSettings:
     pooling = (sentence_pooling(args.model) or "first") if args.pooling == "auto" else args.pooling
     model = ModelSettings(model=args.model, method=args.mode, method_config=config,
                           head_dropout=args.head_dropout, layers=layers_of(args.mode, args, recipe), pooling=pooling,
-                          gradient_checkpointing=args.gradient_checkpointing)
+                          gradient_checkpointing=args.gradient_checkpointing, encoder_dropout=args.encoder_dropout)
     train = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)})
     if train.lr is None and not getattr(config, "reparameterize", False):  # the MLP keeps its own default
         train.lr = recipe.get("method_lr", {}).get(args.mode)

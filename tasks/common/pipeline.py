@@ -45,6 +45,7 @@ def resolved_settings(settings: RunSettings) -> dict[str, Any]:
     return {"method": settings.model.method, "lr": lr,
             "head_lr": lr if settings.train.head_lr is None else settings.train.head_lr,
             "schedule": settings.train.schedule, "layers": settings.model.layers, "pooling": settings.model.pooling,
+            "encoder_dropout": settings.model.encoder_dropout,
             "method_config": None if config is None else dataclasses.asdict(config)}
 
 
@@ -54,7 +55,8 @@ def build_task_model(settings: ModelSettings, head, max_length: int, seed: int) 
     # anything: without this, --seed fixed the data order and dropout but not the starting point
     set_seed(seed)
     try:
-        model = build_model(settings.model, head, settings.method, settings.method_config, layers=settings.layers)
+        model = build_model(settings.model, head, settings.method, settings.method_config, layers=settings.layers,
+                            encoder_dropout=settings.encoder_dropout)
         if settings.gradient_checkpointing:
             model.enable_gradient_checkpointing()
     except (UnsupportedArchitecture, PeftMissing, EncoderNotFound) as err:

@@ -18,6 +18,7 @@ class ModelSettings:
     layers: str = "last"  # the head reads the last layer, or a learned mix of all ("mix")
     pooling: str = "first"  # sequence-level heads pool the first token or the mean ("mean")
     gradient_checkpointing: bool = False
+    encoder_dropout: float | None = None  # the encoder's dropout while training; None: its own config's
 
 
 @dataclass

@@ -30,7 +30,7 @@ def build_multitask_model(settings: RunSettings, family: TaskFamily, records: di
         raise UsageError(f"multi-task training shares a deep prefix: --mode prefix, not {settings.model.method}")
     set_seed(settings.train.seed)  # the shared prefix and every head start from the seed
     try:
-        backbone = load_backbone(settings.model.model)
+        backbone = load_backbone(settings.model.model, dropout=settings.model.encoder_dropout)
         spec = get_method(settings.model.method)
         method = spec.implementation_class()(backbone, settings.model.method_config or spec.config_class())
         heads = {name: family.head(record, backbone.config.hidden_size, settings.model)
