@@ -62,7 +62,8 @@ def encoder_not_found(name: str, err: Exception) -> EncoderNotFound:
     return EncoderNotFound(f"cannot load encoder '{name}': no such folder ({os.path.abspath(name)}), and {hub}")
 
 
-def load_backbone(name_or_path: str | None, attn_implementation: str = "sdpa", dropout: float | None = None) -> nn.Module:
+def load_backbone(name_or_path: str | None, attn_implementation: str = "sdpa",
+                  dropout: float | None = None) -> nn.Module:
     """Load a bare encoder (no task head, no pooler) from the hub or a local folder; ``dropout`` replaces every
     dropout probability inside it (None: its config's)."""
     path = resolve_model_path(name_or_path)
