@@ -115,8 +115,9 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
                             "PEFT's P..P+n-1 (a control: it then computes what --mode prefix computes)")
     model.add_argument("--head-dropout", type=float, default=0.1)
     model.add_argument("--encoder-dropout", type=probability, default=None, metavar="P",
-                       help="dropout inside the encoder while training (default: the encoder's own, 0.1 for the "
-                            "bundled one); 0 makes a frozen encoder's features deterministic")
+                       help="dropout inside the encoder while training (default: 0 for the methods that freeze it, "
+                            "the encoder's own for finetune; the reference code kept the frozen encoder's own, 0.1 "
+                            "for the bundled one)")
     model.add_argument("--layers", choices=LAYERS, default=None,
                        help="hidden states the head reads: the last layer, or a learned softmax-weighted mix of "
                             f"every layer's output (default {_layers_default(recipe)})")
@@ -204,6 +205,14 @@ def layers_of(mode: str, args: argparse.Namespace, recipe: Mapping[str, Any]) ->
     return args.layers if args.layers is not None else _recipe_layers(recipe, mode)
 
 
+def encoder_dropout_of(mode: str, given: float | None) -> float | None:
+    """--encoder-dropout as given, else 0 for a method that freezes the encoder (it has no weights for dropout to
+    regularise, and its noise slowed the prefix: study-encdrop in benchmarks/README.md), else None (its own)."""
+    if given is not None:
+        return given
+    return None if get_method(mode).trains_backbone else 0.0
+
+
 def predict_parser(description: str) -> argparse.ArgumentParser:
     """The flags every family's ``predict`` shares; the family adds its inputs and outputs."""
     parser = argparse.ArgumentParser(description=description)
@@ -252,7 +261,8 @@ def run_settings(args: argparse.Namespace, task) -> RunSettings:
     pooling = (sentence_pooling(args.model) or "first") if args.pooling == "auto" else args.pooling
     model = ModelSettings(model=args.model, method=args.mode, method_config=config,
                           head_dropout=args.head_dropout, layers=layers_of(args.mode, args, recipe), pooling=pooling,
-                          gradient_checkpointing=args.gradient_checkpointing, encoder_dropout=args.encoder_dropout)
+                          gradient_checkpointing=args.gradient_checkpointing,
+                          encoder_dropout=encoder_dropout_of(args.mode, args.encoder_dropout))
     train = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)})
     if train.lr is None and not getattr(config, "reparameterize", False):  # the MLP keeps its own default
         train.lr = recipe.get("method_lr", {}).get(args.mode)
