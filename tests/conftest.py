@@ -104,6 +104,21 @@ def _seed():
     yield
 
 
+# The CPU's instruction sets differ between test machines; tests that depend on native bf16 pin them.
+@pytest.fixture
+def native_bf16(monkeypatch):
+    from models import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16", "amx_bf16"}))
+
+
+@pytest.fixture
+def no_bf16(monkeypatch):
+    from models import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))
+
+
 @pytest.fixture(params=ARCHITECTURES)
 def arch(request) -> str:
     return request.param

@@ -20,16 +20,6 @@ BF16_ATOL = 0.05  # bf16 keeps 8 bits of mantissa: about 3 significant digits ov
 INT8_ATOL = 0.05
 
 
-@pytest.fixture
-def native_bf16(monkeypatch):
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16", "amx_bf16"}))
-
-
-@pytest.fixture
-def no_bf16(monkeypatch):
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))
-
-
 def model(arch: str = "bert", head=None, **config) -> AdaptedModel:
     torch.manual_seed(0)
     head = head or TokenClassificationHead(HIDDEN, 5, dropout=0.0)
