@@ -12,14 +12,24 @@ from pathlib import Path
 from .suites import Suite
 
 
+def _plotted(results: dict, row: str, variant: str) -> list[dict]:
+    """The finished runs of (row, variant) that evaluated during training."""
+    return [r for r in results.values()
+            if r.get("row") == row and r.get("method") == variant and r["status"] == "done"
+            and (r.get("metrics") or {}).get("selection", {}).get("history")]
+
+
 def histories(results: dict, row: str, variant: str) -> list[list[dict]]:
-    out = []
-    for record in results.values():
-        if record.get("row") == row and record.get("method") == variant and record["status"] == "done":
-            history = (record.get("metrics") or {}).get("selection", {}).get("history") or []
-            if history:
-                out.append(history)
-    return out
+    return [r["metrics"]["selection"]["history"] for r in _plotted(results, row, variant)]
+
+
+def legend_label(results: dict, row: str, variant: str) -> str:
+    """``variant (n=seeds, machine)``: a suite's variants may have run on different CPUs, and their
+    wall-clocks compare only within one; runs from before machines were recorded per run name none."""
+    runs = _plotted(results, row, variant)
+    machines = {r.get("machine") for r in runs}
+    where = f", {machines.pop()}" if len(machines) == 1 and None not in machines else ""
+    return f"{variant} (n={len(runs)}{where})"
 
 
 def mean_curve(runs: list[list[dict]]) -> tuple[list[float], list[float], list[float], list[float]]:
@@ -52,7 +62,7 @@ def plot_curves(state: dict, suite: Suite, out: Path, stem: str) -> list[str]:
         for variant, runs in curves.items():
             seconds, mean, low, high = mean_curve(runs)
             minutes = [s / 60 for s in seconds]
-            ax.plot(minutes, mean, marker="o", markersize=3, label=f"{variant} (n={len(runs)})")
+            ax.plot(minutes, mean, marker="o", markersize=3, label=legend_label(state["results"], row.name, variant))
             if len(runs) > 1:
                 ax.fill_between(minutes, low, high, alpha=0.15)
         ax.set_xlabel("training wall-clock (minutes, evaluations excluded)")

@@ -79,6 +79,19 @@ def _module_name() -> str:
     return spec.name if spec is not None else Path(sys.argv[0]).stem
 
 
+def machine_label(env: dict) -> str | None:
+    """The CPU a run's timings belong to, short enough for a table cell: model and widest vector ISA.
+
+    A suite is often completed over several sessions on different machines, so every result carries this:
+    wall-clock is comparable only between runs with the same label.
+    """
+    if "cpu_model" not in env:
+        return None
+    isa = set(env.get("instruction_sets") or [])
+    widest = "amx" if "amx_bf16" in isa else "avx512" if "avx512f" in isa else "avx2" if "avx2" in isa else None
+    return env["cpu_model"] + (f" ({widest})" if widest else "")
+
+
 def environment_markdown(env: dict) -> str:
     gpus = ", ".join(env["gpus"]) or "none"
     dirty = " (with uncommitted changes)" if env.get("git_dirty") else ""

@@ -19,9 +19,9 @@ STATUS_NOTE = {"unavailable": "task module not in this checkout yet", "skipped":
 
 def _cell(record: dict | None) -> list[str]:
     if record is None:
-        return ["not run", "-", "-", "-", "-", "-"]
+        return ["not run", "-", "-", "-", "-", "-", "-"]
     if record["status"] != "done":
-        return [record["status"], "-", "-", "-", "-", "-"]
+        return [record["status"], "-", "-", "-", "-", "-", "-"]
     trainable = record.get("trainable_percent")
     train_s = record.get("train_seconds") or record.get("wall_seconds")
     quality = record.get("quality")
@@ -29,7 +29,7 @@ def _cell(record: dict | None) -> list[str]:
     rss = record.get("peak_rss_mib")  # None in a record rebuilt from a run's own files (its "restored" says why)
     return ["-" if quality is None else f"{quality:.2f}", "-" if trainable is None else f"{trainable:.3g}%",
             "-" if train_s is None else f"{train_s / 60:.1f} min", "-" if per_step is None else f"{per_step:.2f}",
-            "-" if rss is None else f"{rss:.0f} MiB", _commit(record)]
+            "-" if rss is None else f"{rss:.0f} MiB", _commit(record), record.get("machine") or "-"]
 
 
 def _commit(record: dict) -> str:
@@ -138,9 +138,11 @@ def markdown(state: dict, suite: Suite) -> str:
                  + quality_by_method(results, suite))
     lines.append("\n## Every run\n\n`commit`: the code that ran (a suite is completed over several invocations); "
                  "`(dirty)`: the working tree differed from it "
-                 "(until 8b3efb1 the results files themselves counted).\n\n")
+                 "(until 8b3efb1 the results files themselves counted); `machine`: the CPU it ran on, recorded "
+                 "per run since 2026-12-03 (`-` before: the header's machine is the last invocation's); "
+                 "compare times only between runs on one machine.\n\n")
     lines.append(markdown_table(["row", "metric", "method", *(["seed"] if many else []), "quality", "trainable",
-                                 "train time", "s/step", "peak RSS", "commit"], body))
+                                 "train time", "s/step", "peak RSS", "commit", "machine"], body))
     problems = [r for r in ordered if r["status"] != "done"]
     if problems:
         lines.append("\n## Not finished\n\n")

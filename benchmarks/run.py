@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .env import code_version
+from .env import code_version, machine_label
 from .results import write_outputs
 from .suites import SUITES, Row, Suite, command
 
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
                          env)
         # a suite may be completed over several invocations: each result names the code and time it came from
         record.update(code, torch_threads=state["environment"].get("torch_threads"), lanes=args.jobs,
+                      machine=machine_label(state["environment"]),
                       finished_utc=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
         shown = f"{record['quality']:.2f}" if record.get("quality") is not None else record.get("reason", "")
         with lock:

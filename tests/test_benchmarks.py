@@ -140,6 +140,37 @@ def test_each_run_names_the_commit_it_started_at(fake_repo, monkeypatch):
     assert (results["r/prefix"]["git_commit"], results["r/finetune"]["git_commit"]) == ("aaa", "bbb")
 
 
+def test_each_run_names_the_machine_it_ran_on(fake_repo, monkeypatch):
+    """Suites are completed over sessions on different CPUs: every record and table row says which one."""
+    probe = {"cpu_model": "Test CPU", "instruction_sets": ["avx2", "avx512f"], "cpu_count": 2, "torch_threads": 1,
+             "gpus": [], "python": "3", "torch": "2", "transformers": "5", "peft": "0", "git_commit": "abc",
+             "date_utc": "now", "command": "python -m benchmarks.run"}
+    monkeypatch.setattr(runner, "_environment", lambda suite: dict(probe))
+    results = runner.main(["--suite", "fake", "--methods", "prefix"])["results"]
+    assert results["r/prefix"]["machine"] == "Test CPU (avx512)"
+    every_run = (fake_repo / "benchmarks" / "results" / "fake.md").read_text().split("## Every run")[1]
+    assert "| r | test F1 | prefix | 81.25 |" in every_run and "| Test CPU (avx512) |" in every_run
+
+
+def test_machine_label_names_the_widest_instruction_set():
+    from benchmarks.env import machine_label
+
+    assert machine_label({"cpu_model": "AMD EPYC", "instruction_sets": ["avx2"]}) == "AMD EPYC (avx2)"
+    assert machine_label({"cpu_model": "Xeon", "instruction_sets": ["avx2", "avx512f", "amx_bf16"]}) == "Xeon (amx)"
+    assert machine_label({"error": "environment probe failed"}) is None
+
+
+def test_time_to_quality_legend_names_the_machine_only_when_all_seeds_share_one():
+    from benchmarks.curves import legend_label
+
+    history = {"selection": {"history": [{"dev": 80.0, "train_seconds": 10.0}]}}
+    run = {"row": "r", "method": "v", "status": "done", "metrics": history}
+    same = {"a": {**run, "machine": "M (avx2)"}, "b": {**run, "machine": "M (avx2)"}}
+    assert legend_label(same, "r", "v") == "v (n=2, M (avx2))"
+    mixed = {"a": {**run, "machine": "M (avx2)"}, "b": run}  # one from before machines were recorded
+    assert legend_label(mixed, "r", "v") == "v (n=2)"
+
+
 def test_several_seeds_run_side_by_side_and_tables_show_mean_and_spread(fake_repo, monkeypatch):
     from benchmarks.suites import Variant
 
