@@ -12,21 +12,16 @@ from pathlib import Path
 from .suites import Suite
 
 
-def _plotted(results: dict, row: str, variant: str) -> list[dict]:
+def plotted_runs(results: dict, row: str, variant: str) -> list[dict]:
     """The finished runs of (row, variant) that evaluated during training."""
     return [r for r in results.values()
             if r.get("row") == row and r.get("method") == variant and r["status"] == "done"
             and (r.get("metrics") or {}).get("selection", {}).get("history")]
 
 
-def histories(results: dict, row: str, variant: str) -> list[list[dict]]:
-    return [r["metrics"]["selection"]["history"] for r in _plotted(results, row, variant)]
-
-
-def legend_label(results: dict, row: str, variant: str) -> str:
+def legend_label(variant: str, runs: list[dict]) -> str:
     """``variant (n=seeds, machine)``: a suite's variants may have run on different CPUs, and their
     wall-clocks compare only within one; runs from before machines were recorded per run name none."""
-    runs = _plotted(results, row, variant)
     machines = {r.get("machine") for r in runs}
     where = f", {machines.pop()}" if len(machines) == 1 and None not in machines else ""
     return f"{variant} (n={len(runs)}{where})"
@@ -54,15 +49,15 @@ def plot_curves(state: dict, suite: Suite, out: Path, stem: str) -> list[str]:
     written = []
     names = [v.name for v in suite.variants]
     for row in suite.rows:
-        curves = {v: histories(state["results"], row.name, v) for v in names}
+        curves = {v: plotted_runs(state["results"], row.name, v) for v in names}
         curves = {v: runs for v, runs in curves.items() if runs}
         if len(curves) < 2:
             continue
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for variant, runs in curves.items():
-            seconds, mean, low, high = mean_curve(runs)
+            seconds, mean, low, high = mean_curve([r["metrics"]["selection"]["history"] for r in runs])
             minutes = [s / 60 for s in seconds]
-            ax.plot(minutes, mean, marker="o", markersize=3, label=legend_label(state["results"], row.name, variant))
+            ax.plot(minutes, mean, marker="o", markersize=3, label=legend_label(variant, runs))
             if len(runs) > 1:
                 ax.fill_between(minutes, low, high, alpha=0.15)
         ax.set_xlabel("training wall-clock (minutes, evaluations excluded)")

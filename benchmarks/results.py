@@ -18,10 +18,8 @@ STATUS_NOTE = {"unavailable": "task module not in this checkout yet", "skipped":
 
 
 def _cell(record: dict | None) -> list[str]:
-    if record is None:
-        return ["not run", "-", "-", "-", "-", "-", "-"]
-    if record["status"] != "done":
-        return [record["status"], "-", "-", "-", "-", "-", "-"]
+    if record is None or record["status"] != "done":  # the status, then "-" for the 6 measured columns
+        return ["not run" if record is None else record["status"], *["-"] * 6]
     trainable = record.get("trainable_percent")
     train_s = record.get("train_seconds") or record.get("wall_seconds")
     quality = record.get("quality")

@@ -161,14 +161,14 @@ def test_machine_label_names_the_widest_instruction_set():
 
 
 def test_time_to_quality_legend_names_the_machine_only_when_all_seeds_share_one():
-    from benchmarks.curves import legend_label
+    from benchmarks.curves import legend_label, plotted_runs
 
     history = {"selection": {"history": [{"dev": 80.0, "train_seconds": 10.0}]}}
     run = {"row": "r", "method": "v", "status": "done", "metrics": history}
     same = {"a": {**run, "machine": "M (avx2)"}, "b": {**run, "machine": "M (avx2)"}}
-    assert legend_label(same, "r", "v") == "v (n=2, M (avx2))"
+    assert legend_label("v", plotted_runs(same, "r", "v")) == "v (n=2, M (avx2))"
     mixed = {"a": {**run, "machine": "M (avx2)"}, "b": run}  # one from before machines were recorded
-    assert legend_label(mixed, "r", "v") == "v (n=2)"
+    assert legend_label("v", plotted_runs(mixed, "r", "v")) == "v (n=2)"
 
 
 def test_several_seeds_run_side_by_side_and_tables_show_mean_and_spread(fake_repo, monkeypatch):
