@@ -63,8 +63,12 @@ class Suite:
 def command(suite: Suite, row: Row, variant: str, output_dir: str, seed: int | None = None) -> list[str]:
     """The exact task CLI argv (after ``python``) for one (row, variant, seed)."""
     v = suite.variant(variant)
-    uses_length = "prefix_len" in REGISTERED[v.mode].config_class.FLAGS  # finetune has no prefix length
-    length = ("--prefix-len", str(row.prefix_len)) if row.prefix_len is not None and uses_length else ()
+    flags = REGISTERED[v.mode].config_class.FLAGS
+    length = ()
+    if row.prefix_len is not None and "prefix_len" in flags:  # finetune has no prefix length
+        length = ("--prefix-len", str(row.prefix_len))
+    elif row.prefix_len is not None and "lora_r" in flags:  # LoRA at the row prefix's trainable count (BERT: r = P/2)
+        length = ("--lora-r", str(max(1, row.prefix_len // 2)))
     per_method = row.method_args.get(v.name, row.method_args.get(v.mode, ()))
     return ["-m", row.module, *row.args, *length, *suite.common, "--mode", v.mode, *per_method, *v.flags,
             "--seed", str(suite.seed if seed is None else seed), "--output-dir", output_dir]

@@ -208,4 +208,20 @@ ENCODER_DROPOUT = Suite(
     compare=("encdrop0", "prefix", "prefix"),
 )
 
-STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT)
+# the peers' learning rates (LoRA, BitFit, PEFT's P-tuning): each at three rates around the usual one, on the
+# NER search budget (dev F1) and SST-2's search row (held-out tenth of the training data), today's defaults
+PEER_RATES = {"lora": ("3e-4", "1e-3", "3e-3"), "bitfit": ("1e-3", "3e-3", "1e-2"),
+              "peft-ptuning": ("1e-3", "3e-3", "1e-2")}
+PEERS_LR = Suite(
+    "study-peers-lr", "Learning rates of the peer methods (LoRA rank P/2, BitFit, PEFT P-tuning), every family's "
+                      "current defaults otherwise",
+    (Row("conll2003-3k", "tasks.ner", ("--dataset", "conll2003", "--max-train-samples", "3000",
+                                       "--max-eval-samples", "1000", "--epochs", "2"),
+         "dev F1", prefix_len=32, split="dev", budget="3,000 sentences x 2 epochs (376 steps of 16)"),
+     next(row for row in CLS_SEARCH.rows if row.name == "sst2-5k")),
+    variants=tuple(Variant(f"{method}-{rate}", method, ("--lr", rate))
+                   for method, rates in PEER_RATES.items() for rate in rates),
+    compare=("lora-1e-3", "bitfit-1e-3", "peft-ptuning-1e-3"),
+)
+
+STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT, PEERS_LR)

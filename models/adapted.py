@@ -69,9 +69,9 @@ class AdaptedModel(Trained, nn.Module):
         self.layers = layers
         self.precision = "fp32"  # of the backbone's forward at inference: fp32, bf16 (autocast) or int8
         self.mix = (mix or LayerMix(backbone.config.num_hidden_layers + 1)) if layers == "mix" else None
-        if not self.spec.trains_backbone:
-            for parameter in backbone.parameters():
-                parameter.requires_grad_(False)
+        for parameter in backbone.parameters():
+            parameter.requires_grad_(False)
+        method.mark_trainable(backbone)  # what of the encoder the method trains (all of it when fine-tuning)
 
     @property
     def method_name(self) -> str:
@@ -165,9 +165,10 @@ def build_model(model_name_or_path: str | None, head: nn.Module, method: str = "
     replaces the encoder's own dropout probabilities (``models.backbone.set_dropout``).
     """
     backbone = load_backbone(model_name_or_path, attn_implementation, encoder_dropout)
+    encoder_fingerprint = fingerprint(backbone)  # before a method injects its own tensors into the encoder (LoRA)
     if not isinstance(head, nn.Module):
         head = head(backbone.config.hidden_size)
     model = AdaptedModel(backbone, head, method, config, layers)
     model.backbone_name = model_name_or_path
-    model.backbone_fingerprint = fingerprint(backbone)
+    model.backbone_fingerprint = encoder_fingerprint
     return model

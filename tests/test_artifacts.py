@@ -6,6 +6,7 @@ temporary folder, so ``build_model``/``load_artifact`` load them by local path l
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from conftest import HIDDEN, cli_settings, save_tiny_model, tagging_dataset, tra
 from heads import TokenClassificationHead
 from models.adapted import build_model
 from models.backbone import fingerprint
-from models.methods import PrefixConfig, PromptConfig
+from models.methods import get_method
 from tasks.common.artifacts import CONFIG, FORMAT, WEIGHTS, load_artifact, read_artifact_config, save_artifact
 from tasks.common.cli import common_parser
 from tasks.common.settings import train_subset
@@ -26,14 +27,17 @@ from tasks.common.errors import DataError
 from tasks.common.training import CHECKPOINT_WEIGHTS, CHECKPOINTS, COMPLETE
 
 NUM_LABELS = 3
+needs_peft = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="needs the optional package peft")
 TASK = {"name": "ner", "labels": ["O", "B-X", "I-X"], "max_length": 32}
 
 
-def make_model(model_dir: Path, method: str = "prefix", head_dropout: float = 0.1, **prefix):
-    prefix.setdefault("prefix_len", 4)
+def make_model(model_dir: Path, method: str = "prefix", head_dropout: float = 0.1, **config):
     head = TokenClassificationHead(HIDDEN, NUM_LABELS, dropout=head_dropout)
-    configs = {"prefix": PrefixConfig(**prefix), "prompt": PromptConfig(prompt_len=4)}
-    return build_model(str(model_dir), head, method, configs.get(method))
+    if method == "prefix":
+        config.setdefault("prefix_len", 4)
+    if method == "prompt":
+        config = {"prompt_len": 4}
+    return build_model(str(model_dir), head, method, get_method(method).config_class(**config))
 
 
 def sample_inputs(seed: int = 0):
@@ -65,6 +69,9 @@ def perturb_trainable(model, seed: int = 1) -> None:
     ("prefix", {"reparameterize": True, "hidden_size": 16}),
     ("prompt", {}),
     ("finetune", {}),
+    pytest.param("lora", {"r": 2}, marks=needs_peft),
+    ("bitfit", {"layernorm": True}),
+    pytest.param("peft-ptuning", {"prompt_len": 3, "hidden_size": 8}, marks=needs_peft),
 ])
 def test_save_then_load_gives_identical_logits(tmp_path, tiny_model_dir, method, prefix):
     model = make_model(tiny_model_dir, method, **prefix)
@@ -86,7 +93,7 @@ def test_save_then_load_gives_identical_logits(tmp_path, tiny_model_dir, method,
                               "config": {"hidden_size": HIDDEN, "num_labels": NUM_LABELS, "dropout": 0.1}}
     tensors = load_file(str(tmp_path / "artifact" / WEIGHTS))
     assert set(tensors) == set(model.trainable_state_dict())
-    if method != "finetune":  # only what was trained, never the frozen encoder
+    if method not in ("finetune", "lora", "bitfit"):  # only what was trained, never the frozen encoder
         assert not any(name.startswith("backbone.") for name in tensors)
     trained_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
     assert trained_bytes <= sizes["artifact_bytes"] < trained_bytes + 8192  # the tensors plus a small header
@@ -282,7 +289,7 @@ def test_prefix_len_0_is_a_linear_probe(tmp_path, tiny_tokenizer):
     """--prefix-len 0: only the head trains; the frozen encoder's features are the control for the prefix."""
     encoder = str(save_tiny_model(tmp_path / "enc"))
     head = lambda hidden: TokenClassificationHead(hidden, 3)  # noqa: E731
-    model = build_model(encoder, head, "prefix", PrefixConfig(prefix_len=0))
+    model = build_model(encoder, head, "prefix", get_method("prefix").config_class(prefix_len=0))
     trainable = {name for name, p in model.named_parameters() if p.requires_grad and p.numel()}
     assert trainable and all(name.startswith("head.") for name in trainable)
     batch = tiny_tokenizer(["a b c", "d"], padding=True, return_tensors="pt")

@@ -67,7 +67,7 @@ def test_quality_targets_compare_prefix_with_finetune_and_peft():
     results["a/finetune"]["quality"] = 91.0
     assert quality_targets(results, suite)[0]["status"] == "missed"
     text = markdown({"results": results}, suite)
-    assert "| a | F1 | 89.50 | 91.00 | - | 90.00 | -1.50 | -0.50 |" in text  # quality by method
+    assert "| a | F1 | 89.50 | 91.00 | - | 90.00 | - | - | - | -1.50 | -0.50 |" in text  # quality by method
     assert "b / finetune: failed - exit code 1" in text
     results["b/prefix"].update(git_commit="0123456789abcdef", git_dirty=True)
     assert "| b | F1 | prefix | 70.00 | 1% | 1.0 min | 0.50 | 100 MiB | 0123456 (dirty) |" in markdown(

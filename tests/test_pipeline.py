@@ -184,12 +184,12 @@ def _edited(artifact: Path, tmp_path: Path, change) -> Path:
 
 
 def test_an_unknown_method_is_one_line(tmp_path, capsys, city_artifact):
-    edited = _edited(city_artifact, tmp_path, lambda c: c["method"].update(name="lora"))
-    with pytest.raises(DataError, match="unknown method 'lora'; registered: prefix, finetune, prompt, peft-prefix"):
+    edited = _edited(city_artifact, tmp_path, lambda c: c["method"].update(name="ia3"))
+    with pytest.raises(DataError, match="unknown method 'ia3'; registered: prefix, finetune, prompt, peft-prefix, lora"):
         load_artifact(edited, CityFamily())
     line = one_line_error(capsys, lambda argv: run(CityFamily(), argv),
                           ["predict", "--artifact", str(edited), "--output", str(tmp_path / "o")])
-    assert "unknown method 'lora'" in line
+    assert "unknown method 'ia3'" in line
 
 
 def test_an_artifact_needing_a_missing_peft_is_one_line(tmp_path, capsys, city_artifact, request):

@@ -3,8 +3,9 @@
 Importing this package (or ``.registry`` / ``.configs``) does not import torch; each method's
 implementation is imported when it is first built.
 """
-from .configs import FinetuneConfig, PeftPrefixConfig, PrefixConfig, PromptConfig
+from .configs import (BitFitConfig, FinetuneConfig, LoraConfig, PeftPrefixConfig, PeftPtuningConfig, PrefixConfig,
+                      PromptConfig)
 from .registry import METHODS, MethodSpec, UnknownMethod, get_method, register_method
 
-__all__ = ["METHODS", "FinetuneConfig", "MethodSpec", "PeftPrefixConfig", "PrefixConfig", "PromptConfig",
-           "UnknownMethod", "get_method", "register_method"]
+__all__ = ["METHODS", "BitFitConfig", "FinetuneConfig", "LoraConfig", "MethodSpec", "PeftPrefixConfig",
+           "PeftPtuningConfig", "PrefixConfig", "PromptConfig", "UnknownMethod", "get_method", "register_method"]

@@ -33,6 +33,13 @@ class AdaptationMethod(nn.Module):
     def positions_used(self) -> int:
         return 0
 
+    def mark_trainable(self, backbone: nn.Module) -> None:
+        """Let the encoder weights this method trains take gradients (the model freezes the whole encoder first).
+
+        Methods that own their parameters (a prefix, a prompt) leave the encoder frozen; methods that train
+        part of it (its biases, low-rank updates injected into it) or all of it turn those back on.
+        """
+
     def checkpointing_kwargs(self) -> dict:
         """Extra ``torch.utils.checkpoint`` arguments this method needs (raise if it cannot be checkpointed)."""
         return {}

@@ -90,3 +90,56 @@ class PeftPrefixConfig:
 
     def default_lr(self) -> float:
         return 1e-3 if self.reparameterize else 3e-2  # searched like ours (1e-2 / 3e-2 / 1e-1)
+
+
+@dataclass
+class LoraConfig:
+    """Hugging Face PEFT's LoRA: a trainable low-rank update ``B A`` (scaled by alpha / r) beside frozen projections.
+
+    ``target_modules`` None: the attention query and value projections of the architecture
+    (``models.methods.lora.DEFAULT_TARGETS``), as the LoRA paper adapts them.  On a BERT of hidden size h
+    with L layers that is ``r * 2h * 2 * L`` parameters: rank P/2 has the trainable count of a deep prefix of
+    length P.
+    """
+
+    r: int = 16
+    alpha: float | None = None  # None: 2 * r (scale 2)
+    dropout: float = 0.0
+    target_modules: list[str] | None = None
+
+    FLAGS: ClassVar[dict[str, str]] = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout",
+                                       "lora_targets": "target_modules"}
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise ValueError(f"--lora-r must be at least 1, got {self.r}")
+
+    def default_lr(self) -> float:
+        return 1e-3  # the usual LoRA rate for BERT-size encoders (lora_lr study in benchmarks/README.md)
+
+
+@dataclass
+class BitFitConfig:
+    """BitFit (Ben Zaken et al. 2022): only the encoder's bias terms train (and, optionally, its LayerNorm gains)."""
+
+    layernorm: bool = False
+
+    FLAGS: ClassVar[dict[str, str]] = {"bitfit_layernorm": "layernorm"}
+
+    def default_lr(self) -> float:
+        return 1e-3  # BitFit's usual rate on BERT (lr study in benchmarks/README.md)
+
+
+@dataclass
+class PeftPtuningConfig:
+    """Hugging Face PEFT's P-tuning (v1): ``prompt_len`` virtual input tokens produced by PEFT's prompt encoder
+    (an MLP over trainable embeddings), placed before the input as a shallow prompt."""
+
+    prompt_len: int = 32
+    hidden_size: int | None = None  # the prompt encoder's MLP width; None: the encoder's hidden size (PEFT's default)
+    encoder_type: str = "MLP"  # PEFT's encoder_reparameterization_type: MLP or LSTM
+
+    FLAGS: ClassVar[dict[str, str]] = {"prefix_len": "prompt_len", "prefix_hidden": "hidden_size"}
+
+    def default_lr(self) -> float:
+        return 1e-3  # PEFT's P-tuning examples (lr study in benchmarks/README.md)

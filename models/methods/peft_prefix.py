@@ -32,23 +32,9 @@ from transformers.modeling_outputs import BaseModelOutput
 from ..prefix.injection import UnsupportedArchitecture
 from .base import AdaptationMethod, run_backbone
 from .configs import PeftPrefixConfig
+from .peft_import import PeftMissing, import_peft  # noqa: F401 (PeftMissing: re-exported)
 
 PEFT_METHOD = "peft-prefix"
-
-
-class PeftMissing(ImportError):
-    pass
-
-
-def _import_peft():
-    try:
-        import peft
-    except ImportError as err:  # optional extra: only this baseline needs it
-        raise PeftMissing(
-            f"method '{PEFT_METHOD}' needs the optional package 'peft' (pip install peft); "
-            f"the other methods work without it ({err})"
-        ) from None
-    return peft
 
 
 class PeftPrefix(AdaptationMethod):
@@ -58,7 +44,7 @@ class PeftPrefix(AdaptationMethod):
 
     def __init__(self, backbone: nn.Module, config: PeftPrefixConfig) -> None:
         super().__init__(backbone, config)
-        peft = _import_peft()
+        peft = import_peft(PEFT_METHOD)
         self._cache_arg = cache_argument(backbone)
         if self._cache_arg is None:
             raise UnsupportedArchitecture(f"{type(backbone).__name__} takes no key/value cache (cache or "

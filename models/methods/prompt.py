@@ -33,13 +33,23 @@ class ShallowPrompt(AdaptationMethod):
 
     def encode(self, backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                token_type_ids: torch.Tensor | None = None, all_layers: bool = False) -> BaseModelOutput:
-        batch, length = input_ids.shape[0], self.config.prompt_len
-        embeds = backbone.get_input_embeddings()(input_ids)
-        prompt = self.dropout(self.embedding).unsqueeze(0).expand(batch, -1, -1).to(embeds.dtype)
-        mask = torch.cat([attention_mask.new_ones(batch, length), attention_mask], 1)
-        if token_type_ids is not None:
-            token_type_ids = torch.cat([token_type_ids.new_zeros(batch, length), token_type_ids], 1)
-        out = run_backbone(backbone, all_layers, inputs_embeds=torch.cat([prompt, embeds], 1), attention_mask=mask,
-                           token_type_ids=token_type_ids)
-        layers = None if out.hidden_states is None else tuple(h[:, length:] for h in out.hidden_states)
-        return BaseModelOutput(last_hidden_state=out.last_hidden_state[:, length:], hidden_states=layers)
+        prompt = self.dropout(self.embedding).unsqueeze(0).expand(input_ids.shape[0], -1, -1)
+        return encode_with_prompt(backbone, prompt, input_ids, attention_mask, token_type_ids, all_layers)
+
+
+def encode_with_prompt(backbone: nn.Module, prompt: torch.Tensor, input_ids: torch.Tensor,
+                       attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None,
+                       all_layers: bool) -> BaseModelOutput:
+    """Run ``backbone`` with ``prompt`` (B, P, hidden) before the input embeddings; the states of the real tokens.
+
+    The prompt rows are always attended to and get segment 0, as PEFT's task classes do.
+    """
+    batch, length = input_ids.shape[0], prompt.shape[1]
+    embeds = backbone.get_input_embeddings()(input_ids)
+    mask = torch.cat([attention_mask.new_ones(batch, length), attention_mask], 1)
+    if token_type_ids is not None:
+        token_type_ids = torch.cat([token_type_ids.new_zeros(batch, length), token_type_ids], 1)
+    out = run_backbone(backbone, all_layers, inputs_embeds=torch.cat([prompt.to(embeds.dtype), embeds], 1),
+                       attention_mask=mask, token_type_ids=token_type_ids)
+    layers = None if out.hidden_states is None else tuple(h[:, length:] for h in out.hidden_states)
+    return BaseModelOutput(last_hidden_state=out.last_hidden_state[:, length:], hidden_states=layers)

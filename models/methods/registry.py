@@ -10,7 +10,8 @@ import importlib
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .configs import FinetuneConfig, PeftPrefixConfig, PrefixConfig, PromptConfig
+from .configs import (BitFitConfig, FinetuneConfig, LoraConfig, PeftPrefixConfig, PeftPtuningConfig, PrefixConfig,
+                      PromptConfig)
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,11 @@ register_method(MethodSpec("prompt", PromptConfig, "models.methods.prompt:Shallo
                            "shallow prompt: trainable embeddings before the input, frozen encoder"))
 register_method(MethodSpec("peft-prefix", PeftPrefixConfig, "models.methods.peft_prefix:PeftPrefix",
                            "Hugging Face PEFT's prefix tuning (the peer baseline; needs the package peft)"))
+register_method(MethodSpec("lora", LoraConfig, "models.methods.lora:Lora",
+                           "Hugging Face PEFT's LoRA on the attention query/value projections, frozen encoder "
+                           "(needs the package peft)"))
+register_method(MethodSpec("bitfit", BitFitConfig, "models.methods.bitfit:BitFit",
+                           "BitFit: only the encoder's bias terms train"))
+register_method(MethodSpec("peft-ptuning", PeftPtuningConfig, "models.methods.peft_ptuning:PeftPtuning",
+                           "Hugging Face PEFT's P-tuning (v1): an MLP prompt encoder before the input, frozen encoder "
+                           "(needs the package peft)"))

@@ -31,7 +31,9 @@ LATE = ("layers",)  # shared flags that keep None ("not given") because a recipe
 # method flags: CLI name -> argparse dest; None defaults mean "not given" (the method's default applies)
 METHOD_FLAGS = {"--prefix-len": "prefix_len", "--reparam": "reparam", "--prefix-hidden": "prefix_hidden",
                 "--prefix-dropout": "prefix_dropout", "--prefix-init": "prefix_init",
-                "--prefix-init-text": "prefix_init_text", "--position-shift": "position_shift"}
+                "--prefix-init-text": "prefix_init_text", "--position-shift": "position_shift",
+                "--lora-r": "lora_r", "--lora-alpha": "lora_alpha", "--lora-dropout": "lora_dropout",
+                "--lora-targets": "lora_targets", "--bitfit-layernorm": "bitfit_layernorm"}
 
 
 def count(minimum: int) -> Callable[[str], int]:
@@ -113,6 +115,17 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     model.add_argument("--position-shift", action=argparse.BooleanOptionalAction, default=None,
                        help="peft-prefix only: --no-position-shift gives the tokens positions 0..n-1 instead of "
                             "PEFT's P..P+n-1 (a control: it then computes what --mode prefix computes)")
+    model.add_argument("--lora-r", type=POSITIVE, default=None, metavar="R",
+                       help="LoRA rank (default 16: on a BERT the trainable count of a prefix of length 2R); lora only")
+    model.add_argument("--lora-alpha", type=float, default=None,
+                       help="LoRA scale numerator (the update is scaled by alpha / r; default 2R); lora only")
+    model.add_argument("--lora-dropout", type=probability, default=None, metavar="P",
+                       help="dropout on the LoRA input (default 0); lora only")
+    model.add_argument("--lora-targets", nargs="+", default=None, metavar="MODULE",
+                       help="linear layers LoRA adapts, by name (default: the attention query and value "
+                            "projections of the architecture); lora only")
+    model.add_argument("--bitfit-layernorm", action=argparse.BooleanOptionalAction, default=None,
+                       help="BitFit also trains the LayerNorm gains (default: biases only); bitfit only")
     model.add_argument("--head-dropout", type=float, default=0.1)
     model.add_argument("--encoder-dropout", type=probability, default=None, metavar="P",
                        help="dropout inside the encoder while training (default: 0 for the methods that freeze it, "
@@ -239,7 +252,7 @@ def method_config(mode: str, args: argparse.Namespace, recipe: Mapping[str, Any]
     if unused:
         users = [name for name, s in METHODS.items() if METHOD_FLAGS[unused[0]] in s.config_class.FLAGS]
         raise UsageError(f"{unused[0]} does nothing with --mode {mode} (it applies to {', '.join(users)})")
-    if "--prefix-hidden" in given and not given.get("--reparam"):
+    if "--prefix-hidden" in given and "reparam" in spec.config_class.FLAGS and not given.get("--reparam"):
         raise UsageError("--prefix-hidden sets the MLP of --reparam; without --reparam it does nothing")
     values = {spec.config_class.FLAGS[METHOD_FLAGS[flag]]: value for flag, value in (defaults | given).items()}
     try:

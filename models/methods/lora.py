@@ -1,0 +1,61 @@
+"""The peer "lora": Hugging Face PEFT's LoRA injected into the frozen encoder's attention projections.
+
+PEFT replaces each target ``nn.Linear`` by a LoRA layer that adds ``(alpha / r) * B(A(x))`` to the frozen
+projection; ``A`` starts random, ``B`` at zero, so training starts from the encoder as it is.  The
+trainable tensors live inside the encoder's modules (``backbone....query.lora_A.default.weight``), which is
+why the encoder's fingerprint is taken before injection (``models/adapted.py: build_model``).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
+
+from ..prefix.injection import UnsupportedArchitecture
+from .base import AdaptationMethod, run_backbone
+from .configs import LoraConfig
+from .peft_import import import_peft
+
+# the attention query and value projections by model_type (PEFT's own table lacks some of ours)
+DEFAULT_TARGETS = {
+    "bert": ["query", "value"], "roberta": ["query", "value"], "xlm-roberta": ["query", "value"],
+    "electra": ["query", "value"], "distilbert": ["q_lin", "v_lin"], "deberta-v2": ["query_proj", "value_proj"],
+    "modernbert": ["Wqkv"],  # one fused projection
+}
+
+
+def target_modules(config: LoraConfig, backbone: nn.Module) -> list[str]:
+    if config.target_modules:
+        return list(config.target_modules)
+    model_type = backbone.config.model_type
+    if model_type not in DEFAULT_TARGETS:
+        raise UnsupportedArchitecture(f"no default LoRA targets for model_type '{model_type}'; name them with "
+                                      f"--lora-targets (module names, e.g. query value)")
+    return DEFAULT_TARGETS[model_type]
+
+
+class Lora(AdaptationMethod):
+    name = "lora"
+
+    def __init__(self, backbone: nn.Module, config: LoraConfig) -> None:
+        super().__init__(backbone, config)
+        peft = import_peft(self.name)
+        targets = target_modules(config, backbone)
+        found = {name.rsplit(".", 1)[-1] for name, module in backbone.named_modules() if isinstance(module, nn.Linear)}
+        missing = sorted(set(targets) - found)
+        if missing:
+            raise UnsupportedArchitecture(f"--lora-targets {' '.join(missing)}: no such linear layer in "
+                                          f"{type(backbone).__name__} (it has: {', '.join(sorted(found))})")
+        peft_config = peft.LoraConfig(r=config.r, lora_alpha=config.alpha if config.alpha is not None else 2 * config.r,
+                                      lora_dropout=config.dropout, target_modules=targets, bias="none")
+        peft.inject_adapter_in_model(peft_config, backbone)
+
+    def mark_trainable(self, backbone: nn.Module) -> None:
+        for name, parameter in backbone.named_parameters():
+            if ".lora_" in name:
+                parameter.requires_grad_(True)
+
+    def encode(self, backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               token_type_ids: torch.Tensor | None = None, all_layers: bool = False) -> BaseModelOutput:
+        return run_backbone(backbone, all_layers, input_ids=input_ids, attention_mask=attention_mask,
+                            token_type_ids=token_type_ids)
