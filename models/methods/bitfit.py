@@ -10,7 +10,6 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 from .base import AdaptationMethod, run_backbone
-from .configs import BitFitConfig
 
 
 def trains(name: str, module: nn.Module, layernorm: bool) -> bool:
