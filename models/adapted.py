@@ -1,20 +1,35 @@
-"""One model class for every task and method: an encoder, an adaptation method, what the head reads, and a head."""
+"""The one model for every task, method and mix of tasks: an encoder, adaptation methods, and one readout per task.
+
+* ``backbone``: the pretrained encoder, frozen except for what a method trains in it;
+* ``methods``: adaptation methods (``models/methods``) by key; every task names the one it uses, so a
+  multi-task prefix is one method shared by several tasks, and a server holds one method per artifact;
+* ``heads`` and ``mixes``: per task, its randomly initialised head and, with ``layers="mix"``, the learned
+  layer mix it reads (``models/readout.py``).
+
+Rows of several tasks go through one forward as *segments* (contiguous runs of rows of one task, as LoRAX's
+adapter segments or adapters' ``BatchSplit``): the encoder runs once, each task's method contributes its
+rows' state (only methods registered with ``mixes_rows`` can share a forward), and each segment is read by
+its own task's readout.  A single-task model is the case of one task and one segment.
+"""
 from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
 from .backbone import fingerprint, load_backbone
 from .methods.base import AdaptationMethod
 from .methods.registry import get_method
 from .precision import autocast, check_precision, quantize_attention_int8
-from .readout import LAYERS, LayerMix
+from .readout import LAYERS, LayerMix, read_out, states
+
+SHARED = "shared"  # key of the method every task of a model built by ``build_model`` uses
 
 
 @dataclass
@@ -25,90 +40,182 @@ class TaskOutput(ModelOutput):
     logits: torch.Tensor | None = None
 
 
-class Trained:
-    """What the Trainer and artifacts ask of a model: its trained tensors and how many parameters train."""
+@dataclass
+class Segment:
+    """``rows`` consecutive rows of one ``task`` in a batch, with what its head reads besides the hidden states."""
 
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only what was trained (method + head, or everything when fine-tuning)."""
-        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
-        return {k: v for k, v in self.state_dict().items() if k in trainable}
-
-    def parameter_counts(self) -> dict[str, float]:
-        total = sum(p.numel() for p in self.parameters())
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return {"trainable": trainable, "total": total, "trainable_percent": 100.0 * trainable / total}
+    task: str
+    rows: int
+    head_inputs: dict = field(default_factory=dict)
 
 
-class AdaptedModel(Trained, nn.Module):
-    """encoder + method (``models/methods``) + head.
+class AdaptedModel(nn.Module):
+    """encoder + methods + one readout per task; see the module docstring.
 
-    * the method decides what trains besides the head (prefix, prompt, PEFT's prefix, or the whole
-      encoder) and how inputs pass through the encoder; every method but ``finetune`` freezes it;
-    * ``layers``: the head reads the last hidden layer (``last``, as the paper) or a learned mix of
-      every layer's output (``mix``, ``models/readout.py``);
-    * inputs of shape (B, C, n) are C choices per example (multiple choice).
+    ``AdaptedModel(backbone, head, "prefix", config, layers)`` is a single-task model (task ``task``);
+    ``add_method``/``add_task`` grow it into a multi-task one.  Inputs of shape (B, C, n) are C choices
+    per example (multiple choice).
     """
 
     # The heads return a mean loss and ignore ``num_items_in_batch``: tell the Trainer (which otherwise
     # infers the opposite from ``**head_inputs``) to average over gradient accumulation and processes itself.
     accepts_loss_kwargs = False
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, method: str | AdaptationMethod = "prefix",
-                 config=None, layers: str = "last", mix: LayerMix | None = None) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Module | None = None, method: str | AdaptationMethod = "prefix",
+                 config=None, layers: str = "last", task: str = "task") -> None:
         super().__init__()
-        if layers not in LAYERS:
-            raise ValueError(f"unknown layers '{layers}'; choose from {', '.join(LAYERS)}")
-        if isinstance(method, str):
-            spec = get_method(method)
-            method = spec.implementation_class()(backbone, config if config is not None else spec.config_class())
-        self.spec = get_method(method.name)
-        # registration order = parameter order: the encoder, the head, then the method's parameters (the
-        # order before the registry; gradient clipping sums per-parameter norms in this order, so another
-        # order changes the total norm in its last bits and the run after some hundred steps)
-        self.backbone, self.head, self.method = backbone, head, method
-        self.layers = layers
+        # registration order = parameter order: the encoder, the heads, the methods, the layer mixes (the order
+        # of the single-task model before the multi-task one; gradient clipping sums per-parameter norms in
+        # this order, so another order changes the total norm in its last bits and the run after some
+        # hundred steps)
+        self.backbone = backbone
+        self.heads = nn.ModuleDict()
+        self.methods = nn.ModuleDict()
+        self.mixes = nn.ModuleDict()
+        self.task_methods: dict[str, str] = {}  # task -> key of its method
         self.precision = "fp32"  # of the backbone's forward at inference: fp32, bf16 (autocast) or int8
-        self.mix = (mix or LayerMix(backbone.config.num_hidden_layers + 1)) if layers == "mix" else None
         for parameter in backbone.parameters():
             parameter.requires_grad_(False)
-        method.mark_trainable(backbone)  # what of the encoder the method trains (all of it when fine-tuning)
+        if head is not None:
+            self.add_method(SHARED, method, config)
+            self.add_task(task, head, layers)
+
+    # ------------------------------------------------------------------ building
+    def add_method(self, key: str, method: str | AdaptationMethod, config=None) -> AdaptationMethod:
+        """Attach a method (a registered name, or an instance built on this model's backbone) under ``key``."""
+        if isinstance(method, str):
+            spec = get_method(method)
+            method = spec.implementation_class()(self.backbone, config if config is not None else spec.config_class())
+        self.methods[key] = method
+        method.mark_trainable(self.backbone)  # what of the encoder the method trains (all of it when fine-tuning)
+        return method
+
+    def add_task(self, name: str, head: nn.Module, layers: str = "last", method: str = SHARED,
+                 mix: LayerMix | None = None) -> None:
+        """A task read by ``head`` from the last layer or a learned mix of every layer, adapted by ``method``."""
+        if layers not in LAYERS:
+            raise ValueError(f"unknown layers '{layers}'; choose from {', '.join(LAYERS)}")
+        if method not in self.methods:
+            raise KeyError(f"no method '{method}' in this model (it has {', '.join(self.methods)})")
+        self.heads[name] = head
+        if layers == "mix":
+            self.mixes[name] = mix or LayerMix(self.backbone.config.num_hidden_layers + 1)
+        self.task_methods[name] = method
+
+    # ------------------------------------------------------------------ the single-task view
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    def _only(self, modules: nn.ModuleDict, what: str):
+        if len(modules) != 1:
+            raise ValueError(f"this model has {len(modules)} {what}s ({', '.join(modules)}); name the task")
+        return next(iter(modules.values()))
+
+    @property
+    def method(self) -> AdaptationMethod:
+        return self._only(self.methods, "method")
+
+    @property
+    def head(self) -> nn.Module:
+        return self._only(self.heads, "head")
+
+    @property
+    def mix(self) -> LayerMix | None:
+        return self.mixes[self.tasks[0]] if len(self.heads) == 1 and self.tasks[0] in self.mixes else None
+
+    @property
+    def layers(self) -> str:
+        """What the (only) task's head reads: ``last`` or ``mix``."""
+        return self.layers_of(self._only_task())
+
+    def layers_of(self, task: str) -> str:
+        return "mix" if task in self.mixes else "last"
+
+    def _only_task(self) -> str:
+        return self.tasks[0] if len(self.heads) == 1 else self._only(self.heads, "task")
 
     @property
     def method_name(self) -> str:
         return self.method.name
 
+    @property
+    def spec(self):
+        return get_method(self.method.name)
+
     # ------------------------------------------------------------------ forward
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """The hidden states the head reads (B, n, hidden), for the real tokens only."""
+        """The hidden states the (only) task's head reads (B, n, hidden), for the real tokens only."""
+        task = self._only_task()
+        output = self.encoder_output(input_ids, attention_mask, token_type_ids)
+        mix = self.mixes[task] if task in self.mixes else None
+        return states(output, mix, slice(None), next(self.heads[task].parameters()).dtype)
+
+    def encoder_output(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                       token_type_ids: torch.Tensor | None = None,
+                       segments: list[Segment] | None = None) -> BaseModelOutput:
+        """The encoder's output for every row, each segment's rows adapted by its task's method."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        segments = segments or [Segment(self._only_task(), len(input_ids))]
+        methods = [self.methods[self.task_methods[s.task]] for s in segments]
+        all_layers = any(s.task in self.mixes for s in segments)
         with autocast(self.precision, input_ids.device.type):
-            out = self.method.encode(self.backbone, input_ids, attention_mask, token_type_ids,
-                                     all_layers=self.mix is not None)
-        dtype = next(self.head.parameters()).dtype  # the head reads states in its own (fp32) dtype, also after bf16
-        if self.mix is None:
-            return out.last_hidden_state.to(dtype)
-        return self.mix(tuple(h.to(dtype) for h in out.hidden_states))
+            if all(m is methods[0] for m in methods):
+                return methods[0].encode(self.backbone, input_ids, attention_mask, token_type_ids,
+                                         all_layers=all_layers)
+            kind = type(methods[0])
+            if not all(type(m) is kind for m in methods) or not get_method(kind.name).mixes_rows:
+                raise ValueError("rows of tasks with different methods, or of a method that cannot mix rows, "
+                                 "cannot share a forward")
+            return kind.encode_rows(self.backbone, [(m, s.rows) for m, s in zip(methods, segments)], input_ids,
+                                    attention_mask, token_type_ids, all_layers=all_layers)
+
+    def segment_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                       token_type_ids: torch.Tensor | None, segments: list[Segment]) -> list[torch.Tensor]:
+        """One encoder pass over every row; each segment's logits from its own task's readout."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        output = self.encoder_output(input_ids, attention_mask, token_type_ids, segments)
+        logits, start = [], 0
+        for segment in segments:
+            rows = slice(start, start + segment.rows)
+            start += segment.rows
+            logits.append(read_out(self.heads[segment.task], self.mixes[segment.task] if segment.task in self.mixes
+                                   else None, output, rows, attention_mask[rows], **segment.head_inputs))
+        return logits
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                **head_inputs) -> TaskOutput:
+                task_index: torch.Tensor | None = None, **head_inputs) -> TaskOutput:
+        """The Trainer's entry: a batch of one task (``task_index``: per example, the index into ``tasks``)."""
         if input_ids.dim() == 3:  # (B, C, n): score every choice with the same encoder and prefix
             head_inputs["num_choices"] = input_ids.shape[1]
             flat = lambda t: None if t is None else t.reshape(-1, t.shape[-1])  # noqa: E731
             input_ids, attention_mask, token_type_ids = flat(input_ids), flat(attention_mask), flat(token_type_ids)
-        hidden = self.encode(input_ids, attention_mask, token_type_ids)
-        logits = self.head(hidden, attention_mask=attention_mask, **head_inputs)
-        return TaskOutput(loss=None if labels is None else self.head.loss(logits, labels), logits=logits)
+        task = self._only_task() if task_index is None else self._task_of(task_index)
+        logits = self.segment_logits(input_ids, attention_mask, token_type_ids,
+                                     [Segment(task, len(input_ids), head_inputs)])[0]
+        return TaskOutput(loss=None if labels is None else self.heads[task].loss(logits, labels), logits=logits)
 
+    def _task_of(self, task_index: torch.Tensor) -> str:
+        index = task_index.reshape(-1)
+        if not bool((index == index[0]).all()):  # a training batch has one head's labels and one loss
+            raise ValueError("a training batch must come from one task (the multi-task sampler draws one per batch); "
+                             "use segment_logits for rows of several tasks")
+        return self.tasks[int(index[0])]
+
+    # ------------------------------------------------------------------ training helpers
     def enable_gradient_checkpointing(self) -> None:
         """Recompute each encoder layer's activations during backward instead of storing them.
 
         Non-reentrant checkpointing only: the reentrant kind passes gradients only to a layer's
         tensor arguments, and the prefix reaches attention through its slot, not as an argument.
         """
-        kwargs = {"use_reentrant": False, **self.method.checkpointing_kwargs()}
+        kwargs = {"use_reentrant": False}
+        for method in self.methods.values():
+            kwargs.update(method.checkpointing_kwargs())
         # transformers 5.24 renamed the method; earlier 5.x releases only have the old name
         enable = getattr(self.backbone, "activation_checkpointing_enable", None)
         if enable is not None:
@@ -117,9 +224,20 @@ class AdaptedModel(Trained, nn.Module):
             self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """The randomly initialised readout: the head and, with ``layers="mix"``, the layer weights."""
-        return [*self.head.parameters(), *([] if self.mix is None else self.mix.parameters())]
+        """The randomly initialised readouts: every head and layer mix."""
+        return [*self.heads.parameters(), *self.mixes.parameters()]
 
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only what was trained (methods + readouts, and what of the encoder a method trains)."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        return {k: v for k, v in self.state_dict().items() if k in trainable}
+
+    def parameter_counts(self) -> dict[str, float]:
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return {"trainable": trainable, "total": total, "trainable_percent": 100.0 * trainable / total}
+
+    # ------------------------------------------------------------------ precision
     def set_precision(self, precision: str) -> "AdaptedModel":
         """Run the backbone's forward in ``precision`` from now on (int8 quantizes it in place: inference only)."""
         check_precision(precision, next(self.parameters()).device.type)
@@ -149,26 +267,30 @@ class AdaptedModel(Trained, nn.Module):
             return None
         if self.backbone.config.model_type in ("roberta", "xlm-roberta"):
             limit -= 2  # positions start after the padding index
-        return limit - self.method.positions_used()
+        return limit - max((m.positions_used() for m in self.methods.values()), default=0)
 
     def method_record(self) -> dict:
-        """What an artifact stores to rebuild the method: its registered name and its config."""
+        """What an artifact stores to rebuild the (only) method: its registered name and its config."""
         return {"name": self.method.name, "config": asdict(self.method.config)}
 
 
-def build_model(model_name_or_path: str | None, head: nn.Module, method: str = "prefix", config=None,
+def build_model(model_name_or_path: str | None, head, method: str = "prefix", config=None,
                 layers: str = "last", attn_implementation: str = "sdpa",
                 encoder_dropout: float | None = None) -> AdaptedModel:
     """Load the encoder and wrap it; remembers the encoder's name and fingerprint for artifacts.
 
-    ``head`` is a module, or a function of the encoder's hidden size that builds one; ``encoder_dropout``
+    ``head`` is a module, or a function of the encoder's hidden size that builds one, or a dict of
+    either by task name (a multi-task model whose tasks share the method); ``encoder_dropout``
     replaces the encoder's own dropout probabilities (``models.backbone.set_dropout``).
     """
     backbone = load_backbone(model_name_or_path, attn_implementation, encoder_dropout)
     encoder_fingerprint = fingerprint(backbone)  # before a method injects its own tensors into the encoder (LoRA)
-    if not isinstance(head, nn.Module):
-        head = head(backbone.config.hidden_size)
-    model = AdaptedModel(backbone, head, method, config, layers)
+    heads = head if isinstance(head, dict) else {"task": head}
+    heads = {name: h if isinstance(h, nn.Module) else h(backbone.config.hidden_size) for name, h in heads.items()}
+    first, *others = heads.items()
+    model = AdaptedModel(backbone, first[1], method, config, layers, task=first[0])
+    for name, task_head in others:
+        model.add_task(name, task_head, layers)
     model.backbone_name = model_name_or_path
     model.backbone_fingerprint = encoder_fingerprint
     return model

@@ -1,4 +1,4 @@
-"""Which encoder hidden states a head reads: the last layer, or a learned mix of every layer."""
+"""What a head reads of the encoder's output (the last layer, or a learned mix of every layer), and the one readout."""
 from __future__ import annotations
 
 import torch
@@ -22,3 +22,18 @@ class LayerMix(nn.Module):
     def forward(self, layers: tuple[torch.Tensor, ...]) -> torch.Tensor:
         weights = torch.softmax(self.weights, dim=0).to(layers[0].dtype)
         return self.scale * torch.einsum("l,lbnh->bnh", weights, torch.stack(layers))
+
+
+def read_out(head: nn.Module, mix: LayerMix | None, output, rows: slice, attention_mask: torch.Tensor,
+             **head_inputs) -> torch.Tensor:
+    """The one readout: ``head``'s logits for ``rows`` of the encoder's ``output`` (a ``BaseModelOutput``)."""
+    return head(states(output, mix, rows, next(head.parameters()).dtype), attention_mask=attention_mask,
+                **head_inputs)
+
+
+def states(output, mix: LayerMix | None, rows: slice, dtype: torch.dtype) -> torch.Tensor:
+    """The hidden states a head reads: ``rows`` of the last layer or of ``mix`` over every layer, in ``dtype`` (the
+    head's own, fp32, also after a bf16 encoder)."""
+    if mix is None:
+        return output.last_hidden_state[rows].to(dtype)
+    return mix(tuple(h[rows].to(dtype) for h in output.hidden_states))

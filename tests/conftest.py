@@ -229,11 +229,22 @@ def shared_data_root() -> Path:
 
 
 # --------------------------------------------------------------------------- settings as the CLI builds them
-def cli_settings(*argv: str, epochs: float = 1, max_length: int = 32):
-    """``RunSettings`` from shared flags, built exactly as the task CLIs build them (no family settings)."""
-    from tasks.common.cli import common_parser, run_settings
+def bare_family(recipe: dict | None = None, epochs: float = 1, max_length: int = 32):
+    """A family with no flags of its own and ``recipe``: what the shared flags give on their own."""
+    from dataclasses import make_dataclass
 
-    return run_settings(common_parser("test", epochs, max_length).parse_args(list(map(str, argv))), None)
+    return type("Bare", (), {"name": "bare", "title": "bare", "description": "test", "predict_description": "test",
+                             "Settings": make_dataclass("BareSettings", []), "recipe": recipe or {},
+                             "default_epochs": epochs, "default_max_length": max_length,
+                             "selectors": lambda self: (), "flag_options": lambda self: {}})()
+
+
+def cli_settings(*argv: str, epochs: float = 1, max_length: int = 32, recipe: dict | None = None):
+    """``RunSettings`` from shared flags, built exactly as the task CLIs build them (no family settings)."""
+    from tasks.common.cli import run_settings, train_parser
+
+    family = bare_family(recipe, epochs, max_length)
+    return run_settings(train_parser(family).parse_args(list(map(str, argv))), family, [None])
 
 
 def train_with_flags(model, output_dir: Path, dataset: list[dict], collator, *argv: str, **kwargs):

@@ -20,8 +20,9 @@ from heads import TokenClassificationHead
 from models.adapted import build_model
 from models.backbone import fingerprint
 from models.methods import get_method
-from tasks.common.artifacts import CONFIG, FORMAT, WEIGHTS, load_artifact, read_artifact_config, save_artifact
-from tasks.common.cli import common_parser
+from tasks.common.artifacts import (CONFIG, FORMAT, WEIGHTS, artifact_names, load_artifact, read_artifact_config,
+                                    save_artifact)
+from conftest import cli_settings as parse_flags
 from tasks.common.settings import train_subset
 from tasks.common.errors import DataError
 from tasks.common.training import CHECKPOINT_WEIGHTS, CHECKPOINTS, COMPLETE
@@ -92,7 +93,10 @@ def test_save_then_load_gives_identical_logits(tmp_path, tiny_model_dir, method,
     assert config["head"] == {"name": "token-classification",
                               "config": {"hidden_size": HIDDEN, "num_labels": NUM_LABELS, "dropout": 0.1}}
     tensors = load_file(str(tmp_path / "artifact" / WEIGHTS))
-    assert set(tensors) == set(model.trainable_state_dict())
+    assert set(tensors) == set(artifact_names(model).values()) and len(tensors) == len(model.trainable_state_dict())
+    # the format's names, whatever the model calls them: the method, the head, and encoder weights a method trains
+    assert {name.split(".")[0] for name in tensors} <= {"method", "head", "backbone"}
+    assert any(name.startswith("head.") for name in tensors)
     if method not in ("finetune", "lora", "bitfit"):  # only what was trained, never the frozen encoder
         assert not any(name.startswith("backbone.") for name in tensors)
     trained_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
@@ -222,7 +226,7 @@ def test_resume_after_a_kill_mid_epoch_continues_from_the_checkpoint_step(tmp_pa
     model, resumed, trainer = run(tiny_model_dir, tmp_path, tiny_tokenizer, "--epochs", "2", "--save-steps", "3",
                                   "--resume", seed=123)
     assert resumed.count == 2, "only steps 7 and 8 remain after checkpoint-6"
-    assert torch.equal(resumed.first_prefix, saved["method.encoder.embedding.weight"]), \
+    assert torch.equal(resumed.first_prefix, saved["methods.shared.encoder.embedding.weight"]), \
         "training must continue from the checkpoint's tensors"
     assert trainer.state.global_step == 8
     assert checkpoints(tmp_path)[-1] == "checkpoint-8"
@@ -280,7 +284,7 @@ def test_max_train_samples_is_a_seeded_subset_in_file_order():
 ])
 def test_counts_are_checked_by_the_parser(capsys, argv, message):
     with pytest.raises(SystemExit) as caught:
-        common_parser("test", 1, 32).parse_args(argv)
+        parse_flags(*argv)
     assert caught.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
 
@@ -291,7 +295,7 @@ def test_prefix_len_0_is_a_linear_probe(tmp_path, tiny_tokenizer):
     head = lambda hidden: TokenClassificationHead(hidden, 3)  # noqa: E731
     model = build_model(encoder, head, "prefix", get_method("prefix").config_class(prefix_len=0))
     trainable = {name for name, p in model.named_parameters() if p.requires_grad and p.numel()}
-    assert trainable and all(name.startswith("head.") for name in trainable)
+    assert trainable and all(name.startswith("heads.") for name in trainable)
     batch = tiny_tokenizer(["a b c", "d"], padding=True, return_tensors="pt")
     out = model(**batch, labels=torch.zeros_like(batch["input_ids"]))
     out["loss"].backward()
@@ -314,7 +318,7 @@ def test_resume_skips_a_checkpoint_cut_short_and_says_so(tmp_path, tiny_model_di
     out = capsys.readouterr().out
     assert f"skipping {newest}: incomplete" in out and f"resuming from {tmp_path / CHECKPOINTS / 'checkpoint-3'}" in out
     assert resumed.count == 5 and trainer.state.global_step == 8  # steps 4-8 after checkpoint-3
-    assert torch.equal(resumed.first_prefix, saved["method.encoder.embedding.weight"])
+    assert torch.equal(resumed.first_prefix, saved["methods.shared.encoder.embedding.weight"])
 
 
 def test_checkpoint_saves_the_state_dict_the_trainer_hands_over(tmp_path, tiny_model_dir, tiny_tokenizer):

@@ -35,10 +35,10 @@ def test_with_no_encoder_dropout_training_mode_computes_what_eval_mode_does(arch
 
 
 def test_frozen_encoder_methods_default_to_no_encoder_dropout_and_finetune_keeps_its_own():
-    from tasks.common.cli import common_parser, run_settings
+    from conftest import cli_settings
 
     def dropout(*argv):
-        return run_settings(common_parser("test", 1, 32).parse_args(list(argv)), None).model.encoder_dropout
+        return cli_settings(*argv).model.encoder_dropout
 
     assert dropout() == dropout("--mode", "peft-prefix") == dropout("--mode", "prompt") == 0.0
     assert dropout("--mode", "finetune") is None  # the encoder's own config
@@ -46,11 +46,12 @@ def test_frozen_encoder_methods_default_to_no_encoder_dropout_and_finetune_keeps
 
 
 def test_the_flag_is_checked_and_reaches_the_model_and_the_record():
-    from tasks.common.cli import common_parser, run_settings
+    from conftest import bare_family, cli_settings
+    from tasks.common.cli import train_parser
     from tasks.common.pipeline import resolved_settings
 
-    parser = common_parser("test", 1, 32)
-    settings = run_settings(parser.parse_args(["--encoder-dropout", "0.2"]), None)
+    parser = train_parser(bare_family())
+    settings = cli_settings("--encoder-dropout", "0.2")
     assert settings.model.encoder_dropout == 0.2
     assert resolved_settings(settings)["encoder_dropout"] == 0.2
     for bad in ("1", "-0.1", "x"):

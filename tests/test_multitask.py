@@ -11,7 +11,7 @@ from tasks.multitask.sampling import TaskBatchSampler, dataset_weights
 
 
 def test_every_batch_comes_from_one_dataset_and_the_order_depends_on_seed_and_epoch():
-    sampler = TaskBatchSampler([10, 30], batch_size=4, temperature=1.0, seed=3)
+    sampler = TaskBatchSampler([10, 30], rows=4, temperature=1.0, seed=3)
     batches = list(sampler)
     assert len(batches) == len(sampler) == 3 + 8
     assert all(len({i >= 10 for i in batch}) == 1 for batch in batches)  # indices 0-9 one dataset, 10-39 the other
@@ -23,7 +23,7 @@ def test_every_batch_comes_from_one_dataset_and_the_order_depends_on_seed_and_ep
 def test_temperature_flattens_the_dataset_mix():
     assert dataset_weights([900, 100], 1.0) == pytest.approx([0.9, 0.1])
     assert dataset_weights([900, 100], 2.0) == pytest.approx([0.75, 0.25])
-    sampler = TaskBatchSampler([900, 100], batch_size=10, temperature=2.0, seed=0)
+    sampler = TaskBatchSampler([900, 100], rows=10, temperature=2.0, seed=0)
     drawn = Counter(batch[0] >= 900 for batch in sampler)
     assert 0.15 < drawn[True] / len(sampler) < 0.35
 
@@ -89,14 +89,11 @@ def test_init_from_takes_the_prefix_and_the_head_of_the_same_labels(multitask_ru
 
 
 def test_qa_keeps_every_title_on_one_side_for_every_dataset(shared_data_root):
-    import argparse
-
     from tasks.common.settings import DataSettings
-    from tasks.qa.family import FAMILY
+    from tasks.qa.family import FAMILY, QaSettings
 
-    args = argparse.Namespace(split_by_article=0.5, skip_bad_answers=False, doc_stride=128, max_answer_length=30,
-                              n_best=20, null_threshold=0.0)
-    members = {name: FAMILY.load_data(FAMILY.member_settings(args, name), DataSettings(str(shared_data_root)))
+    base = QaSettings(split_by_article=0.5)
+    members = {name: FAMILY.load_data(FAMILY.member(base, name), DataSettings(str(shared_data_root)))
                for name in ("squad", "squad_v2")}
     before = {n: {q.title for q in d.train} & {q.title for q in d.evaluations["eval"][0]} for n, d in members.items()}
     assert before == {"squad": set(), "squad_v2": set()}  # each file's own halves are disjoint...

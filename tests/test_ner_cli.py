@@ -72,7 +72,7 @@ def test_training_run_succeeds_and_reports_scores(trained):
     _, result = trained
     assert_clean_success(result)
     out = result.stdout
-    assert "[mode prefix]" in out and "trainable parameters:" in out
+    assert "[method prefix]" in out and "trainable parameters:" in out
     for split in ("dev", "test"):
         assert f"{split}: precision" in out and "F1" in out
         assert f"{split}: 50 sentences;" in out  # --max-eval-samples

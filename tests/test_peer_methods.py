@@ -75,8 +75,8 @@ def test_lora_names_a_target_that_is_not_there():
 def test_peft_ptuning_trains_its_prompt_encoder_and_spends_input_positions():
     pytest.importorskip("peft")
     model = build("peft-ptuning", prompt_len=3, hidden_size=8)
-    assert trainable(model) - {n for n in trainable(model) if n.startswith("head.")} == \
-        {n for n in trainable(model) if n.startswith("method.prompt_encoder.")}
+    assert trainable(model) - {n for n in trainable(model) if n.startswith("heads.")} == \
+        {n for n in trainable(model) if n.startswith("methods.shared.prompt_encoder.")}
     assert model.max_input_length() == 64 - 3
 
 
@@ -101,7 +101,7 @@ def test_frozen_encoder_weights_stay_bit_identical_while_the_method_learns(metho
         if name in frozen:
             assert parameter.grad is None and torch.equal(parameter, frozen[name]), name
     moved = [n for n, p in model.named_parameters() if n in start and not torch.equal(p, start[n])]
-    assert any(not n.startswith("head.") for n in moved)  # the method's own tensors moved, not only the head
+    assert any(not n.startswith("heads.") for n in moved)  # the method's own tensors moved, not only the head
     assert sum(losses[-3:]) < sum(losses[:3])
 
 

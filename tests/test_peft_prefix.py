@@ -39,7 +39,7 @@ def test_trainable_set_and_counts() -> None:
     model = _model()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert not any(n.startswith("backbone.") for n in trainable)
-    prefix = [n for n in trainable if n.startswith("method.")]
+    prefix = [n for n in trainable if n.startswith("methods.")]
     assert len(prefix) == 1 and "prompt_encoder" in prefix[0]
     head = HIDDEN * LABELS + LABELS
     assert model.parameter_counts()["trainable"] == PREFIX * LAYERS * 2 * HIDDEN + head

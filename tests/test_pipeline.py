@@ -2,7 +2,6 @@
 added from its table row alone; what loading someone else's artifact, or a flag a method does not use, gives."""
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,9 @@ from conftest import HIDDEN, cli_settings
 from heads import SequenceClassificationHead
 from tasks.common.artifacts import CONFIG, load_artifact
 from tasks.common.errors import DataError, UsageError
-from tasks.common.family import Encoded, Job, TaskData, TaskFamily
+from models.options import option
+from tasks.common.family import Job, TaskData, TaskFamily
+from tasks.common.task import Encoded, Task
 from tasks.common.pipeline import main as run
 
 WORDS = ["paris", "london", "john", "smith", "acme", "corp"]
@@ -36,73 +37,79 @@ def texts(n: int, seed: int) -> list[Text]:
     return out
 
 
-class CityFamily(TaskFamily):
-    """A minimal family: does a text name a city?  Everything the contract asks for, nothing more."""
+@dataclass
+class CitySettings:
+    examples: int = option(32, "how many training texts")
 
-    name, title = "city", "city"
-    description = predict_description = "fake family for the contract test"
-    default_epochs, default_max_length = 1, 16
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--examples", type=int, default=32)
+@dataclass
+class CityPredictSettings:
+    output: Path = option(help="where the labels go")
 
-    def settings(self, args: argparse.Namespace) -> int:
-        return args.examples
 
-    def add_predict_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--output", type=Path, required=True)
+class CityTask(Task):
+    """Does a text name a city?  Everything the task contract asks for, nothing more."""
 
-    def predict_settings(self, args: argparse.Namespace) -> Path:
-        return args.output
+    headline = "accuracy"
 
-    def run_name(self, settings: int) -> str:
-        return "city"
-
-    def load_data(self, settings: int, data) -> TaskData:
-        return TaskData(texts(settings, 0), "generated", {"dev": (texts(12, 1), "generated"),
-                                                          "test": (texts(10, 2), "generated")}, headline_split="test")
-
-    def task_record(self, settings: int, data: TaskData, max_length: int) -> dict:
-        return {"labels": ["no", "yes"], "max_length": max_length}
-
-    def check_record(self, record: dict, where: Path) -> None:
-        if record.get("labels") != ["no", "yes"]:
-            raise DataError(where, None, "not a city artifact")
-
-    def head(self, record: dict, hidden_size: int, model) -> SequenceClassificationHead:
+    def head(self, hidden_size: int, model) -> SequenceClassificationHead:
         return SequenceClassificationHead(hidden_size, 2, dropout=model.head_dropout, pooling=model.pooling)
 
-    def encode(self, record: dict, examples: list, tokenizer, train: bool) -> Encoded:
-        batch = tokenizer([" ".join(t.words) for t in examples], truncation=True, max_length=record["max_length"])
+    def encode(self, examples: list, train: bool) -> Encoded:
+        batch = self.tokenizer([" ".join(t.words) for t in examples], truncation=True,
+                               max_length=self.record["max_length"])
         features = [{k: batch[k][i] for k in batch.keys()} for i in range(len(examples))]
         for feature, text in zip(features, examples):
             if text.label is not None:
                 feature["labels"] = text.label
         return Encoded(features, f"{len(examples)} texts", {"texts": len(examples)})
 
-    def collator(self, record: dict, tokenizer):
-        return DataCollatorWithPadding(tokenizer)
+    def collate(self, features: list[dict]) -> dict:
+        return DataCollatorWithPadding(self.tokenizer)(features)
 
-    def decode(self, record: dict, examples: list, encoded: Encoded, logits) -> list[int]:
+    def decode(self, examples: list, encoded: Encoded, logits) -> list[int]:
         return [int(i) for i in logits.argmax(-1)]
 
-    def score(self, record: dict, examples: list, predictions: list[int]) -> dict | None:
+    def score(self, examples: list, predictions: list[int]) -> dict | None:
         if any(t.label is None for t in examples):
             return None
         return {"accuracy": 100.0 * sum(p == t.label for p, t in zip(predictions, examples)) / len(examples)}
 
-    def headline_metric(self, record: dict) -> str:
-        return "accuracy"
-
-    def format_scores(self, split: str, scores: dict, examples: list) -> str:
+    def describe(self, split: str, scores: dict, examples: list) -> str:
         return f"{split}: accuracy {scores['accuracy']:.2f}"
 
-    def predict_jobs(self, settings: Path, record: dict) -> list[Job]:
+
+class CityFamily(TaskFamily):
+    """A minimal family: everything the family contract asks for, nothing more."""
+
+    name, title = "city", "city"
+    description = predict_description = "fake family for the contract test"
+    Settings, PredictSettings = CitySettings, CityPredictSettings
+    default_epochs, default_max_length = 1, 16
+
+    def run_name(self, settings: CitySettings) -> str:
+        return "city"
+
+    def load_data(self, settings: CitySettings, data) -> TaskData:
+        return TaskData(texts(settings.examples, 0), "generated", {"dev": (texts(12, 1), "generated"),
+                                                                   "test": (texts(10, 2), "generated")},
+                        headline_split="test")
+
+    def record(self, settings: CitySettings, data: TaskData, max_length: int) -> dict:
+        return {"labels": ["no", "yes"], "max_length": max_length}
+
+    def bind(self, record: dict, tokenizer, where: Path | None = None) -> CityTask:
+        if record.get("labels") != ["no", "yes"]:
+            raise DataError(where, None, "not a city artifact")
+        return CityTask(record, tokenizer)
+
+    def predict_jobs(self, settings: CityPredictSettings, task: CityTask) -> list[Job]:
         return [Job("input", [Text(["paris", "john"], None), Text(["acme"], None)], "two texts")]
 
-    def write_predictions(self, settings: Path, record: dict, job: Job, predictions, artifact: Path) -> list[Path]:
-        settings.write_text(json.dumps([record["labels"][p] for p in predictions]))
-        return [settings]
+    def write_predictions(self, settings: CityPredictSettings, task: CityTask, job: Job, predictions,
+                          artifact: Path) -> list[Path]:
+        settings.output.write_text(json.dumps([task.record["labels"][p] for p in predictions]))
+        return [settings.output]
 
 
 def test_a_family_passes_through_train_artifact_and_predict(tmp_path, tiny_model_dir, capsys):
@@ -225,11 +232,11 @@ def test_a_format_2_artifact_still_loads(tmp_path, city_artifact):
 
 # --------------------------------------------------------------------------- flags that would do nothing
 @pytest.mark.parametrize("argv, message", [
-    (["--mode", "prompt", "--prefix-dropout", "0.2"], "--prefix-dropout does nothing with --mode prompt"),
-    (["--mode", "peft-prefix", "--prefix-dropout", "0"], "--prefix-dropout does nothing with --mode peft-prefix"),
-    (["--mode", "prompt", "--reparam"], "--reparam does nothing with --mode prompt"),
-    (["--mode", "finetune", "--reparam"], "--reparam does nothing with --mode finetune"),
-    (["--mode", "finetune", "--prefix-len", "8"], "--prefix-len does nothing with --mode finetune"),
+    (["--mode", "prompt", "--prefix-dropout", "0.2"], "--prefix-dropout does nothing with --method prompt"),
+    (["--mode", "peft-prefix", "--prefix-dropout", "0"], "--prefix-dropout does nothing with --method peft-prefix"),
+    (["--mode", "prompt", "--reparam"], "--reparam does nothing with --method prompt"),
+    (["--mode", "finetune", "--reparam"], "--reparam does nothing with --method finetune"),
+    (["--mode", "finetune", "--prefix-len", "8"], "--prefix-len does nothing with --method finetune"),
     (["--prefix-hidden", "64"], "without --reparam it does nothing"),
     (["--bf16", "--fp16"], "choose one"),
 ])
@@ -252,12 +259,10 @@ def test_a_family_recipe_sets_defaults_that_flags_override():
     """NER's recipe (layer mix, no prefix dropout) is its default; a flag given wins; a method without
     prefix dropout is not refused for the recipe's value."""
     from models.methods import FinetuneConfig, PrefixConfig
-    from tasks.common.cli import common_parser, run_settings
-
     recipe = {"layers": "mix", "prefix_dropout": 0.0}
 
     def settings(*argv):
-        return run_settings(common_parser("test", 1, 32, recipe).parse_args(list(argv)), None)
+        return cli_settings(*argv, recipe=recipe)
 
     assert settings().model.layers == "mix"
     assert settings().model.method_config == PrefixConfig(dropout=0.0)
@@ -269,27 +274,27 @@ def test_a_family_recipe_sets_defaults_that_flags_override():
 
 def test_a_recipe_can_choose_the_layers_per_method_and_a_given_flag_still_wins():
     """NER's layer mix is for the frozen-encoder methods; fine-tuning keeps the last layer unless told."""
-    from tasks.common.cli import common_parser, run_settings
+    from conftest import bare_family
+    from tasks.common.cli import train_parser
 
     recipe = {"layers": "mix", "method_layers": {"finetune": "last"}}
 
     def layers(*argv):
-        return run_settings(common_parser("test", 1, 32, recipe).parse_args(list(argv)), None).model.layers
+        return cli_settings(*argv, recipe=recipe).model.layers
 
     assert layers() == layers("--mode", "peft-prefix") == "mix"
     assert layers("--mode", "finetune") == "last"
     assert layers("--mode", "finetune", "--layers", "mix") == "mix" and layers("--layers", "last") == "last"
-    assert "finetune: last" in common_parser("test", 1, 32, recipe).format_help()
+    assert "finetune: last" in train_parser(bare_family(recipe)).format_help()
 
 
 def test_a_recipe_rate_replaces_the_method_default_but_not_a_given_rate_or_the_mlp_default():
-    from tasks.common.cli import common_parser, run_settings
     from tasks.common.pipeline import learning_rate
 
     recipe = {"method_lr": {"prefix": 1e-2}}
 
     def rate(*argv):
-        settings = run_settings(common_parser("test", 1, 32, recipe).parse_args(list(argv)), None)
+        settings = cli_settings(*argv, recipe=recipe)
         return learning_rate(settings.train, settings.model)
 
     assert rate() == 1e-2

@@ -93,12 +93,11 @@ def test_bad_flags_and_files_exit_2(tmp_path, capsys, argv, message):
 def test_qa_defaults_are_the_token_level_recipe(mode, layers, dropout):
     """QA adopts NER's recipe (the SQuAD search, benchmarks/README.md): the layer mix without prefix dropout,
     fine-tuning on the last layer; a flag given still wins."""
-    from tasks.common.cli import run_settings
-    from tasks.common.pipeline import train_parser
-    from tasks.qa.family import QaFamily
+    from tasks.common.cli import run_settings, train_parser
+    from tasks.qa.family import FAMILY
 
     def model(*argv):
-        return run_settings(train_parser(QaFamily()).parse_args(["--mode", mode, *argv]), None).model
+        return run_settings(train_parser(FAMILY).parse_args(["--mode", mode, *argv]), FAMILY, [None]).model
 
     assert model().layers == layers
     assert getattr(model().method_config, "dropout", None) == dropout

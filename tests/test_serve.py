@@ -119,24 +119,18 @@ def test_an_artifact_of_another_encoder_is_refused(tmp_path):
 
 
 def test_a_multitask_artifact_serves_every_member(tmp_path):
-    from models.methods.registry import get_method
-    from models.multitask import MultiTaskModel
-    from tasks.common.artifacts import save_multitask_artifact
-    from models.backbone import fingerprint, load_backbone
-
     encoder = save_tiny_model(tmp_path / "encoder")
-    backbone = load_backbone(str(encoder))
-    method = get_method("prefix").implementation_class()(backbone, PrefixConfig(prefix_len=3))
-    mt = MultiTaskModel(backbone, method, {"a": TokenClassificationHead(HIDDEN, 5),
-                                           "b": TokenClassificationHead(HIDDEN, 3)})
-    mt.backbone_name, mt.backbone_fingerprint = str(encoder), fingerprint(backbone)
+    mt = build_model(str(encoder), {"a": TokenClassificationHead(HIDDEN, 5), "b": TokenClassificationHead(HIDDEN, 3)},
+                     "prefix", PrefixConfig(prefix_len=3))
     records = {"a": {"family": "ner", "dataset": "a", "labels": NER_LABELS, "max_length": 32},
                "b": {"family": "ner", "dataset": "b", "labels": ["O", "B-X", "I-X"], "max_length": 32}}
-    save_multitask_artifact(perturbed(mt), tmp_path / "mt", records)
+    save_artifact(perturbed(mt), tmp_path / "mt", records)
     engine = Engine([str(tmp_path / "mt")])
     a, b = engine.answer([("a", {"text": "john lives"}), ("b", {"text": "john lives"})])
     assert set(a["tags"]) <= set(NER_LABELS) and set(b["tags"]) <= {"O", "B-X", "I-X"}
     assert json.loads((tmp_path / "mt" / "adapter_config.json").read_text())["members"]["b"]["task"]["dataset"] == "b"
+    named = Engine([f"mt={tmp_path / 'mt'}"])  # a named multi-task artifact: its members under the name
+    assert sorted(named.tasks) == ["mt.a", "mt.b"] and named.answer([("mt.b", {"text": "john"})])[0]["tags"]
 
 
 # --------------------------------------------------------------------------- HTTP and JSONL

@@ -65,8 +65,8 @@ def test_backbone_is_bit_identical_after_optimizer_steps_and_gets_no_grads(metho
     for name, tensor in before.items():
         assert torch.equal(tensor, after[name]), f"frozen {name} changed"
     moved = [k for k, v in model.trainable_state_dict().items() if not torch.equal(v, trainable_before[k])]
-    assert any(k.startswith("method.") for k in moved)
-    assert any(k.startswith("head.") for k in moved)
+    assert any(k.startswith("methods.") for k in moved)
+    assert any(k.startswith("heads.") for k in moved)
 
 
 def test_finetune_does_move_the_backbone():
@@ -108,21 +108,22 @@ def trainable_names(model: AdaptedModel) -> set[str]:
 def test_only_prefix_and_head_require_grad(arch):
     model = build("prefix", arch)
     names = trainable_names(model)
-    assert names == {"method.encoder.embedding.weight", "head.classifier.weight", "head.classifier.bias"}
+    assert names == {"methods.shared.encoder.embedding.weight", "heads.task.classifier.weight",
+                     "heads.task.classifier.bias"}
     assert not any(p.requires_grad for p in model.backbone.parameters())
 
 
 def test_only_prompt_and_head_require_grad():
     names = trainable_names(build("prompt"))
-    assert names == {"method.embedding", "head.classifier.weight", "head.classifier.bias"}
+    assert names == {"methods.shared.embedding", "heads.task.classifier.weight", "heads.task.classifier.bias"}
 
 
 def test_reparameterized_prefix_trains_embedding_mlp_and_head():
     names = trainable_names(build("prefix", reparameterize=True, hidden_size=16))
-    assert {n.split(".")[0] for n in names} == {"method", "head"}
-    assert {n for n in names if n.startswith("method.")} == {
-        "method.encoder.embedding.weight", "method.encoder.mlp.0.weight", "method.encoder.mlp.0.bias",
-        "method.encoder.mlp.2.weight", "method.encoder.mlp.2.bias"}
+    assert {n.split(".")[0] for n in names} == {"methods", "heads"}
+    assert {n for n in names if n.startswith("methods.")} == {
+        "methods.shared.encoder.embedding.weight", "methods.shared.encoder.mlp.0.weight",
+        "methods.shared.encoder.mlp.0.bias", "methods.shared.encoder.mlp.2.weight", "methods.shared.encoder.mlp.2.bias"}
 
 
 @pytest.mark.parametrize("prefix_len", [1, 5, 16])
@@ -173,7 +174,7 @@ def fit(model: AdaptedModel, lr: float, steps: int, parameters=None) -> tuple[fl
 @pytest.mark.parametrize("method, lr", [("prefix", 1e-2), ("prompt", 1e-2), ("finetune", 1e-3)])
 def test_loss_decreases_on_a_learnable_tagging_task(method, lr):
     model = build(method)
-    adapter_before = {k: v.clone() for k, v in model.trainable_state_dict().items() if not k.startswith("head.")}
+    adapter_before = {k: v.clone() for k, v in model.trainable_state_dict().items() if not k.startswith("heads.")}
     start, end = fit(model, lr, steps=60)
     assert start > 0.9  # chance level for 3 tags is ln 3 = 1.10
     assert end < 0.4 * start and end < 0.5, f"{method}: held-out loss {start:.3f} -> {end:.3f}"
@@ -297,7 +298,7 @@ def test_model_from_args_starts_from_the_seed(tiny_model_dir):
         return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
     first, again, other = initial(1), initial(1), initial(2)
-    assert first.keys() == again.keys() and any(n.startswith("method.encoder") for n in first)
+    assert first.keys() == again.keys() and any(n.startswith("methods.shared.encoder") for n in first)
     for name in first:
         torch.testing.assert_close(first[name], again[name])
         assert not torch.equal(first[name], other[name]) or first[name].abs().sum() == 0, name

@@ -44,6 +44,14 @@ class AdaptationMethod(nn.Module):
         """Extra ``torch.utils.checkpoint`` arguments this method needs (raise if it cannot be checkpointed)."""
         return {}
 
+    @classmethod
+    def encode_rows(cls, backbone: nn.Module, parts: list[tuple["AdaptationMethod", int]], input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                    all_layers: bool = False) -> BaseModelOutput:
+        """One forward over rows of several tasks: ``parts`` lists, in row order, each task's instance of this
+        method and how many consecutive rows it adapts.  Only methods registered with ``mixes_rows`` have it."""
+        raise NotImplementedError(f"method '{cls.name}' cannot adapt rows of several tasks in one forward")
+
 
 def run_backbone(backbone: nn.Module, all_layers: bool, **inputs) -> BaseModelOutput:
     """``backbone(**inputs)`` without ``None`` arguments (not every encoder takes ``token_type_ids``)."""

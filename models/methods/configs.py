@@ -1,14 +1,15 @@
 """Settings of each adaptation method: plain dataclasses, importable without torch.
 
-Each field is what the method's artifact records.  ``FLAGS`` maps the shared CLI settings a
-method uses to its fields; a flag that maps to nothing for the chosen method does nothing,
-so the CLI refuses it instead of silently ignoring it.
+Each field is what the method's artifact records, and declares its command-line flag (``models/options.py``):
+the task CLIs offer every method's flags, and refuse a flag the chosen method does not have instead of
+silently ignoring it.  Several methods may declare the same flag (``--prefix-len``) for a field of theirs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..options import option
 
 @dataclass
 class PrefixConfig:
@@ -18,19 +19,21 @@ class PrefixConfig:
     embedding (the prefix-tuning trick); without it they are the parameters themselves.
     """
 
-    prefix_len: int = 32
-    reparameterize: bool = False
-    hidden_size: int = 512  # MLP hidden size when reparameterizing
-    dropout: float = 0.1  # dropout on the prefix keys/values during training
-    init_std: float | None = None  # None: N(0, 1) like nn.Embedding (as the reference code)
-    # initial rows: "normal" (N(0, init_std or 1)), "zeros", or "tokens": the frozen encoder's own
-    # keys/values of real tokens (of training inputs, or of ``init_text`` when given), at every layer
-    init: str = "normal"
-    init_text: str | None = None
+    prefix_len: int = option(32, "prefix length; 0 trains the head alone on the frozen encoder (a linear probe)",
+                             minimum=0)
+    reparameterize: bool = option(False, "produce the prefix with an MLP (prefix-tuning reparameterization)",
+                                  flag="--reparam")
+    hidden_size: int = option(512, "hidden size of the reparameterization MLP (with --reparam)", flag="--prefix-hidden",
+                              minimum=1)
+    dropout: float = option(0.1, "dropout on the prefix keys/values while training", flag="--prefix-dropout",
+                            minimum=0.0, below=1.0)
+    init_std: float | None = None  # None: N(0, 1) like nn.Embedding (as the reference code); no flag
+    init: str = option("normal", "initial prefix rows: N(0, 1); zeros; or tokens: the frozen encoder's own "
+                                 "keys/values of real training tokens at every layer", flag="--prefix-init",
+                       choices=("normal", "zeros", "tokens"))
+    init_text: str | None = option(None, "with token init, take the keys/values of this text's tokens instead of "
+                                         "training inputs", flag="--prefix-init-text", metavar="TEXT")
 
-    FLAGS: ClassVar[dict[str, str]] = {"prefix_len": "prefix_len", "reparam": "reparameterize",
-                                       "prefix_hidden": "hidden_size", "prefix_dropout": "dropout",
-                                       "prefix_init": "init", "prefix_init_text": "init_text"}
     INITS: ClassVar[tuple[str, ...]] = ("normal", "zeros", "tokens")
 
     def __post_init__(self) -> None:
@@ -55,10 +58,8 @@ class PrefixConfig:
 class PromptConfig:
     """Shallow prompt tuning: ``prompt_len`` trainable input embeddings (Lester et al. / P-tuning v1)."""
 
-    prompt_len: int = 32
-    dropout: float = 0.0
-
-    FLAGS: ClassVar[dict[str, str]] = {"prefix_len": "prompt_len"}
+    prompt_len: int = option(32, "prompt length (input positions it takes)", flag="--prefix-len", minimum=0)
+    dropout: float = 0.0  # no flag
 
     def default_lr(self) -> float:
         return 1e-2  # best of 3e-3 / 1e-2 / 3e-2 on a CoNLL-2003 subset (3e-2 tied)
@@ -68,8 +69,6 @@ class PromptConfig:
 class FinetuneConfig:
     """Full fine-tuning: every encoder weight trains; nothing to set."""
 
-    FLAGS: ClassVar[dict[str, str]] = {}
-
     def default_lr(self) -> float:
         return 5e-5  # the usual BERT value (not searched here)
 
@@ -78,15 +77,13 @@ class FinetuneConfig:
 class PeftPrefixConfig:
     """Hugging Face PEFT's ``PrefixTuningConfig`` (the peer baseline); PEFT applies no prefix dropout."""
 
-    prefix_len: int = 32
-    reparameterize: bool = False  # PEFT's prefix_projection
-    hidden_size: int = 512  # PEFT's encoder_hidden_size
+    prefix_len: int = option(32, "prefix length", minimum=0)
+    reparameterize: bool = option(False, "PEFT's prefix_projection (an MLP)", flag="--reparam")
+    hidden_size: int = option(512, "PEFT's encoder_hidden_size (with --reparam)", flag="--prefix-hidden", minimum=1)
     # PEFT's cache makes the tokens' positions start at P; False gives them 0..n-1, as our prefix does
     # (a control for the study: it then computes what our prefix computes)
-    position_shift: bool = True
-
-    FLAGS: ClassVar[dict[str, str]] = {"prefix_len": "prefix_len", "reparam": "reparameterize",
-                                       "prefix_hidden": "hidden_size", "position_shift": "position_shift"}
+    position_shift: bool = option(True, "--no-position-shift gives the tokens positions 0..n-1 instead of PEFT's "
+                                        "P..P+n-1 (a control: it then computes what --method prefix computes)")
 
     def default_lr(self) -> float:
         return 1e-3 if self.reparameterize else 3e-2  # searched like ours (1e-2 / 3e-2 / 1e-1)
@@ -102,17 +99,14 @@ class LoraConfig:
     length P.
     """
 
-    r: int = 16
-    alpha: float | None = None  # None: 2 * r (scale 2)
-    dropout: float = 0.0
-    target_modules: list[str] | None = None
-
-    FLAGS: ClassVar[dict[str, str]] = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout",
-                                       "lora_targets": "target_modules"}
-
-    def __post_init__(self) -> None:
-        if self.r < 1:
-            raise ValueError(f"--lora-r must be at least 1, got {self.r}")
+    r: int = option(16, "LoRA rank (on a BERT, rank R has the trainable count of a prefix of length 2R)",
+                    flag="--lora-r", minimum=1, metavar="R")
+    alpha: float | None = option(None, "LoRA scale numerator: the update is scaled by alpha / r (default 2R)",
+                                 flag="--lora-alpha")
+    dropout: float = option(0.0, "dropout on the LoRA input", flag="--lora-dropout", minimum=0.0, below=1.0)
+    target_modules: list[str] | None = option(None, "linear layers LoRA adapts, by name (default: the attention query "
+                                                    "and value projections of the architecture)",
+                                              flag="--lora-targets", metavar="MODULE")
 
     def default_lr(self) -> float:
         return 1e-3  # the usual LoRA rate for BERT-size encoders (lora_lr study in benchmarks/README.md)
@@ -122,9 +116,8 @@ class LoraConfig:
 class BitFitConfig:
     """BitFit (Ben Zaken et al. 2022): only the encoder's bias terms train (and, optionally, its LayerNorm gains)."""
 
-    layernorm: bool = False
-
-    FLAGS: ClassVar[dict[str, str]] = {"bitfit_layernorm": "layernorm"}
+    layernorm: bool = option(False, "also train the LayerNorm gains (their biases always train)",
+                             flag="--bitfit-layernorm")
 
     def default_lr(self) -> float:
         return 1e-3  # BitFit's usual rate on BERT (lr study in benchmarks/README.md)
@@ -135,11 +128,10 @@ class PeftPtuningConfig:
     """Hugging Face PEFT's P-tuning (v1): ``prompt_len`` virtual input tokens produced by PEFT's prompt encoder
     (an MLP over trainable embeddings), placed before the input as a shallow prompt."""
 
-    prompt_len: int = 32
-    hidden_size: int | None = None  # the prompt encoder's MLP width; None: the encoder's hidden size (PEFT's default)
-    encoder_type: str = "MLP"  # PEFT's encoder_reparameterization_type: MLP or LSTM
-
-    FLAGS: ClassVar[dict[str, str]] = {"prefix_len": "prompt_len", "prefix_hidden": "hidden_size"}
+    prompt_len: int = option(32, "prompt length (input positions it takes)", flag="--prefix-len", minimum=0)
+    hidden_size: int | None = option(None, "width of PEFT's prompt-encoder MLP (default: the encoder's hidden size)",
+                                     flag="--prefix-hidden", minimum=1)
+    encoder_type: str = "MLP"  # PEFT's encoder_reparameterization_type: MLP or LSTM; no flag
 
     def default_lr(self) -> float:
         return 1e-3  # PEFT's P-tuning examples (lr study in benchmarks/README.md)

@@ -36,6 +36,27 @@ class DeepPrefix(AdaptationMethod):
             return run_backbone(backbone, all_layers, input_ids=input_ids, attention_mask=attention_mask,
                                 token_type_ids=token_type_ids)
 
+    @classmethod
+    def encode_rows(cls, backbone: nn.Module, parts: list[tuple["DeepPrefix", int]], input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                    all_layers: bool = False) -> BaseModelOutput:
+        """Each row with its own task's prefix: shorter prefixes are padded to the longest and their padding
+        rows masked out of attention (``PrefixSlot.key_mask``)."""
+        tables = [method.encoder.current_table() for method, _ in parts]
+        longest = max(t.shape[0] for t in tables)
+        rows_table, rows_mask = [], []
+        for table, (_, count) in zip(tables, parts):
+            padded = table.new_zeros(longest, *table.shape[1:])
+            padded[: table.shape[0]] = table
+            rows_table.append(padded.expand(count, *padded.shape))
+            rows_mask.append((torch.arange(longest, device=table.device) < table.shape[0]).expand(count, longest))
+        table = torch.cat(rows_table)  # (R, P, layers, 2, kv_dim)
+        kv = [(table[:, :, layer, 0], table[:, :, layer, 1]) for layer in range(table.shape[2])]
+        mask = torch.cat(rows_mask) if any(t.shape[0] != longest for t in tables) else None
+        with parts[0][0].slot.holding(kv, mask):
+            return run_backbone(backbone, all_layers, input_ids=input_ids, attention_mask=attention_mask,
+                                token_type_ids=token_type_ids)
+
     @torch.no_grad()
     def init_from_tokens(self, backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                          token_type_ids: torch.Tensor | None = None, eligible: torch.Tensor | None = None,

@@ -10,6 +10,7 @@ import importlib
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..options import flag_name
 from .configs import (BitFitConfig, FinetuneConfig, LoraConfig, PeftPrefixConfig, PeftPtuningConfig, PrefixConfig,
                       PromptConfig)
 
@@ -20,7 +21,13 @@ class MethodSpec:
     config_class: type
     implementation: str  # "package.module:Class"
     description: str
-    trains_backbone: bool = False
+    trains_backbone: bool = False  # every encoder weight trains: the artifact carries a whole encoder
+    # rows of several tasks (each with its own instance of the method) share one forward on one encoder
+    # (the method implements ``encode_rows``): mixed-task serving and batches
+    mixes_rows: bool = False
+    # the method leaves the encoder's weights and modules as they are, so one encoder can serve several of its
+    # artifacts (each in its own forward unless it also mixes rows)
+    keeps_backbone: bool = False
 
     def build_config(self, values: dict[str, Any] | None = None):
         """The config from stored values (an artifact's), refusing keys the config does not have."""
@@ -31,6 +38,10 @@ class MethodSpec:
             raise ValueError(f"method '{self.name}' has no setting {', '.join(unknown)} (it has: "
                              f"{', '.join(sorted(known)) or 'none'})")
         return self.config_class(**values)
+
+    def flags(self) -> dict[str, str]:
+        """The method's command-line flags (``--prefix-len``) -> the config fields they set."""
+        return {flag_name(f): f.name for f in fields(self.config_class) if "help" in f.metadata}
 
     def implementation_class(self) -> type:
         module, _, name = self.implementation.partition(":")
@@ -59,11 +70,13 @@ def get_method(name: str) -> MethodSpec:
 
 
 register_method(MethodSpec("prefix", PrefixConfig, "models.methods.prefix:DeepPrefix",
-                           "P-tuning v2: trainable keys/values in every attention layer, frozen encoder"))
+                           "P-tuning v2: trainable keys/values in every attention layer, frozen encoder",
+                           mixes_rows=True, keeps_backbone=True))
 register_method(MethodSpec("finetune", FinetuneConfig, "models.methods.finetune:FineTune",
                            "full fine-tuning: every encoder weight trains", trains_backbone=True))
 register_method(MethodSpec("prompt", PromptConfig, "models.methods.prompt:ShallowPrompt",
-                           "shallow prompt: trainable embeddings before the input, frozen encoder"))
+                           "shallow prompt: trainable embeddings before the input, frozen encoder",
+                           keeps_backbone=True))
 register_method(MethodSpec("peft-prefix", PeftPrefixConfig, "models.methods.peft_prefix:PeftPrefix",
                            "Hugging Face PEFT's prefix tuning (the peer baseline; needs the package peft)"))
 register_method(MethodSpec("lora", LoraConfig, "models.methods.lora:Lora",

@@ -63,16 +63,18 @@ class PrefixEncoder(nn.Module):
         self._cache = None
         super()._load_from_state_dict(*args, **kwargs)
 
-    def forward(self, batch_size: int) -> PrefixKV:
+    def current_table(self) -> torch.Tensor:
+        """The (P, layers, 2, kv_dim) table a forward uses: with dropout while training, computed once in eval."""
         if self.training:
-            table = self.dropout(self.table())
-        else:
-            if self._cache is None:
-                with torch.no_grad():
-                    self._cache = self.table().detach()
-            table = self._cache
+            return self.dropout(self.table())
+        if self._cache is None:
+            with torch.no_grad():
+                self._cache = self.table().detach()
+        return self._cache
+
+    def forward(self, batch_size: int) -> PrefixKV:
         # (P, L, 2, D) -> per layer (B, P, D) views; expand() shares memory across the batch
-        table = table.permute(1, 2, 0, 3)
+        table = self.current_table().permute(1, 2, 0, 3)
         return [
             (table[i, 0].expand(batch_size, -1, -1), table[i, 1].expand(batch_size, -1, -1))
             for i in range(self.num_layers)

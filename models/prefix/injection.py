@@ -298,10 +298,14 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
 def inject_prefix(model: nn.Module) -> PrefixSlot:
     """Make ``model`` read per-layer prefix K/V from the returned slot on every forward.
 
-    The model is otherwise unchanged: with an empty slot it computes exactly what it did.
+    The model is otherwise unchanged: with an empty slot it computes exactly what it did.  Injecting twice
+    returns the first slot: every prefix method on one encoder (the tasks of a server) fills the same slot.
     """
     spec = architecture_spec(model.config)
     modules = attention_modules(model)
+    existing = getattr(modules[0], "_ptv2_slot", None)
+    if existing is not None:
+        return existing
     slot = PrefixSlot()
     for index, module in enumerate(modules):
         module._ptv2_slot, module._ptv2_layer = slot, index

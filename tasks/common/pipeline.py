@@ -1,12 +1,14 @@
 """The one pipeline every task family runs: train -> evaluate -> artifact, and predict with an artifact.
 
-A family (``family.py``) supplies data, features, head, decoding, scoring and outputs; everything
-else (flags, seeding, the model, the Trainer, timing, metrics.json, the artifact) happens here,
-the same way for every family.
+A family (``family.py``) reads data and binds records to tasks (``task.py``: head, features, decoding,
+scoring); everything else (flags, seeding, the model, the Trainer, timing, metrics.json, the artifact) happens
+here, the same way for every family and for one dataset or several (``python -m tasks.multitask``: one shared
+method, one head per dataset, each batch from one dataset).
 """
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -17,17 +19,19 @@ from transformers import set_seed
 from models.adapted import AdaptedModel, build_model
 from models.backbone import EncoderNotFound, load_tokenizer
 from models.methods import get_method
-from models.methods.peft_prefix import PeftMissing
+from models.methods.peft_import import PeftMissing
 from models.prefix import UnsupportedArchitecture
 
 from . import cli
-from .artifacts import (CONFIG, check_family, finish_run, init_from, load_artifact, member_view,
-                        read_artifact_config)
+from .artifacts import CONFIG, check_family, finish_run, init_from, load_artifact, member_view, read_artifact_config
 from .errors import UsageError, exit_on_bad_input
-from .family import Encoded, TaskData, TaskFamily
-from .selection import hold_out, selection_record
+from .family import TaskData, TaskFamily
+from .selection import hold_out_jointly, selection_record
 from .settings import ModelSettings, PredictSettings, RunSettings, TrainSettings, train_subset
+from .task import Encoded, Task
 from .training import predict, train
+
+SINGLE = "task"  # the task name of a single-task model
 
 
 def learning_rate(train_settings: TrainSettings, model: ModelSettings) -> float:
@@ -49,13 +53,13 @@ def resolved_settings(settings: RunSettings) -> dict[str, Any]:
             "method_config": None if config is None else dataclasses.asdict(config)}
 
 
-def build_task_model(settings: ModelSettings, head, max_length: int, seed: int) -> AdaptedModel:
-    """The encoder with the method's trainable parts and ``head`` (a module or a function of the hidden size)."""
+def build_task_model(settings: ModelSettings, heads, max_length: int, seed: int) -> AdaptedModel:
+    """The encoder with the method's trainable parts and ``heads`` (see ``models.adapted.build_model``)."""
     # the head and the prefix (or prompt) draw their initial values here, before the Trainer seeds
     # anything: without this, --seed fixed the data order and dropout but not the starting point
     set_seed(seed)
     try:
-        model = build_model(settings.model, head, settings.method, settings.method_config, layers=settings.layers,
+        model = build_model(settings.model, heads, settings.method, settings.method_config, layers=settings.layers,
                             encoder_dropout=settings.encoder_dropout)
         if settings.gradient_checkpointing:
             model.enable_gradient_checkpointing()
@@ -68,27 +72,33 @@ def build_task_model(settings: ModelSettings, head, max_length: int, seed: int) 
     limit = model.max_input_length()
     if limit is not None and max_length > limit:
         raise UsageError(f"--max-length {max_length} exceeds what encoder '{settings.model}' accepts "
-                         f"in mode {settings.method} ({limit})")
+                         f"with --method {settings.method} ({limit})")
     return model
 
 
 def describe_parameters(model: AdaptedModel) -> str:
     counts = model.parameter_counts()
+    heads = "" if len(model.tasks) == 1 else f", {len(model.tasks)} heads"
     return (f"trainable parameters: {counts['trainable']:,} of {counts['total']:,} "
-            f"({counts['trainable_percent']:.3f}%) [mode {model.method_name}]")
+            f"({counts['trainable_percent']:.3f}%) [method {model.method_name}{heads}]")
 
 
-def answer(family: TaskFamily, record: dict, model: AdaptedModel, tokenizer, examples: list, batch_size: int,
-           work_dir: Path, precision: str = "fp32") -> tuple[Any, Encoded, dict[str, float]]:
-    """(predictions, the encoded inputs, seconds spent encoding / in the model / decoding), the backbone's
-    forward in ``precision`` (models/precision.py)."""
+def answer(task: Task, model: AdaptedModel, examples: list, batch_size: int, work_dir: Path,
+           precision: str = "fp32", name: str | None = None) -> tuple[Any, Encoded, dict[str, float]]:
+    """(predictions, the encoded inputs, seconds spent encoding / in the model / decoding) of ``task`` (the model's
+    task ``name``), the backbone's forward in ``precision`` (models/precision.py)."""
     started = time.time()
-    encoded = family.encode(record, examples, tokenizer, train=False)
+    encoded = task.encode(examples, train=False)
     encoded_at = time.time()
+    collate = task.collate
+    if len(model.tasks) > 1:  # a multi-task model reads the rows with this task's head
+        index = model.tasks.index(name)
+        collate = lambda features: {**task.collate(features), "task_index": torch.full(  # noqa: E731
+            (len(features),), index, dtype=torch.long)}
     with model.inference(precision) as runner:
-        logits = predict(runner, encoded.features, family.collator(record, tokenizer), batch_size, work_dir)
+        logits = predict(runner, encoded.features, collate, batch_size, work_dir)
     predicted_at = time.time()
-    predictions = family.decode(record, examples, encoded, logits)
+    predictions = task.decode(examples, encoded, logits)
     seconds = {"encode": encoded_at - started, "model": predicted_at - encoded_at, "decode": time.time() - predicted_at}
     return predictions, encoded, {k: round(v, 2) for k, v in seconds.items()}
 
@@ -99,48 +109,84 @@ def _timing(examples: list, seconds: dict[str, float]) -> str:
 
 
 # --------------------------------------------------------------------------- training
-def selection_split(data: TaskData, settings: TrainSettings) -> tuple[list, str, tuple[str, list, str]]:
-    """(training examples, their source, (split name, examples, source) to evaluate on during training).
+@dataclasses.dataclass
+class Member:
+    """One dataset of a run: its data, task, and (after ``select``) what trains and what selects checkpoints."""
 
-    The family's own dev split when it is not the reported one; else a held-out share of the training data.
-    """
-    if data.selection_split is not None:
-        examples, source = data.evaluations[data.selection_split]
-        return data.train, data.train_source, (data.selection_split, examples, source)
+    name: str
+    settings: Any
+    data: TaskData
+    task: Task
+    train: list = dataclasses.field(default_factory=list)
+    train_source: str = ""
+    selection: tuple[str, list, str] | None = None  # (split name, examples, source) scored during training
+
+    @property
+    def record(self) -> dict:
+        return self.task.record
+
+
+def select(members: list[Member], settings: RunSettings) -> None:
+    """Each member's training examples and, with --eval-every, what it is scored on during training: its own dev
+    split when that is not the reported one, else a held-out share of its training data (one set of held-out
+    groups for every member: SQuAD 2.0's training set holds SQuAD 1.1's articles)."""
+    for member in members:
+        member.train, member.train_source = member.data.train, member.data.train_source
+    if settings.train.eval_every is None:
+        return
+    needing = [m for m in members if m.data.selection_split is None]
     try:
-        kept, held, source = hold_out(data, settings.dev_fraction, settings.seed)
+        held = hold_out_jointly({m.name: m.data for m in needing}, settings.train.dev_fraction, settings.train.seed)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    return kept, f"{data.train_source} [without the held-out part]", ("held-out", held, source)
+    for member in members:
+        if member.data.selection_split is not None:
+            examples, source = member.data.evaluations[member.data.selection_split]
+            member.selection = (member.data.selection_split, examples, source)
+        else:
+            kept, held_out, source = held[member.name]
+            member.train, member.train_source = kept, f"{member.data.train_source} [without the held-out part]"
+            member.selection = ("held-out", held_out, source)
+        member.selection = (member.selection[0], member.selection[1][: settings.data.max_eval_samples],
+                            member.selection[2])
+        who = "" if len(members) == 1 else f"{member.name}: "
+        print(f"{who}evaluating during training on {member.selection[2]}: {len(member.selection[1]):,} examples")
 
 
-def dev_evaluator(family: TaskFamily, record: dict, tokenizer, examples: list, batch_size: int, work_dir: Path,
-                  precision: str = "fp32"):
-    """``model -> {metric: percent}`` on ``examples`` with the family's own decoding and metric."""
-    def evaluate(model: AdaptedModel) -> dict[str, float]:
-        predictions, _, _ = answer(family, record, model, tokenizer, examples, batch_size, work_dir, precision)
-        scores = family.score(record, examples, predictions) or {}
+def dev_evaluator(members: list[Member], batch_size: int, work_dir: Path, precision: str = "fp32"):
+    """``model -> {metric: percent}`` on the members' selection examples with their own decoding and metric; with
+    several members, their headlines and ``mean``, the mean headline (what selects checkpoints)."""
+    def scores_of(model: AdaptedModel, member: Member) -> dict[str, float]:
+        predictions, _, _ = answer(member.task, model, member.selection[1], batch_size, work_dir, precision,
+                                   member.name)
+        scores = member.task.score(member.selection[1], predictions) or {}
         return {k: v for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    def evaluate(model: AdaptedModel) -> dict[str, float]:
+        if len(members) == 1:
+            return scores_of(model, members[0])
+        heads = {m.name: scores_of(model, m)[m.task.headline] for m in members}
+        return {"mean": statistics.fmean(heads.values()),
+                **{f"{m.name}_{m.task.headline}": heads[m.name] for m in members}}
     return evaluate
 
 
-def init_prefix(model: AdaptedModel, family: TaskFamily, record: dict, encoded: Encoded, tokenizer,
-                seed: int, sample: int = 256) -> None:
+def init_prefix(model: AdaptedModel, member: Member, encoded: Encoded, seed: int, sample: int = 256) -> None:
     """``--prefix-init tokens``: the prefix starts as the frozen encoder's keys/values of real tokens.
 
     From ``init_text`` when given, else from up to ``sample`` training inputs drawn with the seed
     (special tokens and padding excluded).
     """
-    config = model.method.config
+    config, tokenizer = model.method.config, member.task.tokenizer
     if getattr(config, "init", None) != "tokens":
         return
     generator = torch.Generator().manual_seed(seed)
     if config.init_text is not None:
-        batch = tokenizer([config.init_text], return_tensors="pt", truncation=True, max_length=record["max_length"])
+        batch = tokenizer([config.init_text], return_tensors="pt", truncation=True,
+                          max_length=member.record["max_length"])
     else:
         rows = torch.randperm(len(encoded.features), generator=generator)[:sample].tolist()
-        batch = family.collator(record, tokenizer)([
-            {k: v for k, v in encoded.features[i].items() if k != "labels"} for i in rows])
+        batch = member.task.collate([{k: v for k, v in encoded.features[i].items() if k != "labels"} for i in rows])
     inputs = {k: batch[k].reshape(-1, batch[k].shape[-1]) for k in ("input_ids", "attention_mask", "token_type_ids")
               if k in batch}  # (B, C, n) choices: every choice is an input
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
@@ -151,85 +197,136 @@ def init_prefix(model: AdaptedModel, family: TaskFamily, record: dict, encoded: 
     print(f"prefix init: keys/values of {len(picks)} token positions of {where}")
 
 
-def evaluate_splits(family: TaskFamily, record: dict, model: AdaptedModel, tokenizer, data: TaskData,
-                    selection: tuple[str, list, str] | None, settings: RunSettings,
+def evaluate_splits(member: Member, model: AdaptedModel, settings: RunSettings,
                     output_dir: Path) -> tuple[dict[str, Any], list[Path]]:
-    """Score every evaluation split (and a held-out selection part first: what a search reads); the
-    metrics per split, the ``headline``, and the files the family wrote."""
+    """Score every evaluation split of ``member`` (and a held-out selection part first: what a search reads); the
+    metrics per split, the ``headline``, and the files the task wrote."""
     metrics, written = {}, []
-    evaluations = dict(data.evaluations)
-    if selection is not None and selection[0] not in evaluations:
-        evaluations = {selection[0]: (selection[1], selection[2]), **evaluations}
+    evaluations = dict(member.data.evaluations)
+    if member.selection is not None and member.selection[0] not in evaluations:
+        evaluations = {member.selection[0]: (member.selection[1], member.selection[2]), **evaluations}
     for split, (examples, source) in evaluations.items():
         examples = examples[: settings.data.max_eval_samples]
-        predictions, encoded, seconds = answer(family, record, model, tokenizer, examples,
-                                               settings.train.eval_batch_size, output_dir,
-                                               settings.train.eval_precision)
-        scores = family.score(record, examples, predictions) or {}
+        predictions, encoded, seconds = answer(member.task, model, examples, settings.train.eval_batch_size,
+                                               output_dir, settings.train.eval_precision, member.name)
+        scores = member.task.score(examples, predictions) or {}
         metrics[split] = {**scores, "examples": len(examples), "source": source, "seconds": seconds, **encoded.stats}
         print(f"{split}: {encoded.report}\n{_timing(examples, seconds)}")
-        print(family.format_scores(split, scores, examples))
-        if split in data.evaluations:
-            written += family.after_evaluation(record, split, examples, predictions, output_dir)
-    headline = family.headline_metric(record)
-    metrics["headline"] = {"split": data.headline_split, "metric": headline,
-                           "value": metrics.get(data.headline_split, {}).get(headline)}
+        print(member.task.describe(split, scores, examples))
+        if split in member.data.evaluations:
+            written += member.task.write_evaluation(split, examples, predictions, output_dir)
+    headline = member.task.headline
+    metrics["headline"] = {"split": member.data.headline_split, "metric": headline,
+                           "value": metrics.get(member.data.headline_split, {}).get(headline)}
     return metrics, written
 
 
-def train_and_evaluate(family: TaskFamily, settings: RunSettings) -> dict:
-    """Train on the family's data, evaluate every split, write the artifact and metrics.json."""
-    output_dir = settings.train.output_dir or Path("runs") / f"{family.run_name(settings.task)}-{settings.model.method}"
-    data = family.load_data(settings.task, settings.data)
-    record = {"family": family.name, **family.task_record(settings.task, data, settings.train.max_length)}
-    tokenizer = load_tokenizer(settings.model.model, pre_split_words=family.pre_split_words)
-    family.check_tokenizer(tokenizer, record)
-    for note in data.notes:
+def load_members(family: TaskFamily, settings: RunSettings) -> list[Member]:
+    """Every dataset of the run, read, recorded and bound to its task (the bad ones fail here, before the model)."""
+    multi = len(settings.tasks) > 1
+    names = [family.member_name(t) for t in settings.tasks] if multi else [SINGLE]
+    if len(set(names)) != len(names):
+        raise UsageError(f"a dataset is named twice: {', '.join(names)}")
+    datas = {name: family.load_data(task, settings.data) for name, task in zip(names, settings.tasks)}
+    for note in [n for d in datas.values() for n in d.notes] + (family.prepare_members(datas) if multi else []):
         print(note)
-    model = build_task_model(settings.model, lambda hidden: family.head(record, hidden, settings.model),
-                             settings.train.max_length, settings.train.seed)
+    tokenizer = load_tokenizer(settings.model.model, pre_split_words=family.pre_split_words)
+    members = []
+    for name, task_settings in zip(names, settings.tasks):
+        record = {"family": family.name, **family.record(task_settings, datas[name], settings.train.max_length)}
+        members.append(Member(name, task_settings, datas[name], family.bind(record, tokenizer)))
+    return members
+
+
+def train_features(members: list[Member], settings: RunSettings) -> tuple[list[dict], dict[str, dict], list[Encoded]]:
+    """Every member's encoded training features (with its index, when several), stats for metrics.json."""
+    features, stats, encodings = [], {}, []
+    for index, member in enumerate(members):
+        examples = train_subset(member.train, settings.data.max_train_samples, settings.train.seed)
+        encoded = member.task.encode(examples, train=True)
+        print(f"train{'' if len(members) == 1 else ' ' + member.name}: {encoded.report}")
+        features += encoded.features if len(members) == 1 else [{**f, "task_index": index} for f in encoded.features]
+        stats[member.name] = {"examples": len(examples), "source": member.train_source, **encoded.stats}
+        encodings.append(encoded)
+    return features, stats, encodings
+
+
+def train_and_evaluate(family: TaskFamily, settings: RunSettings, temperature: float = 1.0) -> dict:
+    """Train on the family's data (one dataset, or several sharing the method), evaluate every split, write the
+    artifact and metrics.json."""
+    members = load_members(family, settings)
+    multi = len(members) > 1
+    default = (f"multitask-{family.name}-{'+'.join(m.name for m in members)}" if multi
+               else f"{family.run_name(settings.task)}-{settings.model.method}")
+    output_dir = settings.train.output_dir or Path("runs") / default
+    model = build_task_model(settings.model, {m.name: (lambda hidden, t=m.task: t.head(hidden, settings.model))
+                                              for m in members}, settings.train.max_length, settings.train.seed)
     print(describe_parameters(model))
-    train_examples, train_source, selection = data.train, data.train_source, None
-    if settings.train.eval_every is not None:
-        train_examples, train_source, selection = selection_split(data, settings.train)
-        selection = (selection[0], selection[1][: settings.data.max_eval_samples], selection[2])
-        print(f"evaluating during training on {selection[2]}: {len(selection[1]):,} examples")
-    train_examples = train_subset(train_examples, settings.data.max_train_samples, settings.train.seed)
-    encoded = family.encode(record, train_examples, tokenizer, train=True)
-    print(f"train: {encoded.report}")
+    select(members, settings)
+    features, stats, encodings = train_features(members, settings)
     if settings.train.init_from is not None:
         if getattr(model.method.config, "init", "normal") != "normal":
             raise UsageError("--init-from sets the prefix from an artifact; it does not go with --prefix-init")
-        print(f"--init-from {settings.train.init_from}: " + "; ".join(init_from(model, settings.train.init_from,
-                                                                                record)))
-    init_prefix(model, family, record, encoded, tokenizer, settings.train.seed)
+        taken = init_from(model, settings.train.init_from, {m.name: m.record for m in members})
+        print(f"--init-from {settings.train.init_from}: " + "; ".join(taken))
+    if not multi:
+        init_prefix(model, members[0], encodings[0], settings.train.seed)
 
-    headline = family.headline_metric(record)
-    evaluator = None if selection is None else dev_evaluator(family, record, tokenizer, selection[1],
-                                                             settings.train.eval_batch_size, output_dir,
-                                                             settings.train.eval_precision)
+    headline = "mean" if multi else members[0].task.headline
+    evaluator = None if members[0].selection is None else dev_evaluator(
+        members, settings.train.eval_batch_size, output_dir, settings.train.eval_precision)
+    collate, sampler = members[0].task.collate, None
+    if multi:
+        from tasks.multitask.collate import MemberCollator
+        from tasks.multitask.sampling import TaskBatchSampler
+
+        collate = MemberCollator([m.task.collate for m in members])
+        sampler = TaskBatchSampler([len(e.features) for e in encodings], settings.train.batch_size, temperature,
+                                   settings.train.seed)
     started = time.time()
     resolved = resolved_settings(settings)  # the rate below and what metrics.json says was used: one source
-    trainer = train(model, settings.train, resolved["lr"], output_dir,
-                    encoded.features, family.collator(record, tokenizer), evaluator, headline)
-    metrics: dict[str, Any] = {
-        "train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
-        "args": settings.flags, "resolved": resolved, "task": record,
-        "train": {"examples": len(train_examples), "source": train_source, **encoded.stats},
-    }
-    if selection is not None:
+    trainer = train(model, settings.train, resolved["lr"], output_dir, features, collate, evaluator, headline,
+                    batch_sampler=sampler)
+    metrics: dict[str, Any] = {"train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
+                               "args": settings.flags, "resolved": resolved}
+    if evaluator is not None:
         metrics["selection"] = selection_record(trainer.state.log_history, headline, trainer.state.best_global_step,
-                                                selection[0], selection[2], settings.train.select_best)
+                                                members[0].selection[0] if not multi else "every member's selection",
+                                                members[0].selection[2] if not multi else "",
+                                                settings.train.select_best)
         if settings.train.select_best and "best_epoch" in metrics["selection"]:
             chosen = metrics["selection"]
             print(f"selected step {chosen['best_step']} (epoch {chosen['best_epoch']:g}): dev {headline} "
                   f"{chosen['best_dev']:.2f}")
-    scores, written = evaluate_splits(family, record, model, tokenizer, data, selection, settings, output_dir)
-    metrics.update(scores)
-    finish_run(model, output_dir, record, metrics)  # artifact + metrics.json (rank 0 only)
+    written = _evaluate_members(members, model, settings, output_dir, metrics, stats, sampler, temperature)
+    records = {m.name: m.record for m in members} if multi else members[0].record
+    finish_run(model, output_dir, records, metrics)  # artifact + metrics.json (rank 0 only)
     if written:
         print(f"wrote {', '.join(str(p) for p in written)}")
     return metrics
+
+
+def _evaluate_members(members: list[Member], model: AdaptedModel, settings: RunSettings, output_dir: Path,
+                      metrics: dict[str, Any], stats: dict[str, dict], sampler, temperature: float) -> list[Path]:
+    """Score every member and put it into ``metrics`` (one dataset at the top level, several under ``members``)."""
+    if len(members) == 1:
+        member = members[0]
+        metrics.update(task=member.record, train=stats[member.name])
+        scores, written = evaluate_splits(member, model, settings, output_dir)
+        metrics.update(scores)
+        return written
+    metrics["members"], written = {}, []
+    metrics["sampling"] = {"temperature": temperature, "weights": dict(zip([m.name for m in members],
+                                                                             sampler.weights))}
+    for member in members:
+        print(f"--- {member.name}")
+        scores, files = evaluate_splits(member, model, settings, output_dir / "predictions" / member.name)
+        metrics["members"][member.name] = {"task": member.record, "train": stats[member.name], **scores}
+        written += files
+    headlines = [metrics["members"][m.name]["headline"]["value"] for m in members]
+    metrics["headline"] = {"split": "members", "metric": "mean headline",
+                           "value": statistics.fmean(headlines) if None not in headlines else None}
+    return written
 
 
 # --------------------------------------------------------------------------- predict
@@ -238,48 +335,37 @@ def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list
     where = settings.artifact / CONFIG
     config = member_view(read_artifact_config(settings.artifact), family, settings.member, where)
     check_family(config, family, where)
-    jobs = family.predict_jobs(settings.task, config["task"])
+    record = family.with_overrides(settings.task, config["task"])
+    tokenizer = load_tokenizer(settings.model or config["backbone"], pre_split_words=family.pre_split_words)
+    task = family.bind(record, tokenizer, where)
+    jobs = family.predict_jobs(settings.task, task)  # bad input fails here, before the encoder is loaded
     loaded = load_artifact(settings.artifact, family, settings.model, settings.member)
-    record = family.predict_record(settings.task, loaded.record)
-    family.check_tokenizer(loaded.tokenizer, record)
     results = []
     for job in jobs:
-        predictions, encoded, seconds = answer(family, record, loaded.model, loaded.tokenizer, job.examples,
-                                               settings.eval_batch_size, settings.artifact, settings.precision)
+        predictions, encoded, seconds = answer(task, loaded.model, job.examples, settings.eval_batch_size,
+                                               settings.artifact, settings.precision)
         print(f"{job.source}: {encoded.report}\n{_timing(job.examples, seconds)}")
-        scores = family.score(record, job.examples, predictions)
+        scores = task.score(job.examples, predictions)
         if scores is not None:
-            print(family.format_scores(job.name, scores, job.examples))
-        paths = family.write_predictions(settings.task, record, job, predictions, settings.artifact)
+            print(task.describe(job.name, scores, job.examples))
+        paths = family.write_predictions(settings.task, task, job, predictions, settings.artifact)
         print(f"wrote {', '.join(str(p) for p in paths)} ({len(job.examples)} examples)")
         results.append({"job": job.name, "scores": scores, "files": paths})
     return results
 
 
 # --------------------------------------------------------------------------- entry point
-def train_parser(family: TaskFamily):
-    parser = cli.common_parser(family.description, family.default_epochs, family.default_max_length, family.recipe)
-    family.add_arguments(parser)
-    return parser
-
-
-def predict_parser(family: TaskFamily):
-    parser = cli.predict_parser(family.predict_description)
-    family.add_predict_arguments(parser)
-    return parser
-
-
 def main(family: TaskFamily, argv: list[str] | None = None) -> None:
     """``python -m tasks.<family> [train] FLAGS`` or ``... predict FLAGS``."""
 
     @exit_on_bad_input
     def train_main(args: list[str]) -> dict:
-        parsed = train_parser(family).parse_args(args)
-        return train_and_evaluate(family, cli.run_settings(parsed, family.settings(parsed)))
+        parsed = cli.train_parser(family).parse_args(args)
+        return train_and_evaluate(family, cli.run_settings(parsed, family, [cli.family_settings(family, parsed)]))
 
     @exit_on_bad_input
     def predict_main(args: list[str]) -> list[dict]:
-        parsed = predict_parser(family).parse_args(args)
-        return predict_with_artifact(family, cli.predict_settings(parsed, family.predict_settings(parsed)))
+        parsed = cli.predict_parser(family).parse_args(args)
+        return predict_with_artifact(family, cli.predict_settings(parsed, family))
 
     cli.run_subcommand(argv, train_main, predict_main)

@@ -25,6 +25,28 @@ def hold_out(data: TaskData, fraction: float, seed: int) -> tuple[list, list, st
                         f"{len(held)} examples, seed {seed}]")
 
 
+def hold_out_jointly(datas: dict[str, TaskData], fraction: float, seed: int) -> dict[str, tuple[list, list, str]]:
+    """``hold_out`` for several datasets of one run: datasets with groups hold out one set of groups drawn from all
+    of theirs (a group two datasets share is held out of both: SQuAD 2.0's training set holds SQuAD 1.1's
+    articles, so separate draws would train one on the other's held-out articles); the others draw alone."""
+    grouped = {name: data for name, data in datas.items() if data.train_groups}
+    out = {name: hold_out(data, fraction, seed) for name, data in datas.items() if name not in grouped}
+    if len(grouped) < 2:
+        return {**out, **{name: hold_out(data, fraction, seed) for name, data in grouped.items()}}
+    union = TaskData([g for d in grouped.values() for g in d.train_groups], "every dataset", {}, "",
+                     train_groups=[g for d in grouped.values() for g in d.train_groups])
+    _, held, _ = hold_out(union, fraction, seed)
+    chosen = set(held)
+    for name, data in grouped.items():
+        kept = [e for e, g in zip(data.train, data.train_groups) if g not in chosen]
+        taken = [e for e, g in zip(data.train, data.train_groups) if g in chosen]
+        if not kept or not taken:
+            raise ValueError(f"{name}: holding out {len(chosen)} groups shared by the datasets leaves one side empty")
+        out[name] = (kept, taken, f"{data.train_source} [held out for selection: {len(chosen)} groups shared by "
+                                  f"{', '.join(grouped)}, {len(taken)} examples, seed {seed}]")
+    return out
+
+
 def selection_record(log_history: list[dict], metric: str, best_step: int | None, split: str, source: str,
                      selected: bool) -> dict:
     """Every dev evaluation during training, and which one was chosen (when ``selected``)."""

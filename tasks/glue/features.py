@@ -28,7 +28,7 @@ from .spec import Example, TaskSpec
 
 
 @dataclass
-class Encoded:
+class Inputs:
     features: list[dict]
     owners: list[int]  # feature -> index of its example (options kinds have several features per example)
     at_max_length: int = 0  # inputs that reached --max-length (truncated, or exactly that long)
@@ -43,17 +43,17 @@ class Encoded:
         return "; ".join([text, *self.notes])
 
 
-def pairs(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Encoded:
+def pairs(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Inputs:
     """classification / regression: one sequence or pair per example."""
     b = [e.text_b for e in examples] if examples[0].text_b is not None else None
     features = _rows(tokenizer([e.text_a for e in examples], b, **kw), len(examples))
     for feature, example in zip(features, examples):
         if example.label is not None:
             feature["labels"] = example.label
-    return _finish(Encoded(features, list(range(len(examples)))), max_length)
+    return _finish(Inputs(features, list(range(len(examples)))), max_length)
 
 
-def choices(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Encoded:
+def choices(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Inputs:
     """choice: one (text_a, choice) pair per choice, shape (C, n) per example."""
     features = []
     for example in examples:
@@ -62,14 +62,14 @@ def choices(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_le
         if example.label is not None:
             feature["labels"] = example.label
         features.append(feature)
-    return _finish(Encoded(features, list(range(len(examples)))), max_length)
+    return _finish(Inputs(features, list(range(len(examples)))), max_length)
 
 
 def _rows(batch, count: int) -> list[dict]:
     return [{key: batch[key][i] for key in batch.keys() if key != "offset_mapping"} for i in range(count)]
 
 
-def _finish(encoded: Encoded, max_length: int) -> Encoded:
+def _finish(encoded: Inputs, max_length: int) -> Inputs:
     for feature in encoded.features:
         ids = feature["input_ids"]
         rows = ids if ids and isinstance(ids[0], list) else [ids]
@@ -77,14 +77,14 @@ def _finish(encoded: Encoded, max_length: int) -> Encoded:
     return encoded
 
 
-def span_pairs(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Encoded:
+def span_pairs(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Inputs:
     """span-pair: a sequence (pair) plus 0/1 masks on the sub-tokens of two marked character spans."""
     if not tokenizer.is_fast:
         raise UsageError("WiC/WSC need a fast tokenizer (character offsets of the marked spans); this encoder has none")
     b = [e.text_b for e in examples] if examples[0].text_b is not None else None
     batch = tokenizer([e.text_a for e in examples], b, return_offsets_mapping=True, **kw)
     features = _rows(batch, len(examples))
-    encoded = Encoded(features, list(range(len(examples))))
+    encoded = Inputs(features, list(range(len(examples))))
     for i, (feature, example) in enumerate(zip(features, examples)):
         segments, offsets = batch.sequence_ids(i), batch["offset_mapping"][i]
         for k, (segment, start, end) in enumerate(example.spans, start=1):
@@ -100,7 +100,7 @@ def span_pairs(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max
     return _finish(encoded, max_length)
 
 
-def options(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Encoded:
+def options(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_length: int) -> Inputs:
     """options: one (text_a, option text) pair per option, each its own input (regrouped by ``owners``)."""
     firsts, seconds, owners, labels = [], [], [], []
     for index, example in enumerate(examples):
@@ -113,7 +113,7 @@ def options(spec: TaskSpec, examples: list[Example], tokenizer, kw: dict, max_le
     for feature, label in zip(features, labels):
         if label is not None:
             feature["labels"] = label
-    return _finish(Encoded(features, owners), max_length)
+    return _finish(Inputs(features, owners), max_length)
 
 
 class Collator:

@@ -15,14 +15,14 @@ from typing import Any, Callable
 from heads import build_head
 
 from . import decode
-from .features import Encoded, choices, options, pairs, span_pairs
+from .features import Inputs, choices, options, pairs, span_pairs
 from .spec import TaskSpec
 
 
 @dataclass(frozen=True)
 class Kind:
     head: str  # registered head name
-    encode: Callable  # (spec, examples, tokenizer, tokenizer kwargs, max_length) -> features.Encoded
+    encode: Callable  # (spec, examples, tokenizer, tokenizer kwargs, max_length) -> features.Inputs
     decode: Callable  # (spec, examples, encoded, logits) -> predictions
     submission_value: Callable[[TaskSpec, Any], Any]  # default value a submission file writes
     labelled_head: bool = True  # the head has one output per label
@@ -47,13 +47,13 @@ KINDS: dict[str, Kind] = {
 }
 
 
-def encode(spec: TaskSpec, examples: list, tokenizer, max_length: int) -> Encoded:
+def encode(spec: TaskSpec, examples: list, tokenizer, max_length: int) -> Inputs:
     """The model inputs of ``examples``, in the input shape of the task's kind."""
     return KINDS[spec.kind].encode(spec, examples, tokenizer, {"truncation": True, "max_length": max_length},
                                    max_length)
 
 
-def decode(spec: TaskSpec, examples: list, encoded: Encoded, logits) -> list:
+def decode(spec: TaskSpec, examples: list, encoded: Inputs, logits) -> list:
     """One prediction per example, as the task's kind decodes its outputs."""
     return KINDS[spec.kind].decode(spec, examples, encoded, logits)
 

@@ -1,4 +1,4 @@
-"""Multi-task prefix training: one shared deep prefix, one head per dataset, over datasets of one family.
+"""Multi-task training: one shared method (the paper's multi-task prefix, MPT-2), one head per dataset.
 
     python -m tasks.multitask ner --tasks conll2003 conll2004 --prefix-len 32 --temperature 2
     python -m tasks.multitask ner --tasks conll2003 mydata=path/to/conll_folder
@@ -6,27 +6,31 @@
     python -m tasks.multitask superglue --tasks rte cb --pooling mean
 
 Each batch comes from one dataset, drawn with probability size^(1/T) (--temperature 1: proportional).
-One artifact holds the shared prefix and every head: predict with any family's CLI and --member NAME, or
-start a single-task run from it with --init-from.  Every shared flag (checkpoints, --resume, --eval-every,
---select-best, --max-steps, torchrun) works as for single tasks.
+One artifact holds the shared method and every head: predict with any family's CLI and --member NAME, serve
+it, or start a single-task run from it with --init-from.  It runs the single-task pipeline
+(``tasks/common/pipeline.py``), so every shared flag (checkpoints, --resume, --eval-every, --select-best,
+--max-steps, torchrun) works as for one dataset.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 from tasks.common import cli
 from tasks.common.errors import UsageError, exit_on_bad_input
+from tasks.common.family import MultiTask
+from tasks.common.pipeline import train_and_evaluate
 from tasks.families import FAMILIES, get_family
 
-from .run import train_multitask
+USAGE = (f"usage: python -m tasks.multitask {{{','.join(FAMILIES)}}} --tasks A B ... [training flags]\n"
+         "       python -m tasks.multitask FAMILY --help   (every flag of that family)")
 
 
-def parser(family):
-    p = cli.common_parser(f"Multi-task prefix training over several {family.title} datasets (shared prefix, "
-                          "one head per dataset).", family.default_epochs, family.default_max_length,
-                          family.recipe)
+def parser(family) -> argparse.ArgumentParser:
+    p = cli.train_parser(family, multitask=True)
     p.prog = f"python -m tasks.multitask {family.name}"
-    family.add_arguments(p, selector=False)
+    p.description = (f"Multi-task training over several {family.title} datasets (one shared method, one head per "
+                     "dataset).")
     group = p.add_argument_group("multi-task")
     group.add_argument("--tasks", nargs="+", required=True, metavar="NAME[=FOLDER]",
                        help="the datasets (named ones of the family, or NAME=FOLDER of local files for NER)")
@@ -38,15 +42,22 @@ def parser(family):
 
 @exit_on_bad_input
 def run(argv: list[str]) -> dict:
-    if not argv or argv[0] not in FAMILIES:
-        raise UsageError(f"usage: python -m tasks.multitask {{{','.join(FAMILIES)}}} --tasks A B ... "
-                             "[training flags]")
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip().splitlines()[0] + "\n\n" + USAGE)
+        raise SystemExit(0 if argv else 2)
+    if argv[0] not in FAMILIES:
+        raise UsageError(f"unknown task family '{argv[0]}'\n{USAGE}")
     family = get_family(argv[0])
+    if not isinstance(family, MultiTask):
+        raise UsageError(f"{family.title} has no multi-task training")
     args = parser(family).parse_args(argv[1:])
     if args.temperature <= 0:
         raise UsageError(f"--temperature must be positive, got {args.temperature}")
-    members = [family.member_settings(args, name) for name in args.tasks]
-    return train_multitask(family, cli.run_settings(args, members), args.temperature)
+    if len(args.tasks) < 2:
+        raise UsageError("multi-task training needs at least two datasets (--tasks A B ...)")
+    base = cli.family_settings(family, args, **{name: None for name in family.selectors()})
+    members = [family.member(base, name) for name in args.tasks]
+    return train_and_evaluate(family, cli.run_settings(args, family, members), args.temperature)
 
 
 def main(argv: list[str] | None = None) -> None:

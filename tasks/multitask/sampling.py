@@ -18,10 +18,16 @@ class TaskBatchSampler:
     An epoch has as many batches as the datasets have in all (sum of ceil(size / batch)). Each batch's
     dataset is drawn by ``dataset_weights``; a dataset whose batches run out within an epoch starts a
     fresh shuffle.  The order depends only on (seed, epoch), so a run resumed mid-epoch replays it.
+
+    ``rows`` is the batch size of one process and one step (the Trainer accumulates gradients over as many
+    steps as --grad-accum says).  It is deliberately not called ``batch_size``: accelerate shards a batch sampler
+    across processes by whole batches only when it has no fixed batch size; with one, a short batch at a
+    group boundary made it drop the group and fill the last group with indices of other batches, which
+    could belong to another dataset.
     """
 
-    def __init__(self, sizes: list[int], batch_size: int, temperature: float = 1.0, seed: int = 0) -> None:
-        self.sizes, self.batch_size, self.seed = sizes, batch_size, seed
+    def __init__(self, sizes: list[int], rows: int, temperature: float = 1.0, seed: int = 0) -> None:
+        self.sizes, self.rows, self.seed = sizes, rows, seed
         self.weights = dataset_weights(sizes, temperature)
         self.offsets = [sum(sizes[:i]) for i in range(len(sizes))]
         self.epoch = 0
@@ -30,11 +36,11 @@ class TaskBatchSampler:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return sum(math.ceil(size / self.batch_size) for size in self.sizes)
+        return sum(math.ceil(size / self.rows) for size in self.sizes)
 
     def _batches(self, task: int, generator: torch.Generator) -> list[list[int]]:
         order = (torch.randperm(self.sizes[task], generator=generator) + self.offsets[task]).tolist()
-        return [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return [order[i: i + self.rows] for i in range(0, len(order), self.rows)]
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)

@@ -1,16 +1,16 @@
 """Extractive QA as a task family: SQuAD data, sliding windows, a span head, n-best decoding, official EM/F1."""
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from transformers import DataCollatorWithPadding
 
 from heads import SpanHead
-from tasks.common.cli import NON_NEGATIVE, POSITIVE
+from models.options import option
 from tasks.common.errors import DataError, UsageError
-from tasks.common.family import TOKEN_LEVEL_RECIPE, Encoded, Job, TaskData, TaskFamily
+from tasks.common.family import TOKEN_LEVEL_RECIPE, Job, TaskData, TaskFamily
+from tasks.common.task import Encoded, Task
 
 from .data import KNOWN, is_v2, load_train_eval
 from .decode import best_answers
@@ -23,40 +23,98 @@ from .metric import format_scores, squad_v1, squad_v2
 class Answering:
     """How windows are cut and spans chosen; saved with the artifact, and overridable at predict time."""
 
-    doc_stride: int = 128  # context tokens shared by consecutive windows
-    max_answer_length: int = 30  # longest answer, in tokens
-    n_best: int = 20  # start and end candidates per window
-    null_threshold: float = 0.0  # SQuAD 2.0: answer '' when null score - best span score exceeds this
+    doc_stride: int = option(128, "context tokens shared by consecutive windows of a long context", minimum=0)
+    max_answer_length: int = option(30, "longest answer, in tokens", minimum=1)
+    n_best: int = option(20, "start and end candidates per window", minimum=1)
+    null_threshold: float = option(0.0, "SQuAD 2.0: answer '' when null score - best span score exceeds this")
 
 
 @dataclass
-class QaSettings:
-    dataset: str = "squad"
-    train_file: str | None = None
-    dev_file: str | None = None
-    split_by_article: float | None = None
-    skip_bad_answers: bool = False
-    answering: Answering = None
+class QaSettings(Answering):
+    dataset: str = option("squad", "squad (1.1) or squad_v2 (2.0)", choices=tuple(KNOWN), selector=True)
+    train_file: str | None = option(None, "official SQuAD JSON (plain or .json.gz)", selector=True)
+    dev_file: str | None = option(None, "official SQuAD JSON (plain or .json.gz)", selector=True)
+    split_by_article: float | None = option(None, "split one file (the dev file, else the train file) by article "
+                                                  "title, in file order: train on the first FRACTION of the articles, "
+                                                  "evaluate on the rest", metavar="FRACTION")
+    skip_bad_answers: bool = option(False, "leave out (and count) questions whose answer is not at answer_start or "
+                                           "that lack a required answer, instead of stopping with an error")
+
+    @property
+    def answering(self) -> Answering:
+        return Answering(**{f.name: getattr(self, f.name) for f in fields(Answering)})
 
 
 @dataclass
 class QaPredictSettings:
-    input: Path
-    output_dir: Path
-    answering: dict  # flags given (the rest come from the artifact)
+    input: Path = option(help="official SQuAD JSON (plain or .json.gz); answers optional")
+    output_dir: Path = option(help="where predictions.json goes")
+    # the artifact's windows and decoding unless given
+    doc_stride: int | None = option(None, "context tokens shared by consecutive windows (default: the artifact's)",
+                                    minimum=0)
+    max_answer_length: int | None = option(None, "longest answer, in tokens (default: the artifact's)", minimum=1)
+    n_best: int | None = option(None, "start and end candidates per window (default: the artifact's)", minimum=1)
+    null_threshold: float | None = option(None, "SQuAD 2.0: answer '' when null score - best span score exceeds "
+                                                "this (default: the artifact's)")
 
 
-def _answering_flags(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    group = parser.add_argument_group("windows and answers" + ("" if defaults else " (default: the artifact's)"))
-    base = Answering()
-    value = (lambda name: getattr(base, name)) if defaults else (lambda name: None)  # noqa: E731
-    group.add_argument("--doc-stride", type=NON_NEGATIVE, default=value("doc_stride"),
-                       help="context tokens shared by consecutive windows of a long context")
-    group.add_argument("--max-answer-length", type=POSITIVE, default=value("max_answer_length"),
-                       help="longest answer, in tokens")
-    group.add_argument("--n-best", type=POSITIVE, default=value("n_best"), help="start and end candidates per window")
-    group.add_argument("--null-threshold", type=float, default=value("null_threshold"),
-                       help="SQuAD 2.0: answer '' when null score - best span score exceeds this")
+class QaTask(Task):
+    """Answer spans in windows of a context: a span head, n-best decoding, SQuAD EM/F1."""
+
+    headline = "f1"
+
+    def __init__(self, record: dict, tokenizer) -> None:
+        super().__init__(record, tokenizer)
+        self.collator = DataCollatorWithPadding(tokenizer)
+
+    def head(self, hidden_size: int, model) -> SpanHead:
+        return SpanHead(hidden_size, dropout=model.head_dropout)
+
+    def encode(self, examples: list[Question], train: bool) -> Encoded:
+        features, windows, stats = encode(examples, self.tokenizer, self.record["max_length"],
+                                          self.record["doc_stride"])
+        if not train:  # the Trainer needs no labels to predict, and the head then computes no loss
+            features = [{k: v for k, v in f.items() if k != "labels"} for f in features]
+        return Encoded(features, stats.report(labels=train), {"windows": vars(stats)}, state=windows)
+
+    def collate(self, features: list[dict]) -> dict:
+        return self.collator(features)
+
+    def decode(self, examples: list[Question], encoded: Encoded, logits) -> tuple[dict, dict]:
+        r = self.record
+        return best_answers(examples, encoded.state, logits, r["n_best"], r["max_answer_length"], r["version2"],
+                            r["null_threshold"])
+
+    def score(self, examples: list[Question], predictions: tuple[dict, dict]) -> dict | None:
+        if not all(q.has_gold for q in examples):
+            return None
+        answers, null_odds = predictions
+        return squad_v2(examples, answers, null_odds) if self.record["version2"] else squad_v1(examples, answers)
+
+    def describe(self, split: str, scores: dict, examples: list) -> str:
+        return format_scores(split, scores)
+
+    def write_evaluation(self, split: str, examples: list, predictions, output_dir: Path) -> list[Path]:
+        return write_predictions(output_dir, *predictions, self.record["version2"])
+
+    # ------------------------------------------------------------------ serving
+    def parse_request(self, payload) -> list[Question]:
+        """``{"question": "...", "context": "..."}``."""
+        fields_ok = isinstance(payload, dict) and all(isinstance(payload.get(k), str) and payload[k].strip()
+                                                      for k in ("question", "context"))
+        if not fields_ok:
+            raise DataError(None, "request", 'QA input must be {"question": "...", "context": "..."}')
+        return [Question("request", payload["question"], payload["context"], [], has_gold=False)]
+
+    def render(self, examples: list[Question], predictions) -> dict:
+        answers, null_odds = predictions
+        out = {"answer": answers[examples[0].qid]}
+        if self.record["version2"]:
+            out["null_odds"] = null_odds[examples[0].qid]
+        return out
+
+    def too_long(self, encoded: Encoded) -> str | None:
+        return None  # a long context becomes more windows; the server bounds their number
 
 
 class QaFamily(TaskFamily):
@@ -66,35 +124,55 @@ class QaFamily(TaskFamily):
                    "null threshold (official evaluation logic).")
     predict_description = ("Answer the questions of a SQuAD JSON file with a trained QA artifact; writes "
                            "predictions.json (and null_odds.json for 2.0).")
+    Settings, PredictSettings = QaSettings, QaPredictSettings
     default_epochs, default_max_length = 2, 384
-    # NER's recipe: held-out F1 on the SQuAD search 23.1 -> 32.7, higher on each of 3 seeds (benchmarks/README.md)
-    recipe = TOKEN_LEVEL_RECIPE
+    recipe = TOKEN_LEVEL_RECIPE  # checked on SQuAD: study-qa in benchmarks/README.md
 
-    def add_arguments(self, parser: argparse.ArgumentParser, selector: bool = True) -> None:
-        data = parser.add_argument_group("QA data")
-        if selector:
-            data.add_argument("--dataset", choices=tuple(KNOWN), default="squad",
-                              help="squad (1.1) or squad_v2 (2.0)")
-            data.add_argument("--train-file", default=None, help="official SQuAD JSON (plain or .json.gz)")
-            data.add_argument("--dev-file", default=None, help="official SQuAD JSON (plain or .json.gz)")
-        data.add_argument("--split-by-article", type=float, default=None, metavar="FRACTION",
-                          help="split one file (the dev file, else the train file) by article title, in file "
-                               "order: train on the first FRACTION of the articles, evaluate on the rest")
-        data.add_argument("--skip-bad-answers", action="store_true",
-                          help="leave out (and count) questions whose answer is not at answer_start or that "
-                               "lack a required answer, instead of stopping with an error")
-        _answering_flags(parser, defaults=True)
+    def run_name(self, settings: QaSettings) -> str:
+        return f"qa-{settings.dataset}"
 
-    def settings(self, args: argparse.Namespace) -> QaSettings:
-        answering = Answering(**{f.name: getattr(args, f.name) for f in fields(Answering)})
-        return QaSettings(args.dataset, args.train_file, args.dev_file, args.split_by_article, args.skip_bad_answers,
-                          answering)
+    def load_data(self, settings: QaSettings, data) -> TaskData:
+        train, evaluation, notes = load_train_eval(settings.dataset, data.data_dir, settings.train_file,
+                                                   settings.dev_file, settings.split_by_article,
+                                                   settings.skip_bad_answers)
+        for name, part in (("train", train), ("eval", evaluation)):
+            notes.append(f"{name}: {part.source}: {describe(part)}")
+            if part.skipped:
+                notes.append(f"  --skip-bad-answers: left out {len(part.skipped)} questions with bad answers "
+                             f"(first: {', '.join(part.skipped[:3])})")
+        return TaskData(train.questions, train.source, {"eval": (evaluation.questions, evaluation.source)},
+                        headline_split="eval", notes=notes, train_groups=[q.title for q in train.questions])
 
-    def member_settings(self, args: argparse.Namespace, name: str) -> QaSettings:
+    def record(self, settings: QaSettings, data: TaskData, max_length: int) -> dict:
+        return {"dataset": settings.dataset, "version2": is_v2(settings.dataset), "max_length": max_length,
+                **asdict(settings.answering)}
+
+    def bind(self, record: dict, tokenizer, where: Path | None = None) -> QaTask:
+        missing = [k for k in ("version2", "max_length", *(f.name for f in fields(Answering))) if k not in record]
+        if missing:
+            raise DataError(where, None, f"QA artifact without {', '.join(missing)}")
+        check_tokenizer(tokenizer)
+        question_token_limit(tokenizer, record["max_length"], record["doc_stride"])  # a bad stride fails first
+        return QaTask(record, tokenizer)
+
+    def with_overrides(self, settings: QaPredictSettings, record: dict) -> dict:
+        given = {f.name: getattr(settings, f.name) for f in fields(Answering) if getattr(settings, f.name) is not None}
+        return {**record, **given}
+
+    def predict_jobs(self, settings: QaPredictSettings, task: QaTask) -> list[Job]:
+        data = read_squad(settings.input, task.record["version2"], "predict")
+        print(f"{settings.input}: {describe(data)}")
+        return [Job(Path(settings.input).name, data.questions, str(settings.input))]
+
+    def write_predictions(self, settings: QaPredictSettings, task: QaTask, job: Job, predictions,
+                          artifact: Path) -> list[Path]:
+        return write_predictions(settings.output_dir, *predictions, task.record["version2"])
+
+    # ------------------------------------------------------------------ multi-task
+    def member(self, settings: QaSettings, name: str) -> QaSettings:
         if name not in KNOWN:
             raise UsageError(f"unknown QA dataset '{name}'; known: {', '.join(KNOWN)}")
-        answering = Answering(**{f.name: getattr(args, f.name) for f in fields(Answering)})
-        return QaSettings(name, None, None, args.split_by_article, args.skip_bad_answers, answering)
+        return replace(settings, dataset=name, train_file=None, dev_file=None)
 
     def member_name(self, settings: QaSettings) -> str:
         return settings.dataset
@@ -119,106 +197,6 @@ class QaFamily(TaskFamily):
                          f"evaluation, because another dataset evaluates on them: {', '.join(titles[:5])}"
                          + (" ..." if len(titles) > 5 else ""))
         return notes
-
-    def add_predict_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--input", required=True, type=Path,
-                            help="official SQuAD JSON (plain or .json.gz); answers optional")
-        parser.add_argument("--output-dir", required=True, type=Path, help="where predictions.json goes")
-        _answering_flags(parser, defaults=False)
-
-    def predict_settings(self, args: argparse.Namespace) -> QaPredictSettings:
-        given = {f.name: getattr(args, f.name) for f in fields(Answering) if getattr(args, f.name) is not None}
-        return QaPredictSettings(args.input, args.output_dir, given)
-
-    def run_name(self, settings: QaSettings) -> str:
-        return f"qa-{settings.dataset}"
-
-    # ------------------------------------------------------------------ data and record
-    def load_data(self, settings: QaSettings, data) -> TaskData:
-        train, evaluation, notes = load_train_eval(settings.dataset, data.data_dir, settings.train_file,
-                                                   settings.dev_file, settings.split_by_article,
-                                                   settings.skip_bad_answers)
-        for name, part in (("train", train), ("eval", evaluation)):
-            notes.append(f"{name}: {part.source}: {describe(part)}")
-            if part.skipped:
-                notes.append(f"  --skip-bad-answers: left out {len(part.skipped)} questions with bad answers "
-                             f"(first: {', '.join(part.skipped[:3])})")
-        return TaskData(train.questions, train.source, {"eval": (evaluation.questions, evaluation.source)},
-                        headline_split="eval", notes=notes, train_groups=[q.title for q in train.questions])
-
-    def task_record(self, settings: QaSettings, data: TaskData, max_length: int) -> dict:
-        return {"dataset": settings.dataset, "version2": is_v2(settings.dataset), "max_length": max_length,
-                **vars(settings.answering)}
-
-    def check_record(self, record: dict, where: Path) -> None:
-        missing = [k for k in ("version2", "max_length", *(f.name for f in fields(Answering))) if k not in record]
-        if missing:
-            raise DataError(where, None, f"QA artifact without {', '.join(missing)}")
-
-    def predict_record(self, settings: QaPredictSettings, record: dict) -> dict:
-        return {**record, **settings.answering}
-
-    # ------------------------------------------------------------------ model, features, answers
-    def head(self, record: dict, hidden_size: int, model) -> SpanHead:
-        return SpanHead(hidden_size, dropout=model.head_dropout)
-
-    def check_tokenizer(self, tokenizer, record: dict) -> None:
-        check_tokenizer(tokenizer)
-        question_token_limit(tokenizer, record["max_length"], record["doc_stride"])  # a bad stride fails first
-
-    def encode(self, record: dict, examples: list, tokenizer, train: bool) -> Encoded:
-        features, windows, stats = encode(examples, tokenizer, record["max_length"], record["doc_stride"])
-        if not train:  # the Trainer needs no labels to predict, and the head then computes no loss
-            features = [{k: v for k, v in f.items() if k != "labels"} for f in features]
-        return Encoded(features, stats.report(labels=train), {"windows": vars(stats)}, state=windows)
-
-    def collator(self, record: dict, tokenizer):
-        return DataCollatorWithPadding(tokenizer)
-
-    def decode(self, record: dict, examples: list, encoded: Encoded, logits) -> tuple[dict, dict]:
-        return best_answers(examples, encoded.state, logits, record["n_best"], record["max_answer_length"],
-                            record["version2"], record["null_threshold"])
-
-    def score(self, record: dict, examples: list, predictions: tuple[dict, dict]) -> dict | None:
-        if not all(q.has_gold for q in examples):
-            return None
-        answers, null_odds = predictions
-        return squad_v2(examples, answers, null_odds) if record["version2"] else squad_v1(examples, answers)
-
-    def headline_metric(self, record: dict) -> str:
-        return "f1"
-
-    def format_scores(self, split: str, scores: dict, examples: list) -> str:
-        return format_scores(split, scores)
-
-    # ------------------------------------------------------------------ outputs
-    def after_evaluation(self, record: dict, split: str, examples: list, predictions, output_dir: Path) -> list[Path]:
-        return write_predictions(output_dir, *predictions, record["version2"])
-
-    def predict_jobs(self, settings: QaPredictSettings, record: dict) -> list[Job]:
-        data = read_squad(settings.input, record["version2"], "predict")
-        print(f"{settings.input}: {describe(data)}")
-        return [Job(Path(settings.input).name, data.questions, str(settings.input))]
-
-    def write_predictions(self, settings: QaPredictSettings, record: dict, job: Job, predictions,
-                          artifact: Path) -> list[Path]:
-        return write_predictions(settings.output_dir, *predictions, record["version2"])
-
-    # ------------------------------------------------------------------ serving
-    def parse_request(self, record: dict, payload: dict) -> list[Question]:
-        """``{"question": "...", "context": "..."}``."""
-        fields_ok = isinstance(payload, dict) and all(isinstance(payload.get(k), str) and payload[k].strip()
-                                                      for k in ("question", "context"))
-        if not fields_ok:
-            raise DataError(None, "request", 'QA input must be {"question": "...", "context": "..."}')
-        return [Question("request", payload["question"], payload["context"], [], has_gold=False)]
-
-    def render(self, record: dict, examples: list, predictions) -> dict:
-        answers, null_odds = predictions
-        out = {"answer": answers[examples[0].qid]}
-        if record["version2"]:
-            out["null_odds"] = null_odds[examples[0].qid]
-        return out
 
 
 FAMILY = QaFamily()

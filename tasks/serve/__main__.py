@@ -18,7 +18,7 @@ from pathlib import Path
 
 from models.precision import PRECISIONS
 from tasks.common.allocator import keep_large_allocations
-from tasks.common.cli import POSITIVE
+from tasks.common.flags import POSITIVE
 from tasks.common.errors import DataError, exit_on_bad_input
 from tasks.common.textfile import read_jsonl
 

@@ -1,0 +1,80 @@
+"""What the core calls on a task: one family bound to one record and tokenizer (``TaskFamily.bind``).
+
+The pipeline, the trainer's dev evaluation, multi-task training and the server need only these members:
+``head``, ``encode``, ``collate``, ``decode``, ``score`` (and the ``headline`` metric, ``describe`` for the
+console).  A task that can be served also implements ``Servable``; a task that writes files after an
+evaluation overrides ``write_evaluation``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from torch import nn
+
+from .settings import ModelSettings
+
+State = TypeVar("State")
+
+
+@dataclass
+class Encoded(Generic[State]):
+    """Model inputs for a list of examples, and what decoding them needs."""
+
+    features: list[dict]
+    report: str  # one line for the console
+    stats: dict = field(default_factory=dict)  # counts recorded in metrics.json
+    state: State | None = None  # what decoding needs: NER word ids, QA windows, GLUE feature owners
+
+
+class Task(ABC):
+    """One task: a family's behaviour for one record (labels, max length, decoding settings) and tokenizer."""
+
+    headline: str = "f1"  # the key of ``score``'s result that a run's headline reports
+
+    def __init__(self, record: dict, tokenizer) -> None:
+        self.record, self.tokenizer = record, tokenizer
+
+    @abstractmethod
+    def head(self, hidden_size: int, model: ModelSettings) -> nn.Module:
+        """A fresh head for the record's labels."""
+
+    @abstractmethod
+    def encode(self, examples: list, train: bool) -> Encoded:
+        """Features (with labels where the examples have them)."""
+
+    @abstractmethod
+    def collate(self, features: list[dict]) -> dict:
+        """Pads a list of features into a batch of tensors."""
+
+    @abstractmethod
+    def decode(self, examples: list, encoded: Encoded, logits) -> Any:
+        """Logits (in feature order) -> one prediction per example, in the family's output form."""
+
+    @abstractmethod
+    def score(self, examples: list, predictions: Any) -> dict[str, Any] | None:
+        """Metrics in percent (0-100), or None when the examples carry no gold answers."""
+
+    @abstractmethod
+    def describe(self, split: str, scores: dict, examples: list) -> str:
+        """Scores for the console."""
+
+    def write_evaluation(self, split: str, examples: list, predictions: Any, output_dir: Path) -> list[Path]:
+        """Files written after evaluating a split during training (none by default)."""
+        return []
+
+
+@runtime_checkable
+class Servable(Protocol):
+    """A task ``tasks.serve`` can answer: JSON in, JSON out, and what one request may cost."""
+
+    def parse_request(self, payload: Any) -> list:
+        """The examples of one request's JSON ``input``; a bad payload is a DataError (HTTP 422)."""
+
+    def render(self, examples: list, predictions: Any) -> dict:
+        """One request's answer as JSON, from the predictions of its examples."""
+
+    def too_long(self, encoded: Encoded) -> str | None:
+        """Why an encoded request is too long to answer without cutting it (None: it fits)."""
