@@ -156,6 +156,8 @@ def test_health_and_tasks(served):
     health = requests.get(f"{url}/health").json()
     assert health["status"] == "ok" and sorted(health["tasks"]) == ["cb", "squad", "sst2", "tiny-ner"]
     assert requests.get(f"{url}/tasks").json()["cb"]["shared_backbone"] is False
+    assert requests.get(f"{url}/tasks").json()["cb"]["artifact"] == "cb"  # the folder's name, not its path
+    assert requests.get(f"{url}/ready").json()["status"] == "ready"
 
 
 def test_concurrent_requests_of_every_task_get_their_own_answers(served):
@@ -208,7 +210,7 @@ def test_the_jsonl_mode_answers_through_the_same_engine(tmp_path, served):
     source.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     result = run_cli([*(a for p in paths.values() for a in ("--artifact", p)), "--input", source, "--output",
                       tmp_path / "answers.jsonl"], module="tasks.serve")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # the exit status counts the failed lines: "bad"
     answers = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
     assert [a["id"] for a in answers] == [*range(len(REQUESTS)), "bad"]
     assert answers[0]["output"]["tags"] and answers[-1]["status"] == 404
@@ -216,4 +218,10 @@ def test_the_jsonl_mode_answers_through_the_same_engine(tmp_path, served):
     source.write_text('{"task": "sst2", "input": {}}\n{broken\n')
     bad = run_cli([*(a for p in paths.values() for a in ("--artifact", p)), "--input", source, "--output",
                    tmp_path / "x.jsonl"], module="tasks.serve")
-    assert bad.returncode == 2 and f"{source}: line 2: invalid JSON" in bad.stderr
+    assert bad.returncode == 2 and f"{source}: line 2: invalid JSON" in bad.stderr  # two failed lines
+    records = [json.loads(line) for line in (tmp_path / "x.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["status"]) for r in records] == [(1, 422), (2, 400)]  # the bad line did not stop the run
+    missing = run_cli([*(a for p in paths.values() for a in ("--artifact", p)), "--input", tmp_path / "nope.jsonl",
+                       "--output", tmp_path / "y.jsonl"], module="tasks.serve")
+    assert missing.returncode == 2 and "nope.jsonl: file not found" in missing.stderr
+    assert not (tmp_path / "y.jsonl").exists()

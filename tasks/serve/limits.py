@@ -1,0 +1,78 @@
+"""The serving bounds: their defaults (and why), the cost estimate a batch is bounded by, and the rule
+that cuts a stream of requests into batches (the server's batcher and the JSONL mode share it).
+
+Defaults:
+
+* ``MAX_BATCH`` 32 requests and ``MAX_BATCH_TOKENS`` 16,384 estimated tokens per engine call (the value
+  text-embeddings-inference uses for ``--max-batch-tokens``): at a few hundred tokens a request the
+  token budget binds before the count does, so one batch of long inputs cannot cost 32 times one long input.
+* ``MAX_BODY_BYTES`` 1,000,000: a request body larger than that is refused (413) before it is parsed.
+* ``MAX_QUEUE`` 256 waiting requests (8 full batches): beyond it a request is refused at once with 503
+  instead of waiting longer than any client would.
+* ``REQUEST_TIMEOUT`` 60 s from a request's arrival to its answer (TorchServe's default is 120 s); its
+  work is dropped if it is still queued.
+* ``DRAIN_SECONDS`` 20 s for in-flight requests after SIGTERM: under Kubernetes' default 30 s grace
+  period, so the server exits by itself before it is killed.
+* ``READY_HIGH_WATER`` 0.8: ``GET /ready`` says 503 once the queue holds 80 % of ``--max-queue``, so a
+  load balancer sends new work elsewhere before requests are refused.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+MAX_BATCH = 32
+MAX_BATCH_TOKENS = 16_384
+MAX_BODY_BYTES = 1_000_000
+MAX_QUEUE = 256
+REQUEST_TIMEOUT = 60.0
+DRAIN_SECONDS = 20.0
+READY_HIGH_WATER = 0.8
+RETRY_AFTER_SECONDS = 1  # the Retry-After of every 503: overload passes in about a batch's time
+CONNECTION_HEADROOM = 64  # connections beyond the queued and computing requests: probes, bodies being read
+
+BYTES_PER_TOKEN = 4  # English text runs about 4 bytes per (sub)token; the JSON keys make this an overestimate
+
+
+def estimate_tokens(body_bytes: int) -> int:
+    """A request's cost for the batch budget: its body's bytes / 4, at least 1.
+
+    Cheap (no tokenizer on the event loop) and an overestimate for short inputs, whose JSON keys count too;
+    the engine bounds the rows of one forward itself (``--max-rows``) and refuses over-long inputs (413).
+    """
+    return max(1, body_bytes // BYTES_PER_TOKEN)
+
+
+def fits(batch_size: int, batch_tokens: int, cost: int, max_batch: int, max_batch_tokens: int) -> bool:
+    """Whether one more request of ``cost`` joins a batch of ``batch_size`` requests and ``batch_tokens``.
+
+    The first request of a batch always joins, however large: a request over the budget runs alone.
+    """
+    if batch_size == 0:
+        return True
+    return batch_size < max_batch and batch_tokens + cost <= max_batch_tokens
+
+
+def plan_batches(costs: Sequence[int], max_batch: int, max_batch_tokens: int) -> list[list[int]]:
+    """Consecutive indices of ``costs`` cut into batches by ``fits`` (order kept: no request jumps the queue)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    tokens = 0
+    for index, cost in enumerate(costs):
+        if not fits(len(current), tokens, cost, max_batch, max_batch_tokens):
+            batches.append(current)
+            current, tokens = [], 0
+        current.append(index)
+        tokens += cost
+    if current:
+        batches.append(current)
+    return batches
+
+
+def concurrency_limit(max_queue: int, max_batch: int) -> int:
+    """uvicorn's ``limit_concurrency``: the queue, the batch being computed, and some headroom.
+
+    uvicorn counts open connections and running requests against it and answers its own plain-text 503
+    above it; sized so the server's JSON 503 (queue full) comes first and uvicorn's bound only stops floods
+    of connections that never get as far as the queue (slow bodies, idle keep-alives).
+    """
+    return max_queue + max_batch + CONNECTION_HEADROOM
