@@ -71,10 +71,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=POSITIVE, default=limits.MAX_BATCH,
                    help="requests answered together at most (also the JSONL mode's batch)")
     p.add_argument("--max-batch-tokens", type=POSITIVE, default=limits.MAX_BATCH_TOKENS,
-                   help="estimated tokens (request bytes / 4) in one batch at most; a larger request runs alone")
+                   help="tokens in one batch at most: the batcher estimates a request as its bytes / 4, the engine "
+                        "counts padded sub-tokens per forward; a larger request runs alone")
     p.add_argument("--batch-wait-ms", type=float, default=5.0,
                    help="how long a request waits for others to join its batch")
     p.add_argument("--max-rows", type=POSITIVE, default=64, help="encoder rows in one forward pass at most")
+    p.add_argument("--max-request-rows", type=POSITIVE, default=32,
+                   help="encoder rows one request may need (QA windows, choices, options) at most; more get 413")
+    p.add_argument("--max-request-tokens", type=POSITIVE, default=8192,
+                   help="sub-tokens of one request at most; more get 413 (text over 16 characters per allowed "
+                        "sub-token is refused before it is tokenized)")
     p.add_argument("--max-body-bytes", type=POSITIVE, default=limits.MAX_BODY_BYTES,
                    help="larger request bodies get 413, before they are read when they declare their length")
     p.add_argument("--max-queue", type=POSITIVE, default=limits.MAX_QUEUE,
@@ -84,7 +90,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--drain-seconds", type=_positive_float, default=limits.DRAIN_SECONDS,
                    help="after SIGTERM: new requests get 503, in-flight ones are answered for this long, then exit")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="precision of the shared backbone: bf16 (native bf16 hardware only) or int8 (CPU)")
+                   help="precision of the shared backbone: bf16 (native bf16 hardware only) or int8 (CPU; each "
+                        "request then runs alone, since int8 scales activations over the whole batch)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is a GPU)")
     p.add_argument("--input", type=Path, default=None, help="answer this JSONL file of requests instead of serving")
     p.add_argument("--output", type=Path, default=None, help="where the JSONL answers go (with --input)")
     return p
@@ -197,7 +205,9 @@ def run(argv: list[str]) -> int:
         raise DataError(None, None, "--input and --output go together (the offline JSONL mode)")
     # an unreadable input file fails before the engine loads, not after
     lines = read_requests(args.input) if args.input is not None else None
-    engine = Engine(args.artifact, backbone=args.model, max_rows=args.max_rows, precision=args.precision)
+    engine = Engine(args.artifact, backbone=args.model, max_rows=args.max_rows, precision=args.precision,
+                    device=args.device, max_batch_tokens=args.max_batch_tokens,
+                    max_request_rows=args.max_request_rows, max_request_tokens=args.max_request_tokens)
     print(f"serving {', '.join(f'{n} ({t.family.name}, {t.method})' for n, t in engine.tasks.items())} on "
           f"{engine.backbone_name}", flush=True)
     if args.input is not None:

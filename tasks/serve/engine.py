@@ -36,27 +36,9 @@ from tasks.common.errors import DataError, UsageError
 from tasks.common.task import Servable, Task
 from tasks.families import get_family
 
+from .errors import RequestError, ServerFault, TooLong, UnknownTask  # noqa: F401 (RequestError: re-exported)
+
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-class RequestError(Exception):
-    """A request the engine cannot answer; ``status`` is the HTTP status the server sends."""
-
-    status = 422
-
-
-class UnknownTask(RequestError):
-    status = 404
-
-
-class TooLong(RequestError):
-    status = 413
-
-
-class ServerFault(RequestError):
-    """The model failed on this request alone (a bug or a fault of the machine, not of the input)."""
-
-    status = 500
 
 
 @dataclass

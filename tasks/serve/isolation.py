@@ -13,15 +13,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .errors import ServerFault
+
 log = logging.getLogger("tasks.serve")
 
 ABANDONED = object()  # a retried request nobody waits for any more: not computed
-
-
-class ServerFault(Exception):
-    """The server (the engine) failed on a request through no fault of the request's form: HTTP 500."""
-
-    status = 500
 
 
 def _describe(err: BaseException) -> str:

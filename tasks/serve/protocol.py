@@ -15,7 +15,7 @@ import re
 import sys
 from typing import Any
 
-from .engine import RequestError
+from .errors import RequestError
 
 MAX_DEPTH = 64
 SHAPE = 'a request is a JSON object {"task": NAME, "input": {...}}'

@@ -65,7 +65,8 @@ from starlette.requests import ClientDisconnect
 
 from . import limits
 from .engine import Engine
-from .isolation import ABANDONED, ServerFault, answer_isolated
+from .errors import ServerFault
+from .isolation import ABANDONED, answer_isolated
 from .protocol import BadRequest, parse_json, read_request
 
 log = logging.getLogger("tasks.serve")

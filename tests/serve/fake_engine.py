@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.serve.engine import RequestError, UnknownTask
+from tasks.serve.errors import RequestError, UnknownTask
 
 
 class Poison(RuntimeError):

@@ -9,7 +9,8 @@ import pytest
 from fake_engine import FakeEngine
 from fastapi.testclient import TestClient
 
-from tasks.serve.isolation import ServerFault, answer_isolated
+from tasks.serve.errors import ServerFault
+from tasks.serve.isolation import answer_isolated
 from tasks.serve.server import create_app
 
 

@@ -1,0 +1,24 @@
+"""What a request can be answered with instead of its output: each error carries the HTTP status the server sends."""
+from __future__ import annotations
+
+
+class RequestError(Exception):
+    """A request the engine cannot answer: the task cannot read its input (422)."""
+
+    status = 422
+
+
+class UnknownTask(RequestError):
+    status = 404
+
+
+class TooLong(RequestError):
+    """The input is over a bound (the message names the bound and the flag that sets it)."""
+
+    status = 413
+
+
+class ServerFault(RequestError):
+    """The server failed on this request alone (a bug or a fault of the machine, not of the input): 500."""
+
+    status = 500
