@@ -1,2 +1,2 @@
-"""Benchmarks: `python -m benchmarks.speed` (step time, throughput, memory) and
-`python -m benchmarks.run` (quality tables)."""
+"""Benchmarks of the methods: suites and studies declared as data (``suites.py``, ``studies.py``), run through
+the task CLIs, stored as JSON and rendered as Markdown tables and plots; ``python -m benchmarks --help``."""

@@ -76,7 +76,8 @@ def environment() -> dict:
 def _module_name() -> str:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    return spec.name if spec is not None else Path(sys.argv[0]).stem
+    name = spec.name if spec is not None else Path(sys.argv[0]).stem
+    return name.removesuffix(".__main__")  # python -m benchmarks runs benchmarks.__main__
 
 
 def machine_label(env: dict) -> str | None:

@@ -18,63 +18,84 @@ from transformers import DataCollatorForTokenClassification
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from models.backbone import DEFAULT_MODEL, load_tokenizer
+from tasks.common.cli import run_settings
+from tasks.common.pipeline import train_parser
+from tasks.families import get_family
 
-from .timing import build, make_backbone, optimizer_for
+from .device import synchronize
+from .timing import CPU, build, make_backbone, optimizer_for
 
 ORIGINAL_MAX_LENGTH = 152
 
 
-def _features(model_name: str, data_dir: str | None, tokenizer):
-    from tasks.ner.data import label_list, load_splits
-    from tasks.ner.features import encode
+def conll2003_features(data_dir: str | None, tokenizer) -> tuple[list[dict], int]:
+    """CoNLL-2003 train encoded at ``ORIGINAL_MAX_LENGTH`` through the NER family's contract (its load_data,
+    task_record and encode, as a training run does); (features, number of tags)."""
+    family = get_family("ner")
+    args = train_parser(family).parse_args(["--dataset", "conll2003", *(["--data-dir", data_dir] if data_dir else [])])
+    settings = run_settings(args, family.settings(args))
+    data = family.load_data(settings.task, settings.data)
+    record = family.task_record(settings.task, data, ORIGINAL_MAX_LENGTH)
+    return family.encode(record, data.train, tokenizer, train=True).features, len(record["labels"])
 
-    sentences = load_splits("conll2003", data_dir, {})["train"][0]
-    labels = label_list(sentences)
-    features, _, _ = encode(sentences, tokenizer, {l: i for i, l in enumerate(labels)}, ORIGINAL_MAX_LENGTH)
-    return features, len(labels)
 
-
-def _batches(order: list[int], batch_size: int) -> list[list[int]]:
+def batches_of(order: list[int], batch_size: int) -> list[list[int]]:
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def timed_sample(batches: list[list[int]], count: int | None, warmup: int,
+                 picker: random.Random) -> tuple[list[int], bool]:
+    """Which batches to run (the first ``warmup`` untimed) and whether that is the whole epoch."""
+    full = count is None or count + warmup >= len(batches)  # None: the whole epoch, in sampler order
+    if full:
+        order = list(range(len(batches)))
+        return order[:warmup] + order, True  # warm up on the first batches, then time every batch
+    return picker.sample(range(len(batches)), count + warmup), False
+
+
+def time_steps(model, optimizer, features: list[dict], batches: list[list[int]], collator, sample: list[int],
+               warmup: int, device: torch.device) -> tuple[list[float], list[int]]:
+    """Seconds and padded tokens of each timed step (collate + forward + backward + AdamW step)."""
+    times, tokens = [], []
+    for k, index in enumerate(sample):
+        synchronize(device)
+        start = time.perf_counter()
+        batch = {name: t.to(device) for name, t in collator([features[i] for i in batches[index]]).items()}
+        optimizer.zero_grad(set_to_none=True)
+        model(**batch)["loss"].backward()
+        optimizer.step()
+        synchronize(device)
+        if k >= warmup:
+            times.append(time.perf_counter() - start)
+            tokens.append(batch["input_ids"].numel())
+    return times, tokens
+
+
 def measure_epoch(steps: dict[str, int | None], batch_size: int = 16, prefix_len: int = 32,
-                  model_name: str = DEFAULT_MODEL,
-                  data_dir: str | None = None, warmup: int = 3, seed: int = 0) -> dict:
+                  model_name: str = DEFAULT_MODEL, data_dir: str | None = None, warmup: int = 3, seed: int = 0,
+                  device: torch.device = CPU) -> dict:
+    """Each variant's epoch time (timed or extrapolated from a random sample of its batches) and the speed-up."""
     tokenizer = load_tokenizer(model_name)
-    features, num_labels = _features(model_name, data_dir, tokenizer)
+    features, num_labels = conll2003_features(data_dir, tokenizer)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     lengths = [len(f["input_ids"]) for f in features]
     grouped = list(LengthGroupedSampler(batch_size, lengths=lengths, generator=generator))
     shuffled = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed)).tolist()
     variants = {
-        "dynamic+grouped": (_batches(grouped, batch_size), DataCollatorForTokenClassification(tokenizer)),
-        "pad-152": (_batches(shuffled, batch_size), DataCollatorForTokenClassification(
+        "dynamic+grouped": (batches_of(grouped, batch_size), DataCollatorForTokenClassification(tokenizer)),
+        "pad-152": (batches_of(shuffled, batch_size), DataCollatorForTokenClassification(
             tokenizer, padding="max_length", max_length=ORIGINAL_MAX_LENGTH)),
     }
     model = build("prefix", make_backbone("bundled", model_name), prefix_len)
     model.head.classifier = torch.nn.Linear(model.head.classifier.in_features, num_labels)
-    model.train()
+    model.to(device).train()
     optimizer = optimizer_for(model, "prefix")
     picker = random.Random(seed)
     results = {}
     for name, (batches, collator) in variants.items():
-        count = steps.get(name)
-        full = count is None or count + warmup >= len(batches)  # None: the whole epoch, in sampler order
-        sample = list(range(len(batches))) if full else picker.sample(range(len(batches)), count + warmup)
-        if full:
-            sample = sample[:warmup] + sample  # warm up on the first batches, then time every batch
-        times, tokens = [], []
-        for k, index in enumerate(sample):
-            start = time.perf_counter()
-            batch = collator([features[i] for i in batches[index]])
-            optimizer.zero_grad(set_to_none=True)
-            model(**batch)["loss"].backward()
-            optimizer.step()
-            if k >= warmup:
-                times.append(time.perf_counter() - start)
-                tokens.append(batch["input_ids"].numel())
+        sample, full = timed_sample(batches, steps.get(name), warmup, picker)
+        times, tokens = time_steps(model, optimizer, features, batches, collator, sample, warmup, device)
         per_step = statistics.mean(times)  # mean, not median: an epoch is a sum of steps
         results[name] = {"batches_per_epoch": len(batches), "timed_steps": len(times),
                          "mean_step_s": per_step, "median_step_s": statistics.median(times),

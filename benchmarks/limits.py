@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .device import synchronize
+
+CPU = torch.device("cpu")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}
 
 
@@ -51,17 +54,18 @@ def forward_flops(config, batch: int, length: int, prefix: int = 0) -> float:
 TRAIN_FACTOR = {"frozen": 2.0, "finetune": 3.0}  # forward + backward, in forwards (see the module docstring)
 
 
-def _operands(shape: Shape, dtype: torch.dtype):
+def operands(shape: Shape, dtype: torch.dtype, device: torch.device = CPU) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random operands of one multiplication, made on ``device``."""
     if dtype == torch.int8:
-        make = lambda *size: torch.randint(-64, 64, size, dtype=torch.int8)  # noqa: E731
+        make = lambda *size: torch.randint(-64, 64, size, dtype=torch.int8, device=device)  # noqa: E731
     else:
-        make = lambda *size: torch.randn(*size, dtype=dtype)  # noqa: E731
+        make = lambda *size: torch.randn(*size, dtype=dtype, device=device)  # noqa: E731
     if shape.kind == "linear":
         return make(shape.m, shape.k), make(shape.k, shape.n)
     return make(shape.batch, shape.m, shape.k), make(shape.batch, shape.k, shape.n)
 
 
-def _multiply(shape: Shape, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def multiply(shape: Shape, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.dtype == torch.int8:  # int8 x int8 -> int32, the kernel dynamic quantization uses
         if shape.kind == "linear":
             return torch._int_mm(a, b)
@@ -69,23 +73,25 @@ def _multiply(shape: Shape, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a @ b
 
 
-def matmul_rate(shape: Shape, precision: str, repeats: int = 5) -> float:
-    """GFLOP/s of one such multiplication alone (median of ``repeats`` after a warm-up)."""
-    a, b = _operands(shape, DTYPES[precision])
-    _multiply(shape, a, b)
+def matmul_rate(shape: Shape, precision: str, repeats: int = 5, device: torch.device = CPU) -> float:
+    """GFLOP/s of one such multiplication alone (median of ``repeats`` after a warm-up), on ``device``."""
+    a, b = operands(shape, DTYPES[precision], device)
+    multiply(shape, a, b)  # warm-up, not timed
     times = []
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
-        _multiply(shape, a, b)
+        multiply(shape, a, b)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     times.sort()
     return 2.0 * shape.batch * shape.m * shape.k * shape.n / times[len(times) // 2] / 1e9
 
 
-def matmul_limit(config, batch: int, length: int, prefix: int, precision: str) -> dict:
+def matmul_limit(config, batch: int, length: int, prefix: int, precision: str, device: torch.device = CPU) -> dict:
     """The forward's FLOP rate if each of its multiplications ran as fast as alone; and each shape's rate."""
     shapes = encoder_shapes(config, batch, length, prefix)
-    rates = [matmul_rate(s, precision) for s in shapes]
+    rates = [matmul_rate(s, precision, device=device) for s in shapes]
     seconds = sum(s.flops / (rate * 1e9) for s, rate in zip(shapes, rates))
     return {"precision": precision, "gflops": sum(s.flops for s in shapes) / seconds / 1e9,
             "shapes": [{"kind": s.kind, "batch": s.batch, "m": s.m, "k": s.k, "n": s.n, "gflops": round(r, 1)}

@@ -1,6 +1,6 @@
 """Many tasks on one backbone: mixed-task throughput and memory (Python API), and the HTTP server under load.
 
-    python -m benchmarks.serving             # writes benchmarks/results/serving.{md,json} (~5 minutes, 2 cores)
+    python -m benchmarks serving             # writes benchmarks/results/serving.{md,json} (~5 minutes, 2 cores)
 
 Tasks are artifacts on the bundled encoder built here with random prefixes and heads (throughput and
 memory do not depend on the values): NER-style token tagging and SST-2-style classification, prefix
@@ -10,12 +10,12 @@ a subprocess (``python -m tasks.serve``) and is driven by 16 client threads for 
 """
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,12 +29,13 @@ from tasks.common.artifacts import save_artifact
 from tasks.serve.engine import Engine
 from tasks.serve.launch import start_server
 
+from . import layout
+from .alias import forward
 from .env import environment
-from .report import markdown_table, write_results
+from .store import write_results
+from .tables.serving import serving_markdown
 from .timing import Timer
 
-RESULTS = Path(__file__).resolve().parent / "results"
-REPO = Path(__file__).resolve().parent.parent
 WORDS = "the city of paris lies on the seine and john smith works there for acme corp in london".split()
 LABELS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER", "B-MISC", "I-MISC"]
 
@@ -87,47 +88,76 @@ def rss_mib() -> float:
     return float("nan")
 
 
+@dataclass
+class Tally:
+    """What the load test's clients saw, added to under one lock."""
+
+    latencies: list[float] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)  # answered by another task's head
+    failed: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, took: float | None, failure: str | None = None, wrong_task: str | None = None) -> None:
+        with self.lock:
+            if took is not None:
+                self.latencies.append(took)
+            if failure is not None:
+                self.failed.append(failure)
+            elif wrong_task is not None:
+                self.wrong.append(wrong_task)
+
+
+def right_answer(body: dict, task: str, text: str) -> bool:
+    """The answer came from the task asked: its name, and its output form (tags per word, or a label)."""
+    output = body.get("output", {})
+    form = len(output.get("tags", [])) == len(text.split()) if task.startswith("ner") else "label" in output
+    return body.get("task") == task and form
+
+
+def client(url: str, names: list[str], words: int, stop: float, index: int, tally: Tally) -> None:
+    """One client thread: post requests of random tasks until ``stop``, checking every answer."""
+    import requests as http
+
+    rng, session = random.Random(index), http.Session()
+    while time.time() < stop:
+        task, text = rng.choice(names), sentence(rng, words)
+        payload = {"text": text} if task.startswith("ner") else {"sentence": text}
+        started = time.perf_counter()
+        try:
+            response = session.post(f"{url}/predict", json={"task": task, "input": payload}, timeout=120)
+        except http.RequestException as err:
+            tally.add(None, failure=str(err))
+            continue
+        took = time.perf_counter() - started
+        if not response.ok:
+            tally.add(took, failure=f"{response.status_code} {response.text[:100]}")
+        else:
+            tally.add(took, wrong_task=None if right_answer(response.json(), task, text) else task)
+
+
+def load_summary(tally: Tally, clients: int, elapsed: float, health: dict) -> dict:
+    latencies = sorted(tally.latencies)
+    return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(latencies),
+            "failed": len(tally.failed), "answered_by_another_task": len(tally.wrong),
+            "requests_per_s": len(latencies) / elapsed,
+            "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else None,
+            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
+            "server_batches": health.get("batches"), "failures": tally.failed[:5]}
+
+
 def load_test(paths: list[Path], seconds: float, clients: int, words: int) -> dict:
     """``clients`` threads posting requests of random tasks for ``seconds`` to a fresh server; every answer
     is checked to come from the task asked (its output form and its task name)."""
     import requests as http
 
-    names = [f"{'ner' if i % 2 == 0 else 'cls'}{i}" for i in range(len(paths))]
+    names = [f"{'ner' if i % 2 == 0 else 'cls'}{i}" for i in range(len(paths))]  # the name says the input form
     args = [*(a for n, p in zip(names, paths) for a in ("--artifact", f"{n}={p}")), "--max-batch", "16",
             "--batch-wait-ms", "5"]
     server, url = start_server(args, timeout=600)
+    tally = Tally()
     try:
-        kinds = {n: n[:3] for n in names}
-        latencies, wrong, failed, lock = [], [], [], threading.Lock()
         stop = time.time() + seconds
-
-        def client(index: int) -> None:
-            rng = random.Random(index)
-            session = http.Session()
-            while time.time() < stop:
-                task = rng.choice(names)
-                text = sentence(rng, words)
-                payload = {"text": text} if kinds[task] == "ner" else {"sentence": text}
-                started = time.perf_counter()
-                try:
-                    response = session.post(f"{url}/predict", json={"task": task, "input": payload}, timeout=120)
-                except http.RequestException as err:
-                    with lock:
-                        failed.append(str(err))
-                    continue
-                took = time.perf_counter() - started
-                body = response.json() if response.ok else {}
-                output = body.get("output", {})
-                right = body.get("task") == task and (
-                    len(output.get("tags", [])) == len(text.split()) if kinds[task] == "ner" else "label" in output)
-                with lock:
-                    latencies.append(took)
-                    if not response.ok:
-                        failed.append(f"{response.status_code} {response.text[:100]}")
-                    elif not right:
-                        wrong.append(task)
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        threads = [threading.Thread(target=client, args=(url, names, words, stop, i, tally)) for i in range(clients)]
         started = time.time()
         for thread in threads:
             thread.start()
@@ -138,82 +168,43 @@ def load_test(paths: list[Path], seconds: float, clients: int, words: int) -> di
     finally:
         server.terminate()
         server.wait(timeout=30)
-    latencies.sort()
-    return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(latencies), "failed": len(failed),
-            "answered_by_another_task": len(wrong), "requests_per_s": len(latencies) / elapsed,
-            "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else None,
-            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
-            "server_batches": health.get("batches"), "failures": failed[:5]}
+    return load_summary(tally, clients, elapsed, health)
 
 
-def markdown(result: dict) -> str:
-    t = result["throughput"]
-    mixed = result["throughput_mixed_prefix_lengths"]
-    rows = [[name, f"{v['rows_per_s']:.1f}", f"{v['relative_to_one_task']:.2f}x",
-             f"{mixed[name]['rows_per_s']:.1f} ({mixed[name]['relative_to_one_task']:.2f}x)"] for name, v in t.items()]
-    memory = result["memory"]
-    mem_rows = [[str(m["tasks"]), f"{m['backbone_mib']:.1f}", f"{m['per_task_mib']:.2f}", f"{m['rss_mib']:.0f}"]
-                for m in memory]
-    load = result["load"]
-    parts = [f"# Serving many tasks on one backbone\n\nProduced by `python -m benchmarks.serving`; every number is in "
-             "`serving.json`.\n\n",
-             "- machine: " + result["environment"]["cpu_model"] + f", {result['environment']['cpu_count']} cores, "
-             f"torch threads {result['environment']['torch_threads']}\n",
-             f"- rows of {result['settings']['words']} words (NER tagging and classification tasks alternating), "
-             f"{result['settings']['rows']} rows per call\n\n",
-             "## Mixed-task throughput (Python API, same rows and lengths)\n\n",
-             "Every task's prefix has 32 rows; the last column has prefixes of 8, 16 and 32 rows, so a mixed batch "
-             "pads the shorter ones to its longest (its one-task batch is a task with 8 rows).\n\n",
-             markdown_table(["tasks in the batch", "rows/s", "vs one task", "prefixes 8/16/32: rows/s (vs one task)"],
-                            rows),
-             "\n## Memory: one backbone + N x (prefix + head)\n\n",
-             markdown_table(["tasks", "backbone MiB", "per task MiB (prefix + head)", "process RSS MiB"], mem_rows),
-             "\n## HTTP server under load\n\n",
-             f"{load['clients']} client threads for {load['seconds']} s against `python -m tasks.serve` with "
-             f"{result['settings']['server_tasks']} tasks: **{load['requests']} requests, {load['failed']} failed, "
-             f"{load['answered_by_another_task']} answered by another task's head**; "
-             f"{load['requests_per_s']:.1f} requests/s, latency p50 {load['p50_ms']:.0f} ms, p99 {load['p99_ms']:.0f} "
-             f"ms, in {load['server_batches']} batches. The Python API answers "
-             f"{t['1 task']['rows_per_s']:.1f} rows/s of one task at {result['settings']['rows']} rows per call.\n"]
-    return "".join(parts)
+def memory_rows(names: list[str], paths: list[Path], rows: int, baseline: float) -> tuple[list[dict], Engine]:
+    """Backbone and per-task memory with 1, 2, 4 and 8 tasks loaded; and the last (8-task) engine."""
+    memory = []
+    for count in (1, 2, 4, 8):
+        engine = Engine([f"{n}={p}" for n, p in zip(names[:count], paths[:count])], max_rows=rows)
+        sizes = engine.memory()
+        per_task = [v for k, v in sizes.items() if k != "backbone_bytes"]
+        memory.append({"tasks": count, "backbone_mib": sizes["backbone_bytes"] / 2**20,
+                       "per_task_mib": statistics.fmean(per_task) / 2**20, "rss_mib": rss_mib(),
+                       "rss_above_start_mib": rss_mib() - baseline})
+    return memory, engine
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--rows", type=int, default=32, help="rows per engine call")
-    parser.add_argument("--words", type=int, default=20, help="words per request")
-    parser.add_argument("--seconds", type=float, default=60.0, help="server load test length")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
+def run_serving(model: str | None = None, rows: int = 32, words: int = 20, seconds: float = 60.0, clients: int = 16,
+                out: Path | None = None) -> Path:
+    """Measure memory, throughput and the server under load; returns the Markdown page."""
     keep_large_allocations()
-    result = {"environment": environment(), "settings": {"rows": args.rows, "words": args.words, "server_tasks": 4,
-                                                         "model": args.model}}
+    model = model or DEFAULT_MODEL
+    result = {"environment": environment(), "settings": {"rows": rows, "words": words, "server_tasks": 4,
+                                                         "model": model}}
     with tempfile.TemporaryDirectory() as tmp:
         names = [f"{'ner' if i % 2 == 0 else 'cls'}{i}" for i in range(8)]  # the name says the input form
-        same = make_tasks(Path(tmp) / "same", 8, args.model, (32,))
-        mixed = make_tasks(Path(tmp) / "mixed", 8, args.model, (8, 16, 32))
-        baseline = rss_mib()
-        memory = []
-        for count in (1, 2, 4, 8):
-            engine = Engine([f"{n}={p}" for n, p in zip(names[:count], mixed[:count])], max_rows=args.rows)
-            sizes = engine.memory()
-            per_task = [v for k, v in sizes.items() if k != "backbone_bytes"]
-            memory.append({"tasks": count, "backbone_mib": sizes["backbone_bytes"] / 2**20,
-                           "per_task_mib": statistics.fmean(per_task) / 2**20, "rss_mib": rss_mib(),
-                           "rss_above_start_mib": rss_mib() - baseline})
-        result["memory"] = memory
+        same = make_tasks(Path(tmp) / "same", 8, model, (32,))
+        mixed = make_tasks(Path(tmp) / "mixed", 8, model, (8, 16, 32))
+        result["memory"], engine = memory_rows(names, mixed, rows, rss_mib())
         print("throughput", flush=True)
-        result["throughput"] = throughput(Engine([f"{n}={p}" for n, p in zip(names, same)], max_rows=args.rows),
-                                          args.rows, args.words, 2, 5)
-        result["throughput_mixed_prefix_lengths"] = throughput(engine, args.rows, args.words, 2, 5)
+        result["throughput"] = throughput(Engine([f"{n}={p}" for n, p in zip(names, same)], max_rows=rows),
+                                          rows, words, 2, 5)
+        result["throughput_mixed_prefix_lengths"] = throughput(engine, rows, words, 2, 5)
         del engine
         print("server load", flush=True)
-        result["load"] = load_test(mixed[:4], args.seconds, args.clients, args.words)
-    print(write_results(args.out, "serving", result, markdown(result)).read_text())
-    return result
+        result["load"] = load_test(mixed[:4], seconds, clients, words)
+    return write_results(out or layout.RESULTS, "serving", result, serving_markdown(result))
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the old spelling of `python -m benchmarks serving`
+    forward("serving")

@@ -1,4 +1,7 @@
-"""What a benchmark suite is: rows (task commands), variants (methods or recipes) and seeds."""
+"""The vocabulary of the declarations: a suite is rows (task commands) x variants (methods or recipes) x seeds;
+a multi-task group is datasets trained alone and together.  Plus the small builders the declarations use,
+so that ``suites.py`` and ``studies.py`` hold data only.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,10 +29,10 @@ class Row:
 
 @dataclass(frozen=True)
 class Variant:
-    """One column of a suite: a method (``--mode``) with extra flags (a recipe under study)."""
+    """One column of a suite: a registered method (``--method``) with extra flags (a recipe under study)."""
 
     name: str
-    mode: str
+    method: str
     flags: tuple[str, ...] = ()
 
 
@@ -52,6 +55,9 @@ class Suite:
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
 
+    def variant_names(self) -> list[str]:
+        return [v.name for v in self.variants]
+
     def seeds_of(self, variant: str) -> tuple[int, ...]:
         return self.seeds.get(variant, (self.seed,))
 
@@ -60,15 +66,45 @@ class Suite:
         return f"{row}/{variant}" if seed == self.seeds_of(variant)[0] else f"{row}/{variant}/seed{seed}"
 
 
-def command(suite: Suite, row: Row, variant: str, output_dir: str, seed: int | None = None) -> list[str]:
-    """The exact task CLI argv (after ``python``) for one (row, variant, seed)."""
-    v = suite.variant(variant)
-    flags = REGISTERED[v.mode].config_class.FLAGS
-    length = ()
-    if row.prefix_len is not None and "prefix_len" in flags:  # finetune has no prefix length
-        length = ("--prefix-len", str(row.prefix_len))
-    elif row.prefix_len is not None and "lora_r" in flags:  # LoRA at the row prefix's trainable count (BERT: r = P/2)
-        length = ("--lora-r", str(max(1, row.prefix_len // 2)))
-    per_method = row.method_args.get(v.name, row.method_args.get(v.mode, ()))
-    return ["-m", row.module, *row.args, *length, *suite.common, "--mode", v.mode, *per_method, *v.flags,
-            "--seed", str(suite.seed if seed is None else seed), "--output-dir", output_dir]
+@dataclass(frozen=True)
+class Group:
+    """A multi-task comparison: each dataset alone, all of them together, together then alone (same steps)."""
+
+    name: str
+    family: str  # tasks.multitask's family argument
+    module: str  # the single-task CLI
+    selector: str  # its dataset flag
+    targets: tuple[str, ...]
+    steps: int
+    flags: tuple[str, ...]  # every run's shared flags (the recipe)
+    temperature: float = 2.0
+
+
+# ---------------------------------------------------------------- builders used by the declarations
+def prefix_variant(name: str, *flags: str) -> Variant:
+    """A recipe of our prefix method: ``--method prefix`` and ``flags``."""
+    return Variant(name, "prefix", flags)
+
+
+def rates(prefix: str, finetune: str) -> dict[str, tuple[str, ...]]:
+    """Per-method ``--lr``: ``prefix`` for the methods that train a prefix or prompt, ``finetune`` for finetune."""
+    return {"prefix": ("--lr", prefix), "finetune": ("--lr", finetune), "prompt": ("--lr", prefix),
+            "peft-prefix": ("--lr", prefix)}
+
+
+def held_out_row(name: str, module: str, task: tuple[str, ...], prefix_len: int, budget: str, **kw) -> Row:
+    """A sentence-level search row: the quality is the score on the held-out tenth of the training data."""
+    return Row(name, module, (*task, "--eval-every", "epoch"), "held-out score", prefix_len=prefix_len,
+               split="held-out", budget=budget, **kw)
+
+
+def paper_row(name: str, module: str, model: tuple[str, ...], task: tuple[str, ...], protocol: tuple[str, ...],
+              bs: int, lr: str, psl: int, epochs: int, max_len: int | None, label: str, **kw) -> Row:
+    """A row of the P-tuning v2 authors' run scripts: their batch, rate, prefix length, epochs and max length,
+    the family's reference ``protocol``, the best dev epoch; fine-tuning at lr 1e-5, our prefix with dropout 0.1."""
+    flags = (*model, *task, "--batch-size", str(bs), "--epochs", str(epochs),
+             *(("--max-length", str(max_len)) if max_len else ()), *protocol, "--select-best")
+    method_args = rates(lr, "1e-5")
+    method_args["prefix"] += ("--prefix-dropout", "0.1")
+    return Row(name, module, flags, label, method_args=method_args, prefix_len=psl,
+               budget=f"bs {bs}, lr {lr}, prefix {psl}, {epochs} epochs, best dev epoch", **kw)

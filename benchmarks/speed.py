@@ -2,120 +2,135 @@
 
 (``--quick`` writes speed-quick.{md,json} instead.)
 
-    python -m benchmarks.speed            # full grid (about 20 minutes on 2 CPU cores)
-    python -m benchmarks.speed --quick    # a few configurations, a few minutes
+    python -m benchmarks speed                 # full grid (about 20 minutes on 2 CPU cores), on the GPU if any
+    python -m benchmarks speed --quick         # a few configurations, a few minutes
+    python -m benchmarks speed --device cpu    # cpu, cuda or cuda:N
 
 Step time and throughput: every method of one encoder size lives in the same process
 (weights shared, see timing.share_weights) and is timed round-robin, median over repeats
-after warm-up.  Memory: a fresh subprocess per (size, method), see memory.py.  Epoch time
-on CoNLL-2003: see epoch.py.
+after warm-up (on a GPU with ``torch.cuda.synchronize()`` around every timed call).  Achieved FLOP/s
+are compared with plain matrix products of the same shapes timed in the same process (limits.py).
+Memory: a fresh subprocess per (size, method), see memory.py.  Epoch time on CoNLL-2003: see epoch.py.
+Every result names the device (the GPU's name, or ``cpu``) next to the CPU's machine label.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import gc
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from models.backbone import DEFAULT_MODEL
+from models.precision import native_bf16
 from tasks.common.allocator import keep_large_allocations
 
-from .env import environment
+from . import layout
+from .alias import forward
+from .device import autocast_bf16, device_name, precisions, resolve, synchronize
+from .env import environment, machine_label
 from .epoch import measure_epoch
 from .limits import TRAIN_FACTOR, forward_flops, matmul_limit
 from .memory import measure as measure_memory
-from .report import speed_markdown, targets, write_results
-from .timing import METHODS, Timer, build_all, fake_batch, infer, optimizer_for, train_step
+from .report import write_speed
+from .speed_grid import EPOCH_STEPS, GRID, MEMORY, METHODS, PREFIX_LEN, REPEATS, SIZES
+from .timing import Timer, build_all, fake_batch, infer, make_backbone, optimizer_for, train_step
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
-# (sequence length, batch size) per encoder size.  Sized for about 20 minutes on 2 CPU cores: one
-# BERT-large training step there takes ~10-20 s, so it gets one configuration and few repeats.
-GRID = {
-    "full": {"bundled": [(64, 16), (128, 16), (256, 8)],
-             "bert-base": [(64, 8), (128, 8)],
-             "bert-large": [(64, 8)]},
-    "quick": {"bundled": [(64, 16)], "bert-base": [(64, 4)], "bert-large": []},
-}
-MEMORY = {"full": {"bundled": (128, 16), "bert-base": (128, 8), "bert-large": (64, 8)},
-          "quick": {"bundled": (64, 16)}}
-REPEATS = {"full": {"bundled": (2, 5), "bert-base": (1, 3), "bert-large": (1, 3)},
-           "quick": {"bundled": (1, 3), "bert-base": (1, 2), "bert-large": (1, 2)}}  # (warm-up, repeats)
-# timed batches per variant (None: the whole epoch); a full epoch of pad-152 takes ~1 h here
-EPOCH_STEPS = {"full": {"dynamic+grouped": 60, "pad-152": 20}, "quick": {"dynamic+grouped": 10, "pad-152": 4}}
+@dataclass
+class SpeedOptions:
+    """What ``python -m benchmarks speed`` measures (its flags)."""
+
+    quick: bool = False
+    model: str | None = None  # the 'bundled' row's encoder (None: the bundled encoder)
+    sizes: tuple[str, ...] = SIZES
+    methods: tuple[str, ...] = METHODS
+    prefix_len: int = PREFIX_LEN
+    skip_memory: bool = False
+    skip_epoch: bool = False
+    skip_precision: bool = False
+    data_dir: str | None = None
+    out: Path = field(default_factory=lambda: layout.RESULTS)
+    device: str | None = None  # cpu, cuda, cuda:N (None: cuda when available, else cpu)
+
+    @property
+    def mode(self) -> str:
+        return "quick" if self.quick else "full"
+
+
+def timer(warmup: int, repeats: int, device: torch.device) -> Timer:
+    return Timer(warmup, repeats, lambda: synchronize(device))
 
 
 def time_size(size: str, grid: list[tuple[int, int]], methods: tuple[str, ...], prefix_len: int, model: str,
-              warmup: int, repeats: int) -> tuple[list[dict], list[dict]]:
-    models = build_all(size, methods, prefix_len, model)
+              warmup: int, repeats: int, device: torch.device) -> tuple[list[dict], list[dict]]:
+    """Training step and inference of every method of one encoder size, for each (length, batch) of ``grid``."""
+    models = build_all(size, methods, prefix_len, model, device)
     optimizers = {m: optimizer_for(models[m], m) for m in methods}
-    vocab = models[methods[0]].backbone.config.vocab_size
-    train_rows, infer_rows = [], []
     config = models[methods[0]].backbone.config
+    train_rows, infer_rows = [], []
     for length, batch in grid:
-        data = fake_batch(batch, length, vocab)
+        data = fake_batch(batch, length, config.vocab_size, device=device)
         print(f"  {size} length {length} batch {batch}: training step", flush=True)
         for m in methods:
             models[m].train()
         steps = {m: (lambda m=m: train_step(models[m], optimizers[m], data)) for m in methods}
-        timed = Timer(warmup, repeats).run(steps)
-        train_rows += _rows(size, length, batch, timed, "median_s")
+        train_rows += rows_of(size, length, batch, timer(warmup, repeats, device).run(steps))
         print(f"  {size} length {length} batch {batch}: inference", flush=True)
         for m in methods:
             models[m].eval()
-        timed = Timer(warmup, repeats).run({m: (lambda m=m: infer(models[m], data)) for m in methods})
-        for row in _rows(size, length, batch, timed, "median_s"):
-            row["sequences_per_s"] = batch / row["median_s"]
-            infer_rows.append(row)
+        timed = timer(warmup, repeats, device).run({m: (lambda m=m: infer(models[m], data)) for m in methods})
+        infer_rows += [{**row, "sequences_per_s": batch / row["median_s"]}
+                       for row in rows_of(size, length, batch, timed)]
     limits: dict = {}
-    with_limits(train_rows, config, prefix_len, True, limits)
-    with_limits(infer_rows, config, prefix_len, False, limits)
+    with_limits(train_rows, config, prefix_len, True, limits, device)
+    with_limits(infer_rows, config, prefix_len, False, limits, device)
     models.clear()  # (not del: the timing lambdas above close over these names)
     optimizers.clear()
     gc.collect()
     return train_rows, infer_rows
 
 
-def time_precisions(grid: list[tuple[int, int]], prefix_len: int, model: str, warmup: int,
-                    repeats: int) -> tuple[list[dict], list[dict]]:
-    """The prefix method on the bundled encoder with its backbone in each precision the machine runs natively:
-    inference (fp32, bf16 autocast, int8 attention projections) and training steps (fp32, bf16 autocast)."""
-    from models.precision import native_bf16
+def precision_runners(built, names: list[str]) -> dict:
+    """The fp32 model and a copy per other precision, sharing nothing mutable (int8 quantizes its own backbone)."""
+    return {p: built if p == "fp32" else copy.deepcopy(built).set_precision(p) for p in names}
 
-    built = build_all("bundled", ("prefix",), prefix_len, model)["prefix"]
+
+def time_precisions(grid: list[tuple[int, int]], prefix_len: int, model: str, warmup: int, repeats: int,
+                    device: torch.device) -> tuple[list[dict], list[dict]]:
+    """The prefix method on the bundled encoder with its backbone in each precision the device runs natively:
+    inference (fp32, bf16 autocast, int8 attention projections on the CPU) and training steps (fp32, bf16)."""
+    built = build_all("bundled", ("prefix",), prefix_len, model, device)["prefix"]
     optimizer = optimizer_for(built, "prefix")
-    precisions = ["fp32", *(["bf16"] if native_bf16() else []), "int8"]
-    vocab = built.backbone.config.vocab_size
+    names = precisions(device, native_bf16())
     infer_rows, train_rows = [], []
     for length, batch in grid:
-        data = fake_batch(batch, length, vocab)
+        data = fake_batch(batch, length, built.backbone.config.vocab_size, device=device)
         print(f"  precisions, length {length} batch {batch}", flush=True)
         built.eval()
-        # copies that share nothing mutable with the fp32 model: int8 quantizes its own backbone in place
-        runners = {p: built if p == "fp32" else copy.deepcopy(built).set_precision(p) for p in precisions}
-        timed = Timer(warmup, repeats).run({p: (lambda r=r: infer(r, data)) for p, r in runners.items()})
-        fp32 = timed["fp32"]["median_s"]
+        runners = precision_runners(built, names)
+        timed = timer(warmup, repeats, device).run({p: (lambda r=r: infer(r, data)) for p, r in runners.items()})
         infer_rows += [{"length": length, "batch": batch, "precision": p, **t, "sequences_per_s": batch / t["median_s"],
-                        "speedup_over_fp32": fp32 / t["median_s"]} for p, t in timed.items()]
+                        "speedup_over_fp32": timed["fp32"]["median_s"] / t["median_s"]} for p, t in timed.items()]
         del runners
         built.train()
         steps = {"fp32": lambda: train_step(built, optimizer, data)}
-        if "bf16" in precisions:
-            def bf16_step():
-                with torch.autocast("cpu", dtype=torch.bfloat16):  # what --bf16 gives the Trainer
+        if "bf16" in names:
+            def bf16_step() -> None:
+                with autocast_bf16(device):  # what --bf16 gives the Trainer
                     train_step(built, optimizer, data)
             steps["bf16"] = bf16_step
-        timed = Timer(warmup, repeats).run(steps)
+        timed = timer(warmup, repeats, device).run(steps)
         train_rows += [{"length": length, "batch": batch, "precision": p, **t,
                         "speedup_over_fp32": timed["fp32"]["median_s"] / t["median_s"]} for p, t in timed.items()]
     return infer_rows, train_rows
 
 
-def with_limits(rows: list[dict], config, prefix_len: int, training: bool, cache: dict) -> None:
-    """Each row's achieved FLOP rate, and its fraction of the machine's matmul rate for the same shapes."""
+def with_limits(rows: list[dict], config, prefix_len: int, training: bool, cache: dict,
+                device: torch.device = torch.device("cpu")) -> None:
+    """Each row's achieved FLOP rate, and its fraction of the device's matmul rate for the same shapes."""
     for row in rows:
         method, precision = row.get("method", "prefix"), row.get("precision", "fp32")
         length = row["length"] + (prefix_len if method == "prompt" else 0)  # the prompt is input tokens
@@ -128,87 +143,99 @@ def with_limits(rows: list[dict], config, prefix_len: int, training: bool, cache
             limit_precision = "fp32"  # the feed-forward layers, most of the work, stay fp32 in int8 mode
         key = (id(config), row["batch"], length, keys, limit_precision)
         if key not in cache:
-            cache[key] = matmul_limit(config, row["batch"], length, keys, limit_precision)
+            cache[key] = matmul_limit(config, row["batch"], length, keys, limit_precision, device)
         row["gflops"] = flops / row["median_s"] / 1e9
         row["limit_gflops"] = cache[key]["gflops"]
         row["limit_precision"] = limit_precision
         row["fraction_of_limit"] = row["gflops"] / cache[key]["gflops"]
 
 
-def _rows(size: str, length: int, batch: int, timed: dict, key: str) -> list[dict]:
-    base = timed.get("finetune", {}).get(key)
+def rows_of(size: str, length: int, batch: int, timed: dict) -> list[dict]:
+    """One row per method with its ratio of median time to finetune's."""
+    base = timed.get("finetune", {}).get("median_s")
     return [{"size": size, "length": length, "batch": batch, "method": m, **stats,
-             "ratio_to_finetune": None if base is None else stats[key] / base} for m, stats in timed.items()]
+             "ratio_to_finetune": None if base is None else stats["median_s"] / base} for m, stats in timed.items()]
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few configurations only (minutes)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="the 'bundled' row's encoder")
-    parser.add_argument("--sizes", nargs="+", default=["bundled", "bert-base", "bert-large"])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--prefix-len", type=int, default=32, help="prefix / prompt length for every method")
-    parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--skip-epoch", action="store_true")
-    parser.add_argument("--skip-precision", action="store_true", help="no bf16/int8 rows")
-    parser.add_argument("--data-dir", default=None, help="data root for CoNLL-2003 (default: $PTV2_DATA_DIR)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    tuned = keep_large_allocations()  # as the task CLIs do, so the numbers are theirs
-    mode = "quick" if args.quick else "full"
-    methods = tuple(["finetune"] + [m for m in args.methods if m != "finetune"])  # finetune: the ratio base
-    result = {"environment": environment(), "mode": mode,
-              "settings": {"malloc_tuning": tuned, "prefix_len": args.prefix_len, "methods": methods,
-                           "grid": GRID[mode],
-                           "warmup_repeats": REPEATS[mode], "memory_config": MEMORY[mode],
-                           "epoch_steps": EPOCH_STEPS[mode], "model": args.model, "optimizer": "torch AdamW",
-                           "head": "token classification, 9 labels"},
-              "train": [], "inference": [], "memory": [], "epoch": None, "precision": None}
-    stem = "speed" if mode == "full" else "speed-quick"  # a quick run never overwrites the full results
-    for size in args.sizes:
-        grid = GRID[mode].get(size, [])
-        if grid:
-            print(f"timing {size}", flush=True)
-            warmup, repeats = REPEATS[mode][size]
-            train_rows, infer_rows = time_size(size, grid, methods, args.prefix_len, args.model, warmup, repeats)
-            result["train"] += train_rows
-            result["inference"] += infer_rows
-        if not args.skip_memory and size in MEMORY[mode]:
-            length, batch = MEMORY[mode][size]
-            for method in methods:
-                print(f"memory {size} {method} (fresh process)", flush=True)
-                numbers = measure_memory(size, method, length, batch, args.prefix_len, args.model)
-                result["memory"].append({"size": size, "method": method, "length": length, "batch": batch, **numbers})
-        _write(result, args.out, stem)  # after every encoder size: an interrupted run keeps what it measured
-    if not args.skip_precision and "bundled" in args.sizes:
-        print("precisions (bundled encoder, prefix)", flush=True)
-        warmup, repeats = REPEATS[mode]["bundled"]
-        infer_rows, train_rows = time_precisions(GRID[mode]["bundled"], args.prefix_len, args.model, warmup, repeats)
-        from .timing import make_backbone
-
-        config = make_backbone("bundled", args.model).config
-        limits: dict = {}
-        with_limits(infer_rows, config, args.prefix_len, False, limits)
-        with_limits(train_rows, config, args.prefix_len, True, limits)
-        result["precision"] = {"inference": infer_rows, "train": train_rows,
-                               "limits": [v for v in limits.values()]}
-        _write(result, args.out, stem)
-    if not args.skip_epoch:
-        print("CoNLL-2003 epoch time", flush=True)
-        result["epoch"] = measure_epoch(EPOCH_STEPS[mode], prefix_len=args.prefix_len, model_name=args.model,
-                                        data_dir=args.data_dir)
-    result["complete"] = True
-    _write(result, args.out, stem)
-    print((args.out / f"{stem}.md").read_text())
-    return result
+def new_result(options: SpeedOptions, model: str, device: torch.device, tuned: bool) -> dict:
+    env, mode = environment(), options.mode
+    return {"environment": env, "mode": mode,
+            "settings": {"malloc_tuning": tuned, "prefix_len": options.prefix_len, "methods": methods_of(options),
+                         "grid": GRID[mode], "warmup_repeats": REPEATS[mode], "memory_config": MEMORY[mode],
+                         "epoch_steps": EPOCH_STEPS[mode], "model": model, "optimizer": "torch AdamW",
+                         "head": "token classification, 9 labels", "device": str(device),
+                         "device_name": device_name(device), "machine": machine_label(env)},
+            "train": [], "inference": [], "memory": [], "epoch": None, "precision": None}
 
 
-def _write(result: dict, out: Path, stem: str) -> None:
+def methods_of(options: SpeedOptions) -> tuple[str, ...]:
+    return tuple(["finetune"] + [m for m in options.methods if m != "finetune"])  # finetune: the ratio base
+
+
+def stamp(rows: list[dict], result: dict) -> list[dict]:
+    """Every row names its device next to the CPU's machine label."""
+    where = {"device": result["settings"]["device_name"], "machine": result["settings"]["machine"]}
+    return [{**row, **where} for row in rows]
+
+
+def measure_size(result: dict, options: SpeedOptions, size: str, model: str, device: torch.device) -> None:
+    """Timing (and memory, unless skipped) of one encoder size, added to ``result``."""
+    mode, methods = options.mode, methods_of(options)
+    if GRID[mode].get(size):
+        print(f"timing {size}", flush=True)
+        warmup, repeats = REPEATS[mode][size]
+        train_rows, infer_rows = time_size(size, GRID[mode][size], methods, options.prefix_len, model, warmup,
+                                           repeats, device)
+        result["train"] += stamp(train_rows, result)
+        result["inference"] += stamp(infer_rows, result)
+    if not options.skip_memory and size in MEMORY[mode]:
+        length, batch = MEMORY[mode][size]
+        for method in methods:
+            print(f"memory {size} {method} (fresh process)", flush=True)
+            numbers = measure_memory(size, method, length, batch, options.prefix_len, model, device=str(device))
+            result["memory"] += stamp([{"size": size, "method": method, "length": length, "batch": batch,
+                                        **numbers}], result)
+
+
+def measure_precisions(result: dict, options: SpeedOptions, model: str, device: torch.device) -> None:
+    print("precisions (bundled encoder, prefix)", flush=True)
+    warmup, repeats = REPEATS[options.mode]["bundled"]
+    infer_rows, train_rows = time_precisions(GRID[options.mode]["bundled"], options.prefix_len, model, warmup,
+                                             repeats, device)
+    config = make_backbone("bundled", model).config
+    limits: dict = {}
+    with_limits(infer_rows, config, options.prefix_len, False, limits, device)
+    with_limits(train_rows, config, options.prefix_len, True, limits, device)
+    result["precision"] = {"inference": stamp(infer_rows, result), "train": stamp(train_rows, result),
+                           "limits": list(limits.values())}
+
+
+def save(result: dict, out: Path, stem: str) -> Path:
+    """Write what is measured so far (an interrupted run keeps it), with the load average now."""
     result["environment"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    result["targets"] = targets(result)
-    write_results(out, stem, result, speed_markdown(result))
+    return write_speed(result, out, stem)
 
 
-if __name__ == "__main__":
+def run_speed(options: SpeedOptions) -> Path:
+    """Measure everything ``options`` asks for, writing after each part; returns the Markdown page."""
+    tuned = keep_large_allocations()  # as the task CLIs do, so the numbers are theirs
     torch.manual_seed(0)
-    main()
+    device, model = resolve(options.device), options.model or DEFAULT_MODEL
+    result = new_result(options, model, device, tuned)
+    stem = "speed" if options.mode == "full" else "speed-quick"  # a quick run never overwrites the full results
+    for size in options.sizes:
+        measure_size(result, options, size, model, device)
+        save(result, options.out, stem)  # after every encoder size
+    if not options.skip_precision and "bundled" in options.sizes:
+        measure_precisions(result, options, model, device)
+        save(result, options.out, stem)
+    if not options.skip_epoch:
+        print("CoNLL-2003 epoch time", flush=True)
+        result["epoch"] = measure_epoch(EPOCH_STEPS[options.mode], prefix_len=options.prefix_len, model_name=model,
+                                        data_dir=options.data_dir, device=device)
+    result["complete"] = True
+    return save(result, options.out, stem)
+
+
+if __name__ == "__main__":  # the old spelling of `python -m benchmarks speed`
+    forward("speed")

@@ -1,19 +1,16 @@
-"""The convergence study: suites whose columns are recipes (variants), each run with several seeds.
+"""The studies, declared as data: suites whose columns are recipes (variants), each run with several seeds,
+and the multi-task comparison's groups.
 
 Search rows train on seeded subsets and read the *dev* score (``Row.split``), so that settings are
 chosen on dev data only; the chosen recipe is then checked on the full data and test is read once
-(the ``cpu`` suite).  ``python -m benchmarks.run --suite study-ner --jobs 2`` runs one of them;
-benchmarks/README.md has the tables and what was adopted.
+(the ``cpu`` suite).  ``python -m benchmarks run --suite study-ner --jobs 2`` runs one of them;
+benchmarks/README.md says what each study asked and what was adopted, results/<study>.md has its tables.
 """
 from __future__ import annotations
 
-from .spec import Row, Suite, Variant
+from .spec import Group, Row, Suite, Variant, held_out_row, prefix_variant
 
 SEEDS = (42, 1, 2)
-
-
-def _prefix(name: str, *flags: str) -> Variant:
-    return Variant(name, "prefix", flags)
 
 
 MIX_NODROP = ("--layers", "mix", "--prefix-dropout", "0")
@@ -34,21 +31,21 @@ NER_SEARCH = Suite(
          "dev F1", prefix_len=32, split="dev", budget="3,000 sentences x 2 epochs (376 steps of 16)",
          method_args=ORIGINAL["method_args"]),),
     variants=(
-        _prefix("prefix"),  # the original defaults: N(0, 1) init, lr 3e-2, prefix dropout 0.1, last layer
-        _prefix("mix", "--layers", "mix"),
-        _prefix("nodrop", "--prefix-dropout", "0"),
-        _prefix("mix-nodrop", *MIX_NODROP),
-        _prefix("mix-nodrop-head1e-2", *MIX_NODROP, "--head-lr", "1e-2"),
-        _prefix("mix-nodrop-head1e-1", *MIX_NODROP, "--head-lr", "1e-1"),
-        _prefix("mix-nodrop-lr1e-1", *MIX_NODROP, "--lr", "1e-1"),
-        _prefix("mix-nodrop-len64", *MIX_NODROP, "--prefix-len", "64"),
-        _prefix("mix-nodrop-tokens", *MIX_NODROP, "--prefix-init", "tokens"),
-        _prefix("mix-nodrop-zeros", *MIX_NODROP, "--prefix-init", "zeros"),
-        _prefix("mix-nodrop-exp", *MIX_NODROP, "--schedule", "exponential"),
-        _prefix("mix-nodrop-warmup", *MIX_NODROP, "--warmup", "0.1"),
-        _prefix("mix-reparam", "--layers", "mix", "--reparam", "--prefix-dropout", "0"),
-        _prefix("mix-probe", "--layers", "mix", "--prefix-len", "0"),
-        _prefix("mix-nodrop-bf16", *MIX_NODROP, "--bf16"),  # bf16 training of the adopted recipe (native bf16 only)
+        prefix_variant("prefix"),  # the original defaults: N(0, 1) init, lr 3e-2, prefix dropout 0.1, last layer
+        prefix_variant("mix", "--layers", "mix"),
+        prefix_variant("nodrop", "--prefix-dropout", "0"),
+        prefix_variant("mix-nodrop", *MIX_NODROP),
+        prefix_variant("mix-nodrop-head1e-2", *MIX_NODROP, "--head-lr", "1e-2"),
+        prefix_variant("mix-nodrop-head1e-1", *MIX_NODROP, "--head-lr", "1e-1"),
+        prefix_variant("mix-nodrop-lr1e-1", *MIX_NODROP, "--lr", "1e-1"),
+        prefix_variant("mix-nodrop-len64", *MIX_NODROP, "--prefix-len", "64"),
+        prefix_variant("mix-nodrop-tokens", *MIX_NODROP, "--prefix-init", "tokens"),
+        prefix_variant("mix-nodrop-zeros", *MIX_NODROP, "--prefix-init", "zeros"),
+        prefix_variant("mix-nodrop-exp", *MIX_NODROP, "--schedule", "exponential"),
+        prefix_variant("mix-nodrop-warmup", *MIX_NODROP, "--warmup", "0.1"),
+        prefix_variant("mix-reparam", "--layers", "mix", "--reparam", "--prefix-dropout", "0"),
+        prefix_variant("mix-probe", "--layers", "mix", "--prefix-len", "0"),
+        prefix_variant("mix-nodrop-bf16", *MIX_NODROP, "--bf16"),  # the adopted recipe in bf16 (native bf16 only)
         Variant("peft-prefix", "peft-prefix"),
         Variant("finetune", "finetune"),
     ),
@@ -71,14 +68,15 @@ NER_FULL = Suite(
          prefix_len=32, split="dev", budget="6 epochs x 14,041 sentences (5,268 steps of 16)",
          method_args=ORIGINAL["method_args"]),),
     variants=(
-        _prefix("prefix"),
-        _prefix("mix-nodrop", *MIX_NODROP),
-        _prefix("mix-nodrop-lr5e-2", *MIX_NODROP, "--lr", "5e-2"),
-        _prefix("mix-nodrop-lr1e-1", *MIX_NODROP, "--lr", "1e-1"),
-        _prefix("nodrop-lr1e-1", "--prefix-dropout", "0", "--lr", "1e-1"),
+        prefix_variant("prefix"),
+        prefix_variant("mix-nodrop", *MIX_NODROP),
+        prefix_variant("mix-nodrop-lr5e-2", *MIX_NODROP, "--lr", "5e-2"),
+        prefix_variant("mix-nodrop-lr1e-1", *MIX_NODROP, "--lr", "1e-1"),
+        prefix_variant("nodrop-lr1e-1", "--prefix-dropout", "0", "--lr", "1e-1"),
         # the issue-14 target: the adopted recipe with as many epochs as fit in twice fine-tuning's wall-clock
-        # (fine-tuning 3 epochs: 944 s here; 6 prefix epochs took 1,371 s), the best dev epoch reporting test
-        _prefix("mix-nodrop-8ep", *MIX_NODROP, "--epochs", "8", "--select-best"),
+        # (from this study's finetune and 6-epoch prefix times, results/study-ner-full.md), the best dev epoch
+        # reporting test
+        prefix_variant("mix-nodrop-8ep", *MIX_NODROP, "--epochs", "8", "--select-best"),
         # the other methods' curves for the time-to-quality plot, each with the layer mix (NER's default when they
         # ran; fine-tuning's default is now the last layer, tasks/common/family.py) rather than the row's pinned
         # original ones; fine-tuning at its usual 3 epochs (the wall-clock the issue-14 target is measured against)
@@ -86,8 +84,9 @@ NER_FULL = Suite(
         Variant("peft-prefix", "peft-prefix", ("--layers", "mix")),
         Variant("finetune-last", "finetune", ("--epochs", "3")),  # fine-tuning's current default: the last layer
         # the target run again with today's defaults (no encoder dropout: cheaper steps, so 9 epochs fit in twice
-        # fine-tuning's wall-clock on the 2-core EPYC, where finetune-last ran at 0.34 s a step and the prefix 0.21)
-        _prefix("defaults-9ep", *MIX_NODROP, "--encoder-dropout", "0", "--epochs", "9", "--select-best"),
+        # fine-tuning's wall-clock on the 2-core EPYC: s/step of finetune-last and the prefix in
+        # results/study-ner-full.md)
+        prefix_variant("defaults-9ep", *MIX_NODROP, "--encoder-dropout", "0", "--epochs", "9", "--select-best"),
     ),
     compare=("mix-nodrop", "finetune", "peft-prefix"),
 )
@@ -101,20 +100,14 @@ NER_2004 = Suite(
     (Row("conll2004", "tasks.ner", ("--dataset", "conll2004", "--epochs", "10", "--eval-every", "epoch"),
          "dev F1", prefix_len=32, split="dev", budget="10 epochs x 922 sentences (580 steps of 16)"),),
     variants=(
-        _prefix("original", *ORIGINAL["args"], *ORIGINAL["method_args"]["prefix"]),
-        _prefix("prefix"),  # the adopted recipe: NER's defaults
+        prefix_variant("original", *ORIGINAL["args"], *ORIGINAL["method_args"]["prefix"]),
+        prefix_variant("prefix"),  # the adopted recipe: NER's defaults
         Variant("peft-prefix", "peft-prefix"),
         Variant("finetune", "finetune"),
     ),
     seeds={"original": SEEDS, "prefix": SEEDS, "peft-prefix": SEEDS},  # fine-tuning: seed 42
     compare=("prefix", "finetune", "peft-prefix"),
 )
-
-def _cls(name: str, module: str, task: tuple[str, ...], prefix_len: int, budget: str, **kw) -> Row:
-    """A sentence-level search row: the quality is the score on the held-out tenth of the training data."""
-    return Row(name, module, (*task, "--eval-every", "epoch"), "held-out score", prefix_len=prefix_len,
-               split="held-out", budget=budget, **kw)
-
 
 MEAN = ("--pooling", "mean")
 
@@ -123,24 +116,24 @@ MEAN = ("--pooling", "mean")
 CLS_SEARCH = Suite(
     "study-cls", "Sentence-level tasks recipe search (the cpu suite's budgets, 10% of train held out and scored)",
     (
-        _cls("rte", "tasks.superglue", ("--task", "rte", "--epochs", "4", "--max-length", "128"), 32,
+        held_out_row("rte", "tasks.superglue", ("--task", "rte", "--epochs", "4", "--max-length", "128"), 32,
              "4 epochs x 2,241 pairs"),
-        _cls("cb", "tasks.superglue", ("--task", "cb", "--epochs", "10", "--max-length", "128"), 16,
+        held_out_row("cb", "tasks.superglue", ("--task", "cb", "--epochs", "10", "--max-length", "128"), 16,
              "10 epochs x 225"),
-        _cls("cola", "tasks.glue", ("--task", "cola", "--epochs", "2"), 16, "2 epochs x 7,696"),
-        _cls("sst2-5k", "tasks.glue", ("--task", "sst2", "--epochs", "2", "--max-train-samples", "5000"), 16,
+        held_out_row("cola", "tasks.glue", ("--task", "cola", "--epochs", "2"), 16, "2 epochs x 7,696"),
+        held_out_row("sst2-5k", "tasks.glue", ("--task", "sst2", "--epochs", "2", "--max-train-samples", "5000"), 16,
              "2 epochs x 5,000"),
-        _cls("stsb-3k", "tasks.glue", ("--task", "stsb", "--epochs", "2", "--max-length", "128",
+        held_out_row("stsb-3k", "tasks.glue", ("--task", "stsb", "--epochs", "2", "--max-length", "128",
                                        "--max-train-samples", "3000"), 16, "2 epochs x 3,000",
              method_args={"prefix": ("--lr", "1e-2"), "peft-prefix": ("--lr", "1e-2")}),
     ),
     variants=(
-        _prefix("prefix"),
-        _prefix("mean", *MEAN),
-        _prefix("mean-lr1e-2", *MEAN, "--lr", "1e-2"),
-        _prefix("lr1e-2", "--lr", "1e-2"),  # separates the rate from the pooling
-        # CoLA stayed at MCC 0 (the majority class) with the last layer: do the middle layers hold more?
-        _prefix("mean-mix-lr1e-2", *MEAN, "--layers", "mix", "--lr", "1e-2"),
+        prefix_variant("prefix"),
+        prefix_variant("mean", *MEAN),
+        prefix_variant("mean-lr1e-2", *MEAN, "--lr", "1e-2"),
+        prefix_variant("lr1e-2", "--lr", "1e-2"),  # separates the rate from the pooling
+        # CoLA stayed at the majority class with the last layer (results/study-cls.md): do the middle layers?
+        prefix_variant("mean-mix-lr1e-2", *MEAN, "--layers", "mix", "--lr", "1e-2"),
     ),
     compare=("mean-lr1e-2", "prefix", "mean"),
 )
@@ -155,14 +148,14 @@ QA_SEARCH = Suite(
          "held-out F1", prefix_len=16, split="held-out", budget="2,000 questions x 2 epochs (~290 steps of 16)",
          method_args=ORIGINAL["method_args"]),),
     variants=(
-        _prefix("prefix"),
-        _prefix("mix", "--layers", "mix"),
-        _prefix("nodrop", "--prefix-dropout", "0"),
-        _prefix("mix-nodrop", *MIX_NODROP),
-        _prefix("mix-nodrop-lr5e-2", *MIX_NODROP, "--lr", "5e-2"),
-        _prefix("mix-nodrop-len32", *MIX_NODROP, "--prefix-len", "32"),
-        _prefix("mix-nodrop-tokens", *MIX_NODROP, "--prefix-init", "tokens"),
-        _prefix("mix-nodrop-head1e-3", *MIX_NODROP, "--head-lr", "1e-3"),
+        prefix_variant("prefix"),
+        prefix_variant("mix", "--layers", "mix"),
+        prefix_variant("nodrop", "--prefix-dropout", "0"),
+        prefix_variant("mix-nodrop", *MIX_NODROP),
+        prefix_variant("mix-nodrop-lr5e-2", *MIX_NODROP, "--lr", "5e-2"),
+        prefix_variant("mix-nodrop-len32", *MIX_NODROP, "--prefix-len", "32"),
+        prefix_variant("mix-nodrop-tokens", *MIX_NODROP, "--prefix-init", "tokens"),
+        prefix_variant("mix-nodrop-head1e-3", *MIX_NODROP, "--head-lr", "1e-3"),
         Variant("peft-prefix", "peft-prefix"),
         # the position-shift control: PEFT with the tokens at 0..n-1 computes what our prefix without dropout does
         Variant("peft-unshifted", "peft-prefix", ("--no-position-shift",)),
@@ -175,7 +168,7 @@ QA_SEARCH = Suite(
 )
 
 # the SQuAD target (issue 14) on the cpu suite's article split: fine-tuning's 1 epoch against as many epochs of
-# the search's best recipe as fit in twice its wall-clock (a prefix epoch costs ~0.7 of a fine-tuning one)
+# the search's best recipe as fit in twice its wall-clock (s/step of both: results/study-qa.md)
 QA_FULL = Suite(
     "study-qa-full", "SQuAD 1.1 article split (the cpu suite's qa-squad1-split row): train on the first 24 "
                      "articles, F1 on the other 24; fine-tuning 1 epoch, the prefix 2 (3 with today's "
@@ -185,9 +178,9 @@ QA_FULL = Suite(
          budget="5,696 questions (6,687 256-token windows, 418 steps an epoch) + eval on 4,874"),),
     variants=(
         Variant("finetune", "finetune", ("--epochs", "1")),
-        _prefix("mix-nodrop-2ep", *MIX_NODROP, "--epochs", "2"),
+        prefix_variant("mix-nodrop-2ep", *MIX_NODROP, "--epochs", "2"),
         # today's defaults (no encoder dropout as well), as many epochs as fit in twice fine-tuning's wall-clock
-        _prefix("defaults-3ep", "--epochs", "3"),
+        prefix_variant("defaults-3ep", "--epochs", "3"),
     ),
     compare=("defaults-3ep", "finetune", "peft-prefix"),
 )
@@ -202,8 +195,8 @@ ENCODER_DROPOUT = Suite(
          "dev F1", prefix_len=32, split="dev", budget="3,000 sentences x 2 epochs (376 steps of 16)"),
      *(row for row in CLS_SEARCH.rows)),
     # "prefix" ran without the flag, when 0.1 (the encoder's own) was the default: the same computation (the
-    # conll2003-3k seed-42 cell gives 77.34 F1 either way)
-    variants=(_prefix("prefix", *ENCODER_OWN_DROPOUT), _prefix("encdrop0", "--encoder-dropout", "0")),
+    # conll2003-3k seed-42 cell of results/study-encdrop.md equals study-ner's mix-nodrop seed-42 cell)
+    variants=(prefix_variant("prefix", *ENCODER_OWN_DROPOUT), prefix_variant("encdrop0", "--encoder-dropout", "0")),
     seeds={"prefix": SEEDS, "encdrop0": SEEDS},
     compare=("encdrop0", "prefix", "prefix"),
 )
@@ -225,3 +218,19 @@ PEERS_LR = Suite(
 )
 
 STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT, PEERS_LR)
+
+# the multi-task prefix (the paper's MPT-2, ``python -m benchmarks multitask``): for a group of datasets and a budget
+# of N steps, (a) each dataset alone for N steps; (b) one multi-task run over all of them for N steps, each dataset
+# scored with its own head; (c) a multi-task run of N/2 steps, then each dataset alone for N/2 steps from it
+# (``--init-from``).  The score is the one the single-task run reports (NER test F1, SuperGLUE validation accuracy).
+MULTITASK = {
+    # 600 steps (9,600 sentences: 10 epochs of CoNLL-2004, 0.7 of CoNLL-2003): 3 seeds of 15 runs fit 2 cores
+    "ner": Group("ner", "ner", "tasks.ner", "--dataset", ("conll2004", "conll2003"), 600,
+                 ("--prefix-len", "32", "--batch-size", "16", "--layers", "mix", "--prefix-dropout", "0")),
+    # 300 steps: 2 epochs of RTE, 21 of CB (what 2 cores afford for 3 seeds); mean pooling and lr 1e-2
+    # (the classification search's recipe) for every run of the group
+    "superglue": Group("superglue", "superglue", "tasks.superglue", "--task", ("rte", "cb"), 300,
+                       ("--prefix-len", "16", "--batch-size", "16", "--max-length", "128", "--pooling", "mean",
+                        "--lr", "1e-2")),
+}
+MULTITASK_SEEDS = SEEDS

@@ -1,29 +1,21 @@
-"""Benchmark suites: each row is one task CLI invocation, run once per method.
+"""The suites, declared as data: each row is one task CLI invocation, run once per variant and seed.
 
-A row's command is ``python -m MODULE ARGS --mode METHOD --seed SEED --output-dir DIR`` plus
-the row's per-method flags (learning rate).  Its quality is the ``headline`` the task writes into
-metrics.json (one metric, in percent, chosen by the task family).  Rows only use flags every task CLI shares
-(tasks/common/cli.py) and the task selector of its module, so a task module can change
-its internals without touching this table.
+``smoke`` proves the pipeline, ``cpu`` is the table every method is compared on (bundled encoder, a 2-core CPU),
+``paper`` holds the P-tuning v2 authors' settings; the convergence studies are in ``studies.py``.  How a row
+becomes a command: ``commands.py``.  A row's quality is the ``headline`` the task writes into metrics.json (one
+metric, in percent, chosen by the task family).
 
-Budgets (cpu suite): the bundled encoder on a 2-core CPU, every method the same epochs.
-The intended way to run it is two invocations side by side, each with OMP_NUM_THREADS=1
-(one core each, on different rows; results merge into one store).  "est." is the expected
-wall time of the slower method (finetune) for one (row, method) under those conditions, from
-step times seen at the start of such runs (RTE prefix ~1.4 s per batch of 16 on one thread);
-the measured time of every run is in results/cpu.md.  Every (row, method) is meant to stay
-under ~30 minutes, most under 15, so the suite can be completed across several invocations.
+Budgets (cpu suite): the bundled encoder on a 2-core CPU, every method the same epochs.  The intended way to run
+it is two invocations side by side, each with OMP_NUM_THREADS=1 (one core each, on different rows; results merge
+into one store).  "est." is the expected wall time of the slower method (finetune) for one (row, method) under
+those conditions, from step times seen at the start of such runs; the measured time of every run is in
+results/cpu.md.  Every (row, method) is meant to stay under ~30 minutes, most under 15, so the suite can be
+completed across several invocations.
 """
 from __future__ import annotations
 
-from .spec import METHODS, REGISTERED, STANDARD, Row, Suite, Variant, command  # noqa: F401 (the suites' API)
+from .spec import Row, Suite, paper_row
 from .studies import SEEDS, STUDIES
-
-
-def _lr(prefix: str, finetune: str, prompt: str | None = None, peft: str | None = None) -> dict[str, tuple[str, ...]]:
-    return {"prefix": ("--lr", prefix), "finetune": ("--lr", finetune), "prompt": ("--lr", prompt or prefix),
-            "peft-prefix": ("--lr", peft or prefix)}
-
 
 TINY = ("--epochs", "1", "--max-train-samples", "48", "--max-eval-samples", "48", "--batch-size", "8",
         "--eval-batch-size", "16", "--logging-steps", "5")
@@ -76,8 +68,8 @@ CPU = Suite("cpu", "bundled encoder (all-MiniLM-L6-v2) on this 2-core CPU; each 
     Row("glue-stsb", "tasks.glue", ("--task", "stsb", "--epochs", "2", "--max-length", "128",
                                     "--max-train-samples", "3000"),
         "dev Pearson",
-        # lr 3e-2 (the prefix default) diverged on this regression task (MSE loss 3-4, Pearson 17.99);
-        # session 1 reached 67.7 at 1e-2 on a smaller budget
+        # the prefix default 3e-2 diverged on this regression task (the first cpu suite, results/cpu-v1.md in git
+        # history); 1e-2 trains
         method_args={"prefix": ("--lr", "1e-2"), "peft-prefix": ("--lr", "1e-2")},
         budget="2 epochs x 3,000 of 5,749 pairs (seeded random subset; 376 steps); prefix lr 1e-2; est. 8 min",
         prefix_len=16),
@@ -93,51 +85,39 @@ CPU = Suite("cpu", "bundled encoder (all-MiniLM-L6-v2) on this 2-core CPU; each 
 NO_PEFT_DEBERTA = {"peft-prefix": "DeBERTa-v2 takes no past_key_values, so PEFT prefix tuning cannot run on it"}
 ROBERTA, DEBERTA = ("--model", "roberta-large"), ("--model", "microsoft/deberta-v2-xlarge")
 
-
 # the reference protocol per family: dev scored after every epoch and the best epoch's checkpoint reported;
 # the rate decays x0.95 once per epoch for NER and QA, linearly without warm-up for SuperGLUE; one rate for
 # prefix and head; fp32; the head reads the last layer; prefix dropout (ours only: PEFT has none) 0.1 (not
 # the NER and QA recipe, tasks/common/family.py)
-PAPER_PROTOCOL = {"tasks.ner": ("--schedule", "exponential", "--lr-decay", "0.95", "--layers", "last"),
-                  "tasks.qa": ("--schedule", "exponential", "--lr-decay", "0.95", "--layers", "last"),
-                  "tasks.superglue": ("--schedule", "linear", "--warmup", "0")}
+NER_QA_PROTOCOL = ("--schedule", "exponential", "--lr-decay", "0.95", "--layers", "last")
+SUPERGLUE_PROTOCOL = ("--schedule", "linear", "--warmup", "0")
+CONLL03, CONLL04 = ("--dataset", "conll2003"), ("--dataset", "conll2004")
+SQUAD1, SQUAD2 = ("--dataset", "squad"), ("--dataset", "squad_v2")
 
-
-def _paper(name: str, module: str, model: tuple[str, ...], task: tuple[str, ...], bs: int, lr: str, psl: int,
-           epochs: int, max_len: int | None, label: str, **kw) -> Row:
-    flags = (*model, *task, "--batch-size", str(bs), "--epochs", str(epochs),
-             *(("--max-length", str(max_len)) if max_len else ()), *PAPER_PROTOCOL[module], "--select-best")
-    method_args = _lr(lr, "1e-5")
-    method_args["prefix"] += ("--prefix-dropout", "0.1")
-    return Row(name, module, flags, label, method_args=method_args, prefix_len=psl,
-               budget=f"bs {bs}, lr {lr}, prefix {psl}, {epochs} epochs, best dev epoch", **kw)
-
-
+# paper_row(name, module, model, task, protocol, batch size, lr, prefix length, epochs, max length, metric)
 PAPER = Suite("paper", "P-tuning v2 paper settings on RoBERTa-large / DeBERTa-v2-xlarge (GPU and network needed)", (
-    _paper("ner-conll2003-roberta", "tasks.ner", ROBERTA, ("--dataset", "conll2003"), 16, "3e-2", 11, 30, 152,
-           "test F1"),
-    _paper("ner-conll2004-roberta", "tasks.ner", ROBERTA, ("--dataset", "conll2004"), 32, "6e-2", 144, 80, 128,
-           "test F1"),
-    _paper("qa-squad1-roberta", "tasks.qa", ROBERTA, ("--dataset", "squad",), 8, "5e-3", 16, 30, None,
-           "dev F1"),
-    _paper("qa-squad2-roberta", "tasks.qa", ROBERTA, ("--dataset", "squad_v2",), 8, "5e-3", 8, 10, None,
-           "dev F1"),
-    _paper("superglue-rte-roberta", "tasks.superglue", ROBERTA, ("--task", "rte"), 32, "5e-3", 128, 100, 128,
-           "val acc."),
-    _paper("superglue-boolq-roberta", "tasks.superglue", ROBERTA, ("--task", "boolq"), 32, "7e-3", 8, 100, 128,
-           "val acc."),
-    _paper("superglue-copa-roberta", "tasks.superglue", ROBERTA, ("--task", "copa"), 16, "9e-3", 8, 120, 128,
-           "val acc."),
-    _paper("superglue-wic-roberta", "tasks.superglue", ROBERTA, ("--task", "wic"), 32, "1e-2", 8, 50, 128,
-           "val acc."),
-    _paper("ner-conll2003-deberta", "tasks.ner", DEBERTA, ("--dataset", "conll2003"), 16, "3e-2", 11, 30, 152,
-           "test F1", skip=NO_PEFT_DEBERTA),
-    _paper("qa-squad1-deberta", "tasks.qa", DEBERTA, ("--dataset", "squad",), 8, "5e-3", 16, 30, None,
-           "dev F1", skip=NO_PEFT_DEBERTA),
-    _paper("qa-squad2-deberta", "tasks.qa", DEBERTA, ("--dataset", "squad_v2",), 8, "5e-3", 8, 10, None,
-           "dev F1", skip=NO_PEFT_DEBERTA),
-    _paper("superglue-rte-deberta", "tasks.superglue", DEBERTA, ("--task", "rte"), 32, "5e-3", 128, 100, 128,
-           "val acc.", skip=NO_PEFT_DEBERTA),
+    paper_row("ner-conll2003-roberta", "tasks.ner", ROBERTA, CONLL03, NER_QA_PROTOCOL, 16, "3e-2", 11, 30, 152,
+              "test F1"),
+    paper_row("ner-conll2004-roberta", "tasks.ner", ROBERTA, CONLL04, NER_QA_PROTOCOL, 32, "6e-2", 144, 80, 128,
+              "test F1"),
+    paper_row("qa-squad1-roberta", "tasks.qa", ROBERTA, SQUAD1, NER_QA_PROTOCOL, 8, "5e-3", 16, 30, None, "dev F1"),
+    paper_row("qa-squad2-roberta", "tasks.qa", ROBERTA, SQUAD2, NER_QA_PROTOCOL, 8, "5e-3", 8, 10, None, "dev F1"),
+    paper_row("superglue-rte-roberta", "tasks.superglue", ROBERTA, ("--task", "rte"), SUPERGLUE_PROTOCOL, 32, "5e-3",
+              128, 100, 128, "val acc."),
+    paper_row("superglue-boolq-roberta", "tasks.superglue", ROBERTA, ("--task", "boolq"), SUPERGLUE_PROTOCOL, 32,
+              "7e-3", 8, 100, 128, "val acc."),
+    paper_row("superglue-copa-roberta", "tasks.superglue", ROBERTA, ("--task", "copa"), SUPERGLUE_PROTOCOL, 16,
+              "9e-3", 8, 120, 128, "val acc."),
+    paper_row("superglue-wic-roberta", "tasks.superglue", ROBERTA, ("--task", "wic"), SUPERGLUE_PROTOCOL, 32, "1e-2",
+              8, 50, 128, "val acc."),
+    paper_row("ner-conll2003-deberta", "tasks.ner", DEBERTA, CONLL03, NER_QA_PROTOCOL, 16, "3e-2", 11, 30, 152,
+              "test F1", skip=NO_PEFT_DEBERTA),
+    paper_row("qa-squad1-deberta", "tasks.qa", DEBERTA, SQUAD1, NER_QA_PROTOCOL, 8, "5e-3", 16, 30, None, "dev F1",
+              skip=NO_PEFT_DEBERTA),
+    paper_row("qa-squad2-deberta", "tasks.qa", DEBERTA, SQUAD2, NER_QA_PROTOCOL, 8, "5e-3", 8, 10, None, "dev F1",
+              skip=NO_PEFT_DEBERTA),
+    paper_row("superglue-rte-deberta", "tasks.superglue", DEBERTA, ("--task", "rte"), SUPERGLUE_PROTOCOL, 32, "5e-3",
+              128, 100, 128, "val acc.", skip=NO_PEFT_DEBERTA),
 ), seed=11, local_data=False)
 
 SUITES = {suite.name: suite for suite in (SMOKE, CPU, PAPER, *STUDIES)}

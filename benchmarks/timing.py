@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -14,15 +14,9 @@ from models.adapted import AdaptedModel
 from models.backbone import DEFAULT_MODEL, load_backbone
 from models.methods import get_method
 
-METHODS = ("finetune", "prefix", "peft-prefix", "prompt")
-NUM_LABELS = 9  # CoNLL-2003 tags: a token-classification head like the NER task
-LR = {"finetune": 5e-5, "prefix": 1e-2, "peft-prefix": 1e-2, "prompt": 1e-2}
+from .speed_grid import BERT_SIZES, LR, NUM_LABELS
 
-# randomly initialised encoders of the standard BERT sizes (no download)
-BERT_SIZES = {
-    "bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-    "bert-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
-}
+CPU = torch.device("cpu")
 
 
 def make_backbone(size: str, model: str = DEFAULT_MODEL) -> nn.Module:
@@ -58,15 +52,16 @@ def build(method: str, backbone: nn.Module, prefix_len: int) -> AdaptedModel:
     return AdaptedModel(backbone, head, method, config(**length))
 
 
-def build_all(size: str, methods: tuple[str, ...], prefix_len: int,
-              model: str = DEFAULT_MODEL) -> dict[str, AdaptedModel]:
-    source = make_backbone(size, model)
+def build_all(size: str, methods: tuple[str, ...], prefix_len: int, model: str = DEFAULT_MODEL,
+              device: torch.device = CPU) -> dict[str, AdaptedModel]:
+    """One model per method on ``device``, all sharing the first one's encoder weights (see share_weights)."""
+    source = make_backbone(size, model).to(device)
     built = {}
     for method in methods:
         backbone = make_backbone(size, model) if built else source
         if built:
-            share_weights(backbone, source)
-        built[method] = build(method, backbone, prefix_len)
+            share_weights(backbone, source)  # the parameters now live on source's device
+        built[method] = build(method, backbone, prefix_len).to(device)  # buffers, prefix and head
     return built
 
 
@@ -75,15 +70,17 @@ def optimizer_for(model: AdaptedModel, method: str) -> torch.optim.Optimizer:
     return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR[method])
 
 
-def fake_batch(batch: int, length: int, vocab: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tokens with ~10% padding at the end of half the rows (real batches are padded)."""
+def fake_batch(batch: int, length: int, vocab: int, seed: int = 0,
+               device: torch.device = CPU) -> dict[str, torch.Tensor]:
+    """Random tokens with ~10% padding at the end of half the rows (real batches are padded), on ``device``."""
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(1000, vocab, (batch, length), generator=generator)
     mask = torch.ones_like(ids)
     mask[::2, int(length * 0.9):] = 0
     labels = torch.randint(0, NUM_LABELS, (batch, length), generator=generator).masked_fill(mask == 0, -100)
-    return {"input_ids": ids.masked_fill(mask == 0, 0), "attention_mask": mask,
-            "token_type_ids": torch.zeros_like(ids), "labels": labels}
+    tensors = {"input_ids": ids.masked_fill(mask == 0, 0), "attention_mask": mask,
+               "token_type_ids": torch.zeros_like(ids), "labels": labels}
+    return {name: t.to(device) for name, t in tensors.items()}
 
 
 def train_step(model: AdaptedModel, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor]) -> None:
@@ -99,22 +96,37 @@ def infer(model: AdaptedModel, batch: dict[str, torch.Tensor]) -> None:
               token_type_ids=batch["token_type_ids"])
 
 
+def no_sync() -> None:
+    """The CPU's synchronisation: none (a call returns when its work is done)."""
+
+
 @dataclass
 class Timer:
-    """Round-robin timing: repeat r runs every method once, so drift hits all methods alike."""
+    """Round-robin timing: repeat r runs every method once, so drift hits all methods alike.
+
+    ``sync`` waits for queued device work (``torch.cuda.synchronize`` on a GPU): called before each timed call
+    (earlier work is not charged to it) and after it (its own work is).  Warm-up calls are not timed.
+    """
 
     warmup: int
     repeats: int
+    sync: Callable[[], None] = field(default=no_sync)
+
+    def time_call(self, call: Callable[[], None]) -> float:
+        self.sync()
+        start = time.perf_counter()
+        call()
+        self.sync()
+        return time.perf_counter() - start
 
     def run(self, calls: dict[str, Callable[[], None]]) -> dict[str, dict[str, float]]:
         for _ in range(self.warmup):
             for call in calls.values():
                 call()
+        self.sync()
         samples: dict[str, list[float]] = {name: [] for name in calls}
         for _ in range(self.repeats):
             for name, call in calls.items():
-                start = time.perf_counter()
-                call()
-                samples[name].append(time.perf_counter() - start)
+                samples[name].append(self.time_call(call))
         return {name: {"median_s": statistics.median(s), "min_s": min(s), "max_s": max(s), "n": len(s)}
                 for name, s in samples.items()}

@@ -1,17 +1,26 @@
-"""Benchmark suites and runner: every suite command is a valid task CLI; results, resume and targets."""
+"""Benchmarks: every suite command is a valid task CLI; the runner records, resumes and reports; stored results
+written by older runners stay current; the tables render from fixture stores; the entry point's commands; the
+speed benchmark's device helpers (CUDA stubbed: never timed here)."""
 from __future__ import annotations
 
+import ast
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from benchmarks import cli, layout, runner
+from benchmarks.commands import command, normalized, same_command
+from benchmarks.spec import Row, Suite, Variant
+from benchmarks.store import is_current
+from benchmarks.suites import SUITES
+from benchmarks.tables.suite import quality_targets, suite_markdown
 from tasks.common.cli import run_settings
 from tasks.common.pipeline import train_parser
 
-from benchmarks import run as runner
-from benchmarks.results import markdown, quality_targets
-from benchmarks.suites import SUITES, Row, Suite, command
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _family(module: str):
@@ -31,13 +40,12 @@ def test_every_suite_command_is_a_valid_task_command_line(suite, native_bf16):
     assert len({row.name for row in rows}) == len(rows)
     for row in rows:
         for variant in SUITES[suite].variants:
-            method = variant.mode
             argv = command(SUITES[suite], row, variant.name, "out")
-            assert argv[:2] == ["-m", row.module]
+            assert argv[:2] == ["-m", row.module] and "--method" in argv and "--mode" not in argv
             family = _family(row.module)
             args = train_parser(family).parse_args(argv[2:])  # exits (SystemExit) on a flag the task lacks
             settings = run_settings(args, family.settings(args))  # refuses a flag the method does not use
-            assert settings.model.method == method and settings.train.seed == SUITES[suite].seed
+            assert settings.model.method == variant.method and settings.train.seed == SUITES[suite].seed
 
 
 def test_cpu_suite_has_the_rows_the_benchmark_asks_for():
@@ -46,6 +54,34 @@ def test_cpu_suite_has_the_rows_the_benchmark_asks_for():
                    "superglue-copa", "superglue-wic", "glue-cola", "glue-sst2-5k", "glue-stsb"):
         assert wanted in names
     assert all(row.budget for row in SUITES["cpu"].rows)
+
+
+def test_suites_come_from_the_method_registry_and_lora_matches_the_prefix_size():
+    from models.methods import METHODS
+
+    cpu = SUITES["cpu"]
+    assert [v.method for v in cpu.variants] == list(METHODS)
+    row = next(r for r in cpu.rows if r.name == "ner-conll2003")  # prefix 32
+    lora = command(cpu, row, "lora", "out")
+    assert lora[lora.index("--lora-r") + 1] == "16" and "--prefix-len" not in lora
+    assert "--prefix-len" not in command(cpu, row, "bitfit", "out") + command(cpu, row, "finetune", "out")
+    assert "--prefix-len" in command(cpu, row, "peft-ptuning", "out")
+
+
+def test_old_commands_with_mode_are_the_same_command_as_new_ones_with_method():
+    new = "python -m tasks.ner --dataset conll2003 --method prefix --seed 42 --output-dir benchmarks/runs/cpu/x"
+    old = new.replace("--method", "--mode")
+    assert normalized(old) == new and normalized(new) == new
+    assert normalized(old.replace("--mode prefix", "--mode=prefix")) == new.replace("--method prefix",
+                                                                                      "--method=prefix")
+    assert same_command(old, new) and same_command(new, new)
+    assert not same_command(old.replace("prefix", "finetune"), new)  # the method itself still counts
+    assert not same_command(None, new)
+    assert not same_command(old.replace("--seed 42", "--seed 1"), new)
+    assert normalized("python -m t --model-mode x") == "python -m t --model-mode x"  # whole words only
+    assert is_current({"status": "done", "command": old}, new)
+    assert not is_current({"status": "failed", "command": old}, new)
+    assert not is_current(None, new)
 
 
 def _done(row: str, method: str, quality: float) -> dict:
@@ -66,24 +102,25 @@ def test_quality_targets_compare_prefix_with_finetune_and_peft():
     assert peft["status"] == "partly met (1/2 rows)" and peft["measured"] == "a -0.50, b +10.00"
     results["a/finetune"]["quality"] = 91.0
     assert quality_targets(results, suite)[0]["status"] == "missed"
-    text = markdown({"results": results}, suite)
+    text = suite_markdown({"results": results}, suite)
     assert "| a | F1 | 89.50 | 91.00 | - | 90.00 | - | - | - | -1.50 | -0.50 |" in text  # quality by method
     assert "b / finetune: failed - exit code 1" in text
     results["b/prefix"].update(git_commit="0123456789abcdef", git_dirty=True)
-    assert "| b | F1 | prefix | 70.00 | 1% | 1.0 min | 0.50 | 100 MiB | 0123456 (dirty) |" in markdown(
+    assert "| b | F1 | prefix | 70.00 | 1% | 1.0 min | 0.50 | 100 MiB | 0123456 (dirty) |" in suite_markdown(
         {"results": results}, suite)  # each run names the code it ran
 
 
 FAKE_TASK = '''
 import argparse, json, pathlib, sys
 p = argparse.ArgumentParser()
-for flag in ("--mode", "--seed", "--output-dir", "--score", "--epochs"):
+p.add_argument("--method", "--mode", dest="method")  # --mode: the old spelling, as the task CLIs keep it
+for flag in ("--seed", "--output-dir", "--score", "--epochs"):
     p.add_argument(flag)
 a = p.parse_args()
 out = pathlib.Path(a.output_dir)
 calls = out.parent / "calls.txt"
-calls.write_text((calls.read_text() if calls.exists() else "") + a.mode + "\\n")
-if a.mode == "prompt":
+calls.write_text((calls.read_text() if calls.exists() else "") + a.method + "\\n")
+if a.method == "prompt":
     sys.exit("error: this method fails")
 state = out / "checkpoints" / "checkpoint-10"
 state.mkdir(parents=True, exist_ok=True)
@@ -102,17 +139,23 @@ def fake_repo(tmp_path, monkeypatch):
     suite = Suite("fake", "fake suite", (Row("r", "fake_task", ("--score", "81.25"), "test F1",
                                              budget="none", max_gap=1.0),), local_data=False)
     monkeypatch.setitem(SUITES, "fake", suite)
-    monkeypatch.setattr(runner, "REPO", tmp_path)
-    monkeypatch.setattr(runner, "HERE", tmp_path / "benchmarks")
-    monkeypatch.setattr(sys, "argv", ["benchmarks.run"])
+    monkeypatch.setattr(layout, "REPO", tmp_path)
+    monkeypatch.setattr(layout, "RESULTS", tmp_path / "benchmarks" / "results")
+    monkeypatch.setattr(layout, "RUNS", tmp_path / "benchmarks" / "runs")
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "run"])
     return tmp_path
 
 
+def _calls(repo: Path, suite: str = "fake") -> list[str]:
+    return (repo / "benchmarks" / "runs" / suite / "calls.txt").read_text().split()
+
+
 def test_runner_records_results_resumes_and_reports(fake_repo):
-    state = runner.main(["--suite", "fake", "--methods", "prefix", "finetune", "prompt"])
+    state = cli.main(["run", "--suite", "fake", "--methods", "prefix", "finetune", "prompt"])
     results = state["results"]
     assert results["r/prefix"]["status"] == "done" and results["r/prefix"]["quality"] == 81.25
     assert results["r/prefix"]["seconds_per_step"] == 0.5 and results["r/prefix"]["trainable_percent"] == 0.5
+    assert "--method prefix" in results["r/prefix"]["command"] and results["r/prefix"]["mode"] == "prefix"
     assert results["r/prompt"]["status"] == "failed" and "this method fails" in results["r/prompt"]["reason"]
     out = fake_repo / "benchmarks" / "results"
     stored = json.loads((out / "fake.json").read_text())
@@ -121,22 +164,39 @@ def test_runner_records_results_resumes_and_reports(fake_repo):
     table = (out / "fake.md").read_text()
     assert "| r | test F1 | prefix | 81.25 | 0.5% |" in table and "r / prompt: failed" in table
 
-    runner.main(["--suite", "fake", "--methods", "prefix", "finetune", "prompt"])  # resume: only the failure reruns
-    calls = (fake_repo / "benchmarks" / "runs" / "fake" / "calls.txt").read_text().split()
+    cli.main(["run", "--suite", "fake", "--methods", "prefix", "finetune", "prompt"])  # only the failure reruns
+    calls = _calls(fake_repo)
     assert calls == ["prefix", "finetune", "prompt", "prompt"]
 
     table = (out / "fake.md").read_text()  # as the last invocation left it (its environment, e.g. load)
     (out / "fake.md").unlink()
-    runner.main(["--suite", "fake", "--report-only"])  # rewrites the outputs, runs nothing
+    cli.main(["report", "--suite", "fake"])  # rewrites the outputs, runs nothing
     assert (out / "fake.md").read_text() == table
-    assert (fake_repo / "benchmarks" / "runs" / "fake" / "calls.txt").read_text().split() == calls
+    assert _calls(fake_repo) == calls
+
+
+def test_results_stored_by_the_old_runner_with_mode_stay_current(fake_repo):
+    """A lane on an older commit stores commands that say --mode: merged into the store, they are not rerun."""
+    state = cli.main(["run", "--suite", "fake", "--methods", "prefix", "finetune"])
+    store = fake_repo / "benchmarks" / "results" / "fake.json"
+    stored = json.loads(store.read_text())
+    for record in stored["results"].values():  # as the old runner wrote them
+        record["command"] = record["command"].replace("--method", "--mode")
+    store.write_text(json.dumps(stored))
+    cli.main(["run", "--suite", "fake", "--methods", "prefix", "finetune"])
+    assert _calls(fake_repo) == ["prefix", "finetune"]  # nothing ran again
+    assert state["results"].keys() == json.loads(store.read_text())["results"].keys()
+    stored["results"]["r/finetune"]["command"] += " --epochs 3"  # a different command is not current
+    store.write_text(json.dumps(stored))
+    cli.main(["run", "--suite", "fake", "--methods", "prefix", "finetune"])
+    assert _calls(fake_repo) == ["prefix", "finetune", "finetune"]
 
 
 def test_each_run_names_the_commit_it_started_at(fake_repo, monkeypatch):
     """A checkout can move (git pull) during a long invocation: each record reads the commit when its run starts."""
     commits = iter(["aaa", "bbb"])
     monkeypatch.setattr(runner, "code_version", lambda: {"git_commit": next(commits), "git_dirty": False})
-    results = runner.main(["--suite", "fake", "--methods", "prefix", "finetune"])["results"]
+    results = cli.main(["run", "--suite", "fake", "--methods", "prefix", "finetune"])["results"]
     assert (results["r/prefix"]["git_commit"], results["r/finetune"]["git_commit"]) == ("aaa", "bbb")
 
 
@@ -144,9 +204,9 @@ def test_each_run_names_the_machine_it_ran_on(fake_repo, monkeypatch):
     """Suites are completed over sessions on different CPUs: every record and table row says which one."""
     probe = {"cpu_model": "Test CPU", "instruction_sets": ["avx2", "avx512f"], "cpu_count": 2, "torch_threads": 1,
              "gpus": [], "python": "3", "torch": "2", "transformers": "5", "peft": "0", "git_commit": "abc",
-             "date_utc": "now", "command": "python -m benchmarks.run"}
-    monkeypatch.setattr(runner, "_environment", lambda suite: dict(probe))
-    results = runner.main(["--suite", "fake", "--methods", "prefix"])["results"]
+             "date_utc": "now"}
+    monkeypatch.setattr(runner, "probe_environment", lambda: dict(probe))
+    results = cli.main(["run", "--suite", "fake", "--methods", "prefix"])["results"]
     assert results["r/prefix"]["machine"] == "Test CPU (avx512)"
     every_run = (fake_repo / "benchmarks" / "results" / "fake.md").read_text().split("## Every run")[1]
     assert "| r | test F1 | prefix | 81.25 |" in every_run and "| Test CPU (avx512) |" in every_run
@@ -161,7 +221,7 @@ def test_machine_label_names_the_widest_instruction_set():
 
 
 def test_time_to_quality_legend_names_the_machine_only_when_all_seeds_share_one():
-    from benchmarks.curves import legend_label, plotted_runs
+    from benchmarks.plots import legend_label, plotted_runs
 
     history = {"selection": {"history": [{"dev": 80.0, "train_seconds": 10.0}]}}
     run = {"row": "r", "method": "v", "status": "done", "metrics": history}
@@ -172,14 +232,12 @@ def test_time_to_quality_legend_names_the_machine_only_when_all_seeds_share_one(
 
 
 def test_several_seeds_run_side_by_side_and_tables_show_mean_and_spread(fake_repo, monkeypatch):
-    from benchmarks.suites import Variant
-
     suite = Suite("seeds", "seeded", (Row("r", "fake_task", ("--score", "80"), "test F1"),), local_data=False,
                   variants=(Variant("prefix", "prefix"), Variant("prefix-long", "prefix", ("--epochs", "2")),
                             Variant("finetune", "finetune")),
                   seeds={"prefix": (1, 2, 3), "prefix-long": (1, 2, 3)}, seed=1)
     monkeypatch.setitem(SUITES, "seeds", suite)
-    state = runner.main(["--suite", "seeds", "--jobs", "2"])
+    state = cli.main(["run", "--suite", "seeds", "--jobs", "2"])
     results = state["results"]
     assert set(results) == {"r/prefix", "r/prefix/seed2", "r/prefix/seed3", "r/prefix-long", "r/prefix-long/seed2",
                             "r/prefix-long/seed3", "r/finetune"}
@@ -187,11 +245,159 @@ def test_several_seeds_run_side_by_side_and_tables_show_mean_and_spread(fake_rep
     assert "--epochs 2" in results["r/prefix-long"]["command"]
     table = (fake_repo / "benchmarks" / "results" / "seeds.md").read_text()
     assert "| r | test F1 | 82.00 ± 1.00 (n=3) | 82.00 ± 1.00 (n=3) | 81.00 |" in table
-    assert "`prefix-long`: `--mode prefix --epochs 2`" in table
+    assert "`prefix-long`: `--method prefix --epochs 2`" in table
+
+
+# ------------------------------------------------------------------------------------------- the entry point
+def test_the_entry_point_lists_every_command_and_each_has_its_help(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    commands = ("list", "run", "report", "speed", "serving", "precision", "multitask")
+    assert all(name in text for name in commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as done:
+            cli.main([name, "--help"])
+        assert done.value.code == 0 and "usage: python -m benchmarks " + name in capsys.readouterr().out
+
+
+def test_list_prints_a_suites_commands_and_refuses_unknown_rows(capsys):
+    text = cli.main(["list", "--suite", "cpu", "--only", "glue-stsb", "--methods", "prefix", "lora"])
+    lines = text.splitlines()
+    assert lines[0].startswith("glue-stsb: ") and len(lines) == 1 + 3 + 1  # 3 prefix seeds, 1 lora seed
+    assert all("--method" in line for line in lines[1:]) and "--lora-r 8" in lines[-1]
+    assert "multitask" in cli.main(["list"]) and "study-ner" in cli.main(["list"])
+    assert "tasks.multitask" in cli.main(["list", "--suite", "multitask", "--only", "ner", "--seeds", "42"])
+    with pytest.raises(SystemExit, match="unknown row"):
+        cli.main(["list", "--suite", "cpu", "--only", "no-such-row"])
+    with pytest.raises(SystemExit, match="unknown variant"):
+        cli.main(["run", "--suite", "cpu", "--methods", "no-such-method"])
+
+
+def test_the_old_entry_point_is_an_alias_of_the_run_command():
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--help"], cwd=REPO, capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and "usage: python -m benchmarks run" in done.stdout
+
+
+def test_listing_and_reporting_never_import_torch():
+    """The runner measures its children's peak RSS: its own process must stay small (no torch)."""
+    code = ("import sys; from benchmarks import cli, runner, report, multitask, store, plots; "
+            "cli.main(['list', '--suite', 'cpu']); assert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_benchmarks_import_no_private_names_and_no_task_family_internals():
+    families = ("tasks.ner", "tasks.qa", "tasks.glue", "tasks.superglue", "tasks.multitask")
+    for path in (REPO / "benchmarks").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                assert not module.startswith(families), (path.name, module)  # only their CLIs, via subprocess
+                if node.level or module.startswith(("benchmarks", "tasks", "models", "heads")):
+                    private = [a.name for a in node.names if a.name.startswith("_")]
+                    assert not private, (path.name, module, private)
+
+
+# ------------------------------------------------------------------------- rendering from fixture stores
+ENVIRONMENT = {"cpu_model": "Test CPU", "instruction_sets": ["avx2"], "cpu_count": 2, "torch_threads": 2,
+               "gpus": [], "python": "3.11", "platform": "linux", "torch": "2.13", "transformers": "5",
+               "peft": "0.13", "load_average": [0.1, 0.1, 0.1], "git_commit": "abcdef0123456", "git_dirty": False,
+               "date_utc": "2026-12-01 00:00:00", "command": "python -m benchmarks speed"}
+
+
+def _speed_result(**settings) -> dict:
+    def row(method: str, seconds: float, ratio: float, **extra) -> dict:
+        return {"size": "bundled", "length": 64, "batch": 16, "method": method, "median_s": seconds,
+                "ratio_to_finetune": ratio, **extra}
+
+    return {"environment": dict(ENVIRONMENT), "mode": "full", "complete": True,
+            "settings": {"methods": ["finetune", "prefix"], "prefix_len": 32, "malloc_tuning": True,
+                         "warmup_repeats": {"bundled": [2, 5]}, **settings},  # JSON keeps the pairs as lists
+            "train": [row("finetune", 0.2, 1.0), row("prefix", 0.1, 0.5)],
+            "inference": [row("finetune", 0.1, 1.0, sequences_per_s=160.0),
+                          row("prefix", 0.05, 0.5, sequences_per_s=320.0)],
+            "memory": [{"size": "bundled", "method": "finetune", "length": 128, "batch": 16, "training_mib": 400.0},
+                       {"size": "bundled", "method": "prefix", "length": 128, "batch": 16, "training_mib": 100.0}],
+            "epoch": None, "precision": None}
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(layout, "RESULTS", tmp_path)
+    return tmp_path
+
+
+def test_report_renders_the_speed_page_from_its_store(results_dir):
+    (results_dir / "speed.json").write_text(json.dumps(_speed_result()))
+    text = cli.main(["report", "--suite", "speed"])[0].read_text()
+    assert "| bundled | 64 | 16 | 200 (1.00x) | 100 (0.50x) |" in text  # training step ms (ratio to finetune)
+    assert "| bundled | 64 | 16 | 160.0 (1.00x) | 320.0 (2.00x) |" in text  # sequences/s (throughput ratio)
+    assert "| bundled | 128x16 | 400 (1.00x) | 100 (0.25x) |" in text  # training memory MiB
+    assert "| train step prefix / finetune | <= 0.70 | met | 0.50 |" in text
+    assert "warm-up, repeats per size: {'bundled': (2, 5)}" in text  # as before: pairs shown as tuples
+    assert "VmHWM" in text and "- device:" not in text  # a result from before --device: the CPU page as it was
+    assert json.loads((results_dir / "speed.json").read_text())["targets"][0]["status"] == "met"
+
+
+def test_a_speed_result_measured_on_a_gpu_names_it_and_its_method(results_dir):
+    result = _speed_result(device="cuda:0", device_name="NVIDIA H200", machine="Test CPU (avx2)")
+    (results_dir / "speed.json").write_text(json.dumps(result))
+    text = cli.main(["report", "--suite", "speed"])[0].read_text()
+    assert "- device: NVIDIA H200 (cuda:0)" in text and "- machine: Test CPU (avx2)" in text
+    assert "torch.cuda.max_memory_allocated" in text and "torch.cuda.synchronize()" in text
+    assert "VmHWM" not in text
+    result["settings"].update(device="cpu", device_name="cpu")
+    (results_dir / "speed.json").write_text(json.dumps(result))
+    assert "- device: cpu\n" in cli.main(["report", "--suite", "speed"])[0].read_text()
+
+
+def test_report_renders_serving_precision_and_multitask_pages_from_their_stores(results_dir):
+    serving = {"environment": ENVIRONMENT, "settings": {"rows": 32, "words": 20, "server_tasks": 4},
+               "throughput": {"1 task": {"rows_per_s": 300.0, "relative_to_one_task": 1.0},
+                              "2 tasks": {"rows_per_s": 270.0, "relative_to_one_task": 0.9}},
+               "throughput_mixed_prefix_lengths": {"1 task": {"rows_per_s": 250.0, "relative_to_one_task": 1.0},
+                                                   "2 tasks": {"rows_per_s": 200.0, "relative_to_one_task": 0.8}},
+               "memory": [{"tasks": 1, "backbone_mib": 86.1, "per_task_mib": 0.25, "rss_mib": 900.0}],
+               "load": {"clients": 16, "seconds": 60.0, "requests": 9000, "failed": 0, "answered_by_another_task": 0,
+                        "requests_per_s": 150.0, "p50_ms": 100.0, "p99_ms": 200.0, "server_batches": 1000}}
+    (results_dir / "serving.json").write_text(json.dumps(serving))
+    text = cli.main(["report", "--suite", "serving"])[0].read_text()
+    assert "| 2 tasks | 270.0 | 0.90x | 200.0 (0.80x) |" in text and "**9000 requests, 0 failed" in text
+
+    from benchmarks.tables.precision import targets
+
+    ner = [{"precision": "fp32", "wall_s": 10.0, "f1": 80.0, "same_as_fp32": 100.0},
+           {"precision": "bf16", "wall_s": 4.0, "f1": 79.8, "same_as_fp32": 99.5}]
+    qa = [{"precision": "fp32", "wall_s": 300.0, "f1": 26.0, "f1_whole_file": 30.0, "same_as_fp32": 100.0,
+           "unseen_questions": 4874}]
+    precision = {"environment": ENVIRONMENT, "ner_artifact": "a", "qa_artifact": "b", "ner": ner, "qa": qa,
+                 "targets": targets(ner, qa)}
+    (results_dir / "precision.json").write_text(json.dumps(precision))
+    text = cli.main(["report", "--suite", "precision"])[0].read_text()
+    assert "| bf16 | 79.80 | 99.50 | 4.0 | 2.50x |" in text and "4,874 questions" in text
+    assert "starting Python" not in text  # measured in-process before the benchmark ran the predict command
+
+    run = {"group": "ner", "status": "done", "kind": "single"}
+    multitask = {"results": {"ner/single/conll2004/seed42": {**run, "scores": {"conll2004": 70.0}},
+                             "ner/single/conll2004/seed1": {**run, "scores": {"conll2004": 72.0}},
+                             "ner/multi/seed42": {**run, "kind": "multi", "scores": {"conll2004": 68.0}}}}
+    (results_dir / "multitask.json").write_text(json.dumps(multitask))
+    text = cli.main(["report", "--suite", "multitask"])[0].read_text()
+    assert "| conll2004 | 71.00 ± 1.41 (n=2) | 68.00 (n=1) | - |" in text
+
+
+def test_report_all_rerenders_every_store_there_is(results_dir):
+    (results_dir / "speed.json").write_text(json.dumps(_speed_result()))
+    written = cli.main(["report", "--all"])
+    assert [p.name for p in written] == ["speed.md"]
 
 
 def test_precision_targets_compare_each_precision_with_fp32():
-    from benchmarks.precision import _agreement, targets
+    from benchmarks.precision import agreement
+    from benchmarks.tables.precision import targets
 
     ner = [{"precision": "fp32", "wall_s": 10.0, "f1": 80.0, "answers": ["O", "B-PER", "O", "O"]},
            {"precision": "bf16", "wall_s": 4.0, "f1": 79.8, "answers": ["O", "B-PER", "O", "B-LOC"]},
@@ -199,10 +405,118 @@ def test_precision_targets_compare_each_precision_with_fp32():
     qa = [{"precision": "fp32", "wall_s": 400.0, "f1": 26.0, "answers": ["a", "b"]},
           {"precision": "bf16", "wall_s": 150.0, "f1": 26.6, "answers": ["a", "c"]}]
     for rows in (ner, qa):
-        _agreement(rows)
+        agreement(rows)
     assert [r["same_as_fp32"] for r in ner] == [100.0, 75.0, 100.0] and "answers" not in ner[0]
     verdicts = {row[0]: row[2] for row in targets(ner, qa)}
     assert verdicts["bf16: CoNLL-2003 test F1"] == "met"  # 2.5x, 0.2 F1 lower
     assert verdicts["int8: CoNLL-2003 test F1"] == "missed"  # 1.25x and 1.0 F1 lower
     assert verdicts["bf16: SQuAD F1 (unseen articles)"] == "missed"  # 2.67x but 0.6 F1 away (higher counts too)
     assert verdicts["SQuAD 1.1 dev file predict"] == "met"  # bf16's 150 s
+
+
+def test_precision_scores_predictions_as_the_task_families_do(tmp_path):
+    """The benchmark reads predict's files itself: the same F1 and the same article split as the families."""
+    from benchmarks.precision import conll_tags, squad_articles, squad_f1, unseen_questions
+    from tasks.ner.formats import read_conll
+    from tasks.ner.metric import entity_scores
+    from tasks.qa.formats import read_squad, split_by_article
+    from tasks.qa.metric import squad_v1
+
+    gold = tmp_path / "test.txt"
+    gold.write_text("-DOCSTART- -X- O O\n\nJohn NNP B-NP B-PER\nSmith NNP I-NP I-PER\nruns VBZ B-VP O\n\n"
+                    "Paris NNP B-NP B-LOC\n")
+    out = tmp_path / "out.conll"  # predict's output: the input's columns, then its own tag
+    out.write_text("John NNP B-NP B-PER B-PER\nSmith NNP I-NP I-PER O\nruns VBZ B-VP O O\n\n"
+                   "Paris NNP B-NP B-LOC B-LOC\n\n")
+    assert conll_tags(gold) == [s.tags for s in read_conll(gold)]
+    expected = 100 * entity_scores(conll_tags(gold), conll_tags(out))["f1"]
+    from seqeval.metrics import f1_score
+
+    assert 100 * f1_score(conll_tags(gold), conll_tags(out), zero_division=0) == pytest.approx(expected)
+
+    def article(title: str, qid: str, answer: str) -> dict:
+        context = f"the answer is {answer}."
+        return {"title": title, "paragraphs": [{"context": context, "qas": [
+            {"id": qid, "question": "what?", "answers": [{"text": answer, "answer_start": context.index(answer)}]}]}]}
+
+    squad = tmp_path / "dev.json"
+    squad.write_text(json.dumps({"version": "1.1", "data": [article("A", "q1", "red"), article("B", "q2", "blue"),
+                                                            article("A", "q3", "green"), article("C", "q4", "gold")]}))
+    predictions = {"q1": "red", "q2": "blue sky", "q3": "grey", "q4": "gold"}
+    for fraction in (0.3, 0.5, 0.7):
+        rest = split_by_article(read_squad(squad, False, "eval"), fraction)[1]
+        unseen = unseen_questions(squad_articles(squad), fraction)
+        assert set(unseen) == {q.qid for q in rest.questions}
+        assert squad_f1(unseen, predictions) == pytest.approx(squad_v1(rest.questions, predictions)["f1"])
+
+
+# ------------------------------------------------------------------ the speed benchmark's device helpers
+def test_device_defaults_to_cuda_when_a_gpu_is_visible(monkeypatch):
+    import torch
+
+    from benchmarks import device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device.default_device() == "cpu" and device.resolve(None) == torch.device("cpu")
+    assert device.resolve("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        device.resolve("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert device.default_device() == "cuda"
+    assert device.resolve(None) == torch.device("cuda", 0) and device.resolve("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="only 2 CUDA"):
+        device.resolve("cuda:2")
+    with pytest.raises(ValueError, match="expected cpu, cuda"):
+        device.resolve("meta")
+
+
+def test_cuda_work_is_synchronised_and_measured_by_the_allocator(monkeypatch):
+    import torch
+
+    from benchmarks import device, memory
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda d=None: calls.append(("sync", d)))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Stub GPU")
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d=None: calls.append(("reset", d)))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda d=None: 2 * 2**20)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d=None: 10 * 2**20)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    device.synchronize(cpu)
+    assert calls == []  # nothing to wait for on the CPU
+    device.synchronize(cuda)
+    assert calls == [("sync", cuda)]
+    assert device.device_name(cuda) == "Stub GPU" and device.device_name(cpu) == "cpu"
+    calls.clear()
+    assert memory.baseline_mib(cuda) == 2.0 and calls == [("reset", cuda)]  # the peak restarts after imports
+    assert memory.peak_mib(cuda) == 10.0 and calls[-1] == ("sync", cuda)
+    assert device.precisions(cuda, native_bf16=False) == ["fp32", "bf16"]  # int8 is a CPU kernel
+    assert device.precisions(cpu, native_bf16=False) == ["fp32", "int8"]
+    assert device.precisions(cpu, native_bf16=True) == ["fp32", "bf16", "int8"]
+
+
+def test_timer_synchronises_around_every_timed_call_and_not_in_warm_up():
+    from benchmarks.timing import Timer
+
+    events = []
+    calls = {"a": lambda: events.append("a"), "b": lambda: events.append("b")}
+    timed = Timer(1, 2, lambda: events.append("sync")).run(calls)
+    warm_up, rest = events[:2], events[2:]
+    assert warm_up == ["a", "b"]
+    assert rest == ["sync"] + ["sync", "a", "sync", "sync", "b", "sync"] * 2
+    assert {name: t["n"] for name, t in timed.items()} == {"a": 2, "b": 2}
+
+
+def test_matmul_limit_synchronises_on_its_device(monkeypatch):
+    import torch
+
+    from benchmarks import limits
+
+    waited = []
+    monkeypatch.setattr(limits, "synchronize", lambda d: waited.append(d))
+    shape = limits.Shape("linear", 1, 4, 4, 4, 1)
+    assert limits.matmul_rate(shape, "fp32", repeats=3) > 0
+    assert waited == [torch.device("cpu")] * 6  # before and after each of the 3 timed products

@@ -1,0 +1,262 @@
+"""``python -m benchmarks COMMAND``: the one entry point of the benchmarks.
+
+    list        the suites, studies and benchmarks; with --suite, a suite's rows, budgets and exact commands
+    run         run a suite or study (task CLI subprocesses; resumable; results merge into results/<suite>.json)
+    report      re-render results/<name>.md (and plots) from the stored results/<name>.json, run nothing
+    speed       step time, throughput, memory and FLOP rate of the methods (CPU or GPU)
+    serving     many tasks on one backbone: throughput, memory, HTTP load
+    precision   fp32 / bf16 / int8 predict on real artifacts
+    multitask   multi-task prefix (MPT-2): single vs multi vs multi-then-single
+
+Each command's handler turns its flags into one call; heavy modules (torch) are imported only by the
+commands that measure, so ``list``, ``run`` and ``report`` stay small (the runner must not import torch).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .speed_grid import METHODS as SPEED_METHODS
+from .speed_grid import SIZES
+from .studies import MULTITASK, MULTITASK_SEEDS
+from .suites import SUITES
+
+if TYPE_CHECKING:
+    from .runner import Selection
+
+OTHERS = {"speed": "step time, throughput, memory, FLOP rate (python -m benchmarks speed)",
+          "serving": "many tasks on one backbone (python -m benchmarks serving)",
+          "precision": "fp32 / bf16 / int8 predict on real artifacts (python -m benchmarks precision)",
+          "multitask": "multi-task prefix, MPT-2 (python -m benchmarks multitask)"}
+
+
+def catalogue() -> str:
+    """Every suite and study with its description, then the other benchmarks."""
+    lines = [f"{name}: {suite.description}" for name, suite in SUITES.items()]
+    return "\n".join(lines + [f"{name}: {what}" for name, what in OTHERS.items()])
+
+
+def do_list(args: argparse.Namespace) -> str:
+    """The catalogue, or one suite's (or the multitask groups') runs and commands."""
+    if args.suite is None:
+        text = catalogue()
+    elif args.suite == "multitask":
+        from .multitask import jobs
+        from .multitask import listing as multitask_listing
+
+        try:
+            text = multitask_listing(jobs(args.only, args.seeds))
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
+    elif args.suite in OTHERS:
+        text = f"{args.suite}: {OTHERS[args.suite]}"
+    else:
+        from .runner import listing
+
+        text = listing(selected(args))
+    print(text)
+    return text
+
+
+def selected(args: argparse.Namespace) -> Selection:
+    """The runs ``--suite``, ``--only``, ``--methods`` and ``--seeds`` name (exits naming what the suite has)."""
+    from .runner import select
+
+    try:
+        return select(SUITES[args.suite], args.only, args.methods, args.seeds)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def do_run(args: argparse.Namespace) -> dict:
+    from .runner import run_suite
+
+    state = run_suite(selected(args), args.store, args.jobs, args.force, args.timeout)
+    print(markdown_of(args.store, args.suite).read_text())
+    return state
+
+
+def markdown_of(store: Path | None, name: str) -> Path:
+    from . import layout
+
+    return (store or layout.RESULTS / f"{name}.json").with_suffix(".md")
+
+
+def do_report(args: argparse.Namespace) -> list[Path]:
+    """Re-render one stored result (printing its page), or every one there is (printing their paths)."""
+    from .report import report, stored_names
+
+    if not args.all:
+        written = [report(args.suite, args.store)]
+        print(written[0].read_text())
+        return written
+    written = [report(name) for name in stored_names()]
+    print("\n".join(str(path) for path in written))
+    return written
+
+
+def do_speed(args: argparse.Namespace) -> Path:
+    from .device import resolve
+    from .speed import SpeedOptions, run_speed
+
+    try:
+        resolve(args.device)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    page = run_speed(SpeedOptions(quick=args.quick, model=args.model, sizes=tuple(args.sizes),
+                                  methods=tuple(args.methods), prefix_len=args.prefix_len,
+                                  skip_memory=args.skip_memory, skip_epoch=args.skip_epoch,
+                                  skip_precision=args.skip_precision, data_dir=args.data_dir, out=args.out,
+                                  device=args.device))
+    print(page.read_text())
+    return page
+
+
+def do_serving(args: argparse.Namespace) -> Path:
+    from .serving import run_serving
+
+    page = run_serving(args.model, args.rows, args.words, args.seconds, args.clients, args.out)
+    print(page.read_text())
+    return page
+
+
+def do_precision(args: argparse.Namespace) -> Path:
+    from .precision import run_precision
+
+    page = run_precision(args.ner_artifact, args.qa_artifact, args.ner_test, args.squad_dev, args.split_by_article,
+                         args.out)
+    print(page.read_text())
+    return page
+
+
+def do_multitask(args: argparse.Namespace) -> dict:
+    from .multitask import jobs, run_multitask
+
+    state = run_multitask(jobs(args.only, args.seeds), args.jobs)
+    print(markdown_of(None, "multitask").read_text())
+    return state
+
+
+# ------------------------------------------------------------------------------------------------ the parser
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--only", nargs="+", default=None, metavar="ROW",
+                        help="these rows only (multitask: these groups)")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="VARIANT",
+                        help="these variants (columns) only; default: every variant of the suite")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="these seeds only")
+
+
+def add_list(commands: Any) -> None:
+    parser = commands.add_parser("list", help="the suites, studies and benchmarks; a suite's commands",
+                                 description="Without --suite: every suite, study and benchmark. With --suite: its "
+                                             "rows, budgets and the exact commands (runs nothing).")
+    parser.add_argument("--suite", choices=[*SUITES, *OTHERS], default=None)
+    add_selection(parser)
+    parser.set_defaults(handler=do_list)
+
+
+def add_run(commands: Any) -> None:
+    parser = commands.add_parser("run", help="run a suite or study (resumable)",
+                                 description="Run every (row, variant, seed) of a suite as a task CLI subprocess; "
+                                             "results merge into results/<suite>.json and are kept while current "
+                                             "(finished, same command), so a suite completes over several "
+                                             "invocations.")
+    parser.add_argument("--suite", required=True, choices=list(SUITES))
+    add_selection(parser)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once; each child gets OMP_NUM_THREADS = cores / jobs unless it is set")
+    parser.add_argument("--force", action="store_true", help="rerun runs that already finished")
+    parser.add_argument("--timeout", type=float, default=None, help="minutes per run; default none")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="results file to read and write (default benchmarks/results/<suite>.json)")
+    parser.set_defaults(handler=do_run)
+
+
+def add_report(commands: Any) -> None:
+    parser = commands.add_parser("report", help="re-render results/<name>.md from the stored JSON, run nothing",
+                                 description="Rewrite a suite's or benchmark's Markdown page (and a suite's plots "
+                                             "and JSON summary) from its stored results.")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--suite", choices=[*SUITES, *OTHERS], help="a suite, study or benchmark name")
+    which.add_argument("--all", action="store_true", help="every suite and benchmark that has stored results")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="results file to read (default benchmarks/results/<name>.json); the page is "
+                             "written next to it")
+    parser.set_defaults(handler=do_report)
+
+
+def add_speed(commands: Any) -> None:
+    parser = commands.add_parser("speed", help="step time, throughput, memory and FLOP rate of the methods",
+                                 description="Speed and memory of the methods on random data "
+                                             "(writes results/speed.{md,json}; --quick: speed-quick.*).")
+    parser.add_argument("--quick", action="store_true", help="a few configurations only (minutes)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: cuda when a GPU is visible, else cpu)")
+    parser.add_argument("--model", default=None, help="the 'bundled' row's encoder (default: the bundled one)")
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=SIZES)
+    parser.add_argument("--methods", nargs="+", default=list(SPEED_METHODS), choices=SPEED_METHODS)
+    parser.add_argument("--prefix-len", type=int, default=32, help="prefix / prompt length for every method")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-epoch", action="store_true")
+    parser.add_argument("--skip-precision", action="store_true", help="no bf16/int8 rows")
+    parser.add_argument("--data-dir", default=None, help="data root for CoNLL-2003 (default: $PTV2_DATA_DIR)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    parser.set_defaults(handler=do_speed)
+
+
+def add_serving(commands: Any) -> None:
+    parser = commands.add_parser("serving", help="many tasks on one backbone: throughput, memory, HTTP load",
+                                 description="Mixed-task throughput and memory (Python API) and the HTTP server "
+                                             "under load (writes results/serving.{md,json}).")
+    parser.add_argument("--model", default=None, help="the encoder (default: the bundled one)")
+    parser.add_argument("--rows", type=int, default=32, help="rows per engine call")
+    parser.add_argument("--words", type=int, default=20, help="words per request")
+    parser.add_argument("--seconds", type=float, default=60.0, help="server load test length")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    parser.set_defaults(handler=do_serving)
+
+
+def add_precision(commands: Any) -> None:
+    parser = commands.add_parser("precision", help="fp32 / bf16 / int8 predict on real artifacts",
+                                 description="Quality and wall time of the same artifacts' predict in each precision "
+                                             "(writes results/precision.{md,json}).")
+    parser.add_argument("--ner-artifact", type=Path, required=True)
+    parser.add_argument("--qa-artifact", type=Path, required=True)
+    parser.add_argument("--ner-test", type=Path, default=None,
+                        help="default $PTV2_DATA_DIR/ner/conll2003/test.txt")
+    parser.add_argument("--squad-dev", type=Path, default=None,
+                        help="default $PTV2_DATA_DIR/qa/squad_v1/dev-v1.1.json.gz")
+    parser.add_argument("--split-by-article", type=float, default=None,
+                        help="the QA artifact's training split (default: read from its metrics.json)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    parser.set_defaults(handler=do_precision)
+
+
+def add_multitask(commands: Any) -> None:
+    parser = commands.add_parser("multitask", help="multi-task prefix (MPT-2): single vs multi vs multi-then-single",
+                                 description="Run the multi-task comparison's groups (resumable; writes "
+                                             "results/multitask.{md,json}). `list --suite multitask` prints the "
+                                             "commands, `report --suite multitask` re-renders the table.")
+    parser.add_argument("--only", nargs="+", choices=sorted(MULTITASK), default=None, help="these groups only")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(MULTITASK_SEEDS))
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.set_defaults(handler=do_multitask)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Run `python -m benchmarks COMMAND --help` for a command's flags.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (add_list, add_run, add_report, add_speed, add_serving, add_precision, add_multitask):
+        add(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Parse the command line and run the one command it names; returns what the command returns."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return args.handler(args)

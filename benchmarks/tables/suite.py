@@ -1,0 +1,183 @@
+"""A suite's stored results -> its Markdown page (``results/<suite>.md``) and its quality targets.
+
+A (row, variant) may have several seeds: tables show the mean, the sample standard deviation and
+the number of seeds; the quality targets compare means.
+"""
+from __future__ import annotations
+
+import statistics
+
+from ..env import environment_markdown
+from ..spec import STANDARD, Suite
+from . import markdown_table
+
+AFTER_STATUS = 6  # cells after quality/status: trainable, train time, s/step, peak RSS, commit, machine
+
+
+def run_cells(record: dict | None) -> list[str]:
+    """One run's cells in the "every run" table (its status and dashes when it did not finish)."""
+    if record is None or record["status"] != "done":
+        return ["not run" if record is None else record["status"], *["-"] * AFTER_STATUS]
+    trainable = record.get("trainable_percent")
+    train_s = record.get("train_seconds") or record.get("wall_seconds")
+    quality = record.get("quality")
+    per_step = record.get("seconds_per_step")
+    rss = record.get("peak_rss_mib")  # None in a record rebuilt from a run's own files (its "restored" says why)
+    return ["-" if quality is None else f"{quality:.2f}", "-" if trainable is None else f"{trainable:.3g}%",
+            "-" if train_s is None else f"{train_s / 60:.1f} min", "-" if per_step is None else f"{per_step:.2f}",
+            "-" if rss is None else f"{rss:.0f} MiB", commit_cell(record), record.get("machine") or "-"]
+
+
+def commit_cell(record: dict) -> str:
+    """Which code produced the run: a suite is completed across several invocations and commits."""
+    commit = record.get("git_commit") or "-"
+    return commit[:7] + (" (dirty)" if record.get("git_dirty") else "")
+
+
+def seed_qualities(results: dict, row: str, variant: str) -> list[float]:
+    """The finished runs' qualities of (row, variant), one per seed."""
+    return [r["quality"] for r in results.values()
+            if r.get("row") == row and r.get("method") == variant and r["status"] == "done"
+            and r.get("quality") is not None]
+
+
+def summary(values: list[float]) -> dict | None:
+    """mean, sample standard deviation (None for one seed), n."""
+    if not values:
+        return None
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
+            "n": len(values)}
+
+
+def shown(s: dict | None) -> str:
+    if s is None:
+        return "-"
+    return f"{s['mean']:.2f}" if s["sd"] is None else f"{s['mean']:.2f} ± {s['sd']:.2f} (n={s['n']})"
+
+
+def qualities(results: dict, row: str, suite: Suite) -> dict[str, dict | None]:
+    """Each variant's mean quality on ``row`` over its finished seeds (None when none finished)."""
+    return {v: summary(seed_qualities(results, row, v)) for v in suite.variant_names()}
+
+
+def margin(q: dict[str, dict | None], a: str, b: str) -> float | None:
+    return None if q.get(a) is None or q.get(b) is None else q[a]["mean"] - q[b]["mean"]
+
+
+def quality_by_method(results: dict, suite: Suite) -> str:
+    """One line per row: every variant's mean quality side by side, and the prefix's margins."""
+    ours, reference, peer = suite.compare
+    names = suite.variant_names()
+    body = []
+    for row in suite.rows:
+        q = qualities(results, row.name, suite)
+        if all(v is None for v in q.values()):
+            continue
+        margins = (margin(q, ours, reference), margin(q, ours, peer))
+        body.append([row.name, row.metric_label, *(shown(q[v]) for v in names),
+                     *("-" if v is None else f"{v:+.2f}" for v in margins)])
+    return markdown_table(["row", "metric", *names, f"{ours} - {reference}", f"{ours} - {peer}"], body)
+
+
+def quality_targets(results: dict, suite: Suite) -> list[dict]:
+    """prefix >= reference - gap on the rows that set one; prefix >= peer on every row (means over seeds)."""
+    ours, reference, peer = suite.compare
+    out, versus_peer = [], []
+    for row in suite.rows:
+        q = qualities(results, row.name, suite)
+        gap, over_peer = margin(q, ours, reference), margin(q, ours, peer)
+        if row.max_gap is not None and gap is not None:
+            out.append({"target": f"{row.name}: {ours} >= {reference} - {row.max_gap:g}",
+                        "status": "met" if gap >= -row.max_gap else "missed",
+                        "measured": f"{q[ours]['mean']:.2f} vs {q[reference]['mean']:.2f} ({gap:+.2f})"})
+        if over_peer is not None:
+            versus_peer.append((row.name, over_peer))
+    if versus_peer:
+        met = sum(1 for _, m in versus_peer if m >= 0)
+        out.append({"target": f"{ours} >= {peer} (same budget), per row",
+                    "status": "met" if met == len(versus_peer) else "missed" if not met else
+                    f"partly met ({met}/{len(versus_peer)} rows)",
+                    "measured": ", ".join(f"{name} {m:+.2f}" for name, m in versus_peer)})
+    return out
+
+
+def ordered_runs(results: dict, suite: Suite) -> list[dict]:
+    """The suite's runs by row, then variant (as declared; unknown ones last), then seed."""
+    rows, names = [row.name for row in suite.rows], suite.variant_names()
+    return sorted((r for r in results.values() if r.get("row") in rows),
+                  key=lambda r: (rows.index(r["row"]), names.index(r["method"]) if r["method"] in names else 99,
+                                 r.get("seed", 0)))
+
+
+def all_seeds(suite: Suite) -> list[int]:
+    return sorted({s for v in suite.variant_names() for s in suite.seeds_of(v)})
+
+
+def header(state: dict, suite: Suite) -> list[str]:
+    seeds = all_seeds(suite)
+    env = state.get("environment", {})
+    lines = [f"# Benchmark suite `{suite.name}`\n\n{suite.description}. Seed{'s' if len(seeds) > 1 else ''} "
+             f"{', '.join(map(str, seeds))}. "
+             f"Produced by `python -m benchmarks run --suite {suite.name}` (resumable); every number, command and "
+             f"log path is in `{suite.name}.json`.\n\n"]
+    if "cpu_model" in env:
+        lines.append(environment_markdown(env))
+    lines.append("\nQuality is the row's headline metric in percent (F1, accuracy, MCC, Pearson). "
+                 "Train time is the task's own training time (without evaluation); "
+                 "peak RSS is the whole task process's resident-set high-water mark "
+                 "(`wait4` rusage: weights, activations, optimizer state, data).\n\n")
+    return lines
+
+
+def targets_section(results: dict, suite: Suite) -> list[str]:
+    targets = quality_targets(results, suite)
+    if not targets:
+        return []
+    return ["## Quality targets\n\n", markdown_table(["target", "status", "measured"],
+                                                     [[t["target"], t["status"], t["measured"]] for t in targets])]
+
+
+def every_run_section(results: dict, suite: Suite) -> list[str]:
+    many = len(all_seeds(suite)) > 1
+    body = [[r["row"], r.get("metric_label") or "-", r["method"], *([str(r.get("seed", "-"))] if many else []),
+             *run_cells(r)] for r in ordered_runs(results, suite)]
+    return ["\n## Every run\n\n`commit`: the code that ran (a suite is completed over several invocations); "
+            "`(dirty)`: the working tree differed from it "
+            "(until 8b3efb1 the results files themselves counted); `machine`: the CPU it ran on, recorded "
+            "per run since 2026-12-03 (`-` before: the header's machine is the last invocation's); "
+            "compare times only between runs on one machine.\n\n",
+            markdown_table(["row", "metric", "method", *(["seed"] if many else []), "quality", "trainable",
+                            "train time", "s/step", "peak RSS", "commit", "machine"], body)]
+
+
+def unfinished_section(results: dict, suite: Suite) -> list[str]:
+    problems = [r for r in ordered_runs(results, suite) if r["status"] != "done"]
+    if not problems:
+        return []
+    return ["\n## Not finished\n\n", *(f"- {r['row']} / {r['method']}: {r['status']} - {r.get('reason', '')}\n"
+                                       for r in problems)]
+
+
+def declaration_sections(suite: Suite) -> list[str]:
+    """The variants' flags (studies) and the rows' budgets, as declared."""
+    lines = []
+    if suite.variants != STANDARD:
+        lines.append("\n## Variants\n\n")
+        lines += [f"- `{v.name}`: `--method {v.method}{' ' + ' '.join(v.flags) if v.flags else ''}`\n"
+                  for v in suite.variants]
+    if suite.name != "smoke":
+        lines.append("\n## Budgets\n\n")
+        lines += [f"- {row.name}: {row.budget}\n" for row in suite.rows if row.budget]
+    return lines
+
+
+def suite_markdown(state: dict, suite: Suite) -> str:
+    """The whole page: header, quality targets, quality by variant, every run, what did not finish, declarations."""
+    results = state["results"]
+    by = "variant" if suite.variants != STANDARD else "method"
+    return "".join([*header(state, suite), *targets_section(results, suite),
+                    f"\n## Quality by {by}\n\n", quality_by_method(results, suite),
+                    *every_run_section(results, suite), *unfinished_section(results, suite),
+                    *declaration_sections(suite),
+                    f"\nPlots: `{suite.name}_quality_vs_trainable.png`, `{suite.name}_step_time.png`, "
+                    f"`{suite.name}_peak_memory.png`.\n"])
