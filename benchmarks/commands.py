@@ -19,12 +19,12 @@ METHOD_FLAG, OLD_METHOD_FLAG = "--method", "--mode"
 def method_size_flags(row: Row, method: str) -> tuple[str, ...]:
     """The row's prefix length in the method's own terms: ``--prefix-len P`` for the methods that have a prefix
     or prompt, ``--lora-r P/2`` for LoRA (on BERT the same trainable count as the row's prefix), nothing else."""
-    flags = REGISTERED[method].config_class.FLAGS
+    flags = REGISTERED[method].flags()
     if row.prefix_len is None:
         return ()
-    if "prefix_len" in flags:
+    if "--prefix-len" in flags:
         return ("--prefix-len", str(row.prefix_len))
-    if "lora_r" in flags:
+    if "--lora-r" in flags:
         return ("--lora-r", str(max(1, row.prefix_len // 2)))
     return ()  # finetune, bitfit: nothing sized by a prefix
 

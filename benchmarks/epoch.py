@@ -18,8 +18,7 @@ from transformers import DataCollatorForTokenClassification
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from models.backbone import DEFAULT_MODEL, load_tokenizer
-from tasks.common.cli import run_settings
-from tasks.common.pipeline import train_parser
+from tasks.common.settings import DataSettings
 from tasks.families import get_family
 
 from .device import synchronize
@@ -30,13 +29,12 @@ ORIGINAL_MAX_LENGTH = 152
 
 def conll2003_features(data_dir: str | None, tokenizer) -> tuple[list[dict], int]:
     """CoNLL-2003 train encoded at ``ORIGINAL_MAX_LENGTH`` through the NER family's contract (its load_data,
-    task_record and encode, as a training run does); (features, number of tags)."""
+    record, and the bound task's encode, as a training run does); (features, number of tags)."""
     family = get_family("ner")
-    args = train_parser(family).parse_args(["--dataset", "conll2003", *(["--data-dir", data_dir] if data_dir else [])])
-    settings = run_settings(args, family.settings(args))
-    data = family.load_data(settings.task, settings.data)
-    record = family.task_record(settings.task, data, ORIGINAL_MAX_LENGTH)
-    return family.encode(record, data.train, tokenizer, train=True).features, len(record["labels"])
+    settings = family.Settings(dataset="conll2003")
+    data = family.load_data(settings, DataSettings(data_dir=data_dir))
+    task = family.bind({"family": "ner", **family.record(settings, data, ORIGINAL_MAX_LENGTH)}, tokenizer)
+    return task.encode(data.train, train=True).features, len(task.record["labels"])
 
 
 def batches_of(order: list[int], batch_size: int) -> list[list[int]]:

@@ -47,9 +47,9 @@ def share_weights(target: nn.Module, source: nn.Module) -> None:
 
 def build(method: str, backbone: nn.Module, prefix_len: int) -> AdaptedModel:
     head = TokenClassificationHead(backbone.config.hidden_size, NUM_LABELS)
-    config = get_method(method).config_class
-    length = {field: prefix_len for flag, field in config.FLAGS.items() if flag == "prefix_len"}
-    return AdaptedModel(backbone, head, method, config(**length))
+    spec = get_method(method)
+    length = {field: prefix_len for flag, field in spec.flags().items() if flag == "--prefix-len"}
+    return AdaptedModel(backbone, head, method, spec.config_class(**length))
 
 
 def build_all(size: str, methods: tuple[str, ...], prefix_len: int, model: str = DEFAULT_MODEL,

@@ -17,8 +17,7 @@ from benchmarks.spec import Row, Suite, Variant
 from benchmarks.store import is_current
 from benchmarks.suites import SUITES
 from benchmarks.tables.suite import quality_targets, suite_markdown
-from tasks.common.cli import run_settings
-from tasks.common.pipeline import train_parser
+from tasks.common.cli import family_settings, run_settings, train_parser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +43,7 @@ def test_every_suite_command_is_a_valid_task_command_line(suite, native_bf16):
             assert argv[:2] == ["-m", row.module] and "--method" in argv and "--mode" not in argv
             family = _family(row.module)
             args = train_parser(family).parse_args(argv[2:])  # exits (SystemExit) on a flag the task lacks
-            settings = run_settings(args, family.settings(args))  # refuses a flag the method does not use
+            settings = run_settings(args, family, [family_settings(family, args)])  # refuses an unused method flag
             assert settings.model.method == variant.method and settings.train.seed == SUITES[suite].seed
 
 
