@@ -135,3 +135,24 @@ class PeftPtuningConfig:
 
     def default_lr(self) -> float:
         return 1e-3  # PEFT's P-tuning examples (lr study in benchmarks/README.md)
+
+
+@dataclass
+class PrefixBiasConfig(PrefixConfig):
+    """The deep prefix plus a per-task delta on every bias of the frozen encoder (linear layers and LayerNorms):
+    P-tuning v2 with BitFit's capacity, still a frozen encoder shared by every task (the deltas are added per row)."""
+
+    def default_lr(self) -> float:
+        return 1e-3 if self.reparameterize else 1e-2  # chosen on dev: study-prefix-deltas in benchmarks/README.md
+
+
+@dataclass
+class PrefixLoraConfig(PrefixConfig):
+    """The deep prefix plus per-task low-rank deltas on the attention value and output projections (applied per
+    row, so rows of different tasks share one forward on the frozen encoder)."""
+
+    delta_rank: int = option(4, "rank of the per-task low-rank deltas on the attention value and output projections",
+                             flag="--delta-rank", minimum=1)
+
+    def default_lr(self) -> float:
+        return 1e-3 if self.reparameterize else 1e-2  # chosen on dev: study-prefix-deltas in benchmarks/README.md

@@ -11,8 +11,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..options import flag_name
-from .configs import (BitFitConfig, FinetuneConfig, LoraConfig, PeftPrefixConfig, PeftPtuningConfig, PrefixConfig,
-                      PromptConfig)
+from .configs import (BitFitConfig, FinetuneConfig, LoraConfig, PeftPrefixConfig, PeftPtuningConfig, PrefixBiasConfig,
+                      PrefixConfig, PrefixLoraConfig, PromptConfig)
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,9 @@ register_method(MethodSpec("bitfit", BitFitConfig, "models.methods.bitfit:BitFit
 register_method(MethodSpec("peft-ptuning", PeftPtuningConfig, "models.methods.peft_ptuning:PeftPtuning",
                            "Hugging Face PEFT's P-tuning (v1): an MLP prompt encoder before the input, frozen encoder "
                            "(needs the package peft)"))
+register_method(MethodSpec("prefix-bias", PrefixBiasConfig, "models.methods.prefix_deltas:PrefixBias",
+                           "the deep prefix plus a per-task delta on every bias of the frozen encoder (mixes rows of "
+                           "tasks in one forward)", mixes_rows=True, keeps_backbone=True))
+register_method(MethodSpec("prefix-lora", PrefixLoraConfig, "models.methods.prefix_deltas:PrefixLora",
+                           "the deep prefix plus per-task low-rank deltas on the attention value and output "
+                           "projections (mixes rows of tasks in one forward)", mixes_rows=True, keeps_backbone=True))

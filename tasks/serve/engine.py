@@ -271,9 +271,11 @@ class Engine:
         """Requests that share one forward: one model, at most ``max_rows`` rows and ``max_batch_tokens`` padded
         tokens (a request alone may exceed them within its own bounds); with int8, every request alone."""
         groups: list[list[tuple[int, Pending]]] = []
-        by_model: dict[int, list[tuple[int, Pending]]] = {}
-        for item in pending:
-            by_model.setdefault(id(item[1].served.model), []).append(item)
+        by_model: dict[tuple[int, type], list[tuple[int, Pending]]] = {}
+        for item in pending:  # one forward: one model, and one kind of method (each kind mixes its own rows)
+            served = item[1].served
+            kind = type(served.model.methods[served.model.task_methods[served.key]])
+            by_model.setdefault((id(served.model), kind), []).append(item)
         for items in by_model.values():
             shared = items[0][1].served.shared and self.precision != "int8"
             chunk: list[tuple[int, Pending]] = []
