@@ -217,7 +217,24 @@ PEERS_LR = Suite(
     compare=("lora-1e-3", "bitfit-1e-3", "peft-ptuning-1e-3"),
 )
 
-STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT, PEERS_LR)
+# issue 26's candidates beyond the paper that keep a frozen encoder shared by every task and rows of tasks in one
+# forward: the prefix plus per-task bias deltas, or plus per-task low-rank deltas on the attention value and output
+# projections; chosen on dev data (the NER search's dev split, the held-out tenth of SST-2 and RTE), 3 seeds each,
+# every method at its defaults
+PREFIX_DELTAS = Suite(
+    "study-prefix-deltas", "The prefix alone, with per-task bias deltas, or with per-task low-rank deltas (defaults "
+                           "of each); NER search budget (dev F1) and the sentence search rows (held-out tenth)",
+    (next(row for row in PEERS_LR.rows if row.name == "conll2003-3k"),
+     *(row for row in CLS_SEARCH.rows if row.name in ("sst2-5k", "rte"))),
+    variants=(Variant("prefix", "prefix"), Variant("prefix-bias", "prefix-bias"), Variant("prefix-lora", "prefix-lora"),
+              # the deltas' default rate (1e-2) is the sentence recipe's prefix rate; NER's prefix takes 3e-2
+              Variant("prefix-bias-lr3e-2", "prefix-bias", ("--lr", "3e-2")),
+              Variant("prefix-lora-lr3e-2", "prefix-lora", ("--lr", "3e-2"))),
+    seeds={"prefix": SEEDS, "prefix-bias": SEEDS, "prefix-lora": SEEDS},
+    compare=("prefix-bias", "prefix", "prefix-lora"),
+)
+
+STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT, PEERS_LR, PREFIX_DELTAS)
 
 # the multi-task prefix (the paper's MPT-2, ``python -m benchmarks multitask``): for a group of datasets and a budget
 # of N steps, (a) each dataset alone for N steps; (b) one multi-task run over all of them for N steps, each dataset
