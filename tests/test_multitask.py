@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tasks.multitask.sampling import TaskBatchSampler, dataset_weights
+from tasks.common.sampling import TaskBatchSampler, dataset_weights
 
 
 def test_every_batch_comes_from_one_dataset_and_the_order_depends_on_seed_and_epoch():

@@ -77,3 +77,44 @@ def test_no_import_cycles():
 
     for node in sorted(edges):
         visit(node, [])
+
+
+
+def test_the_shared_pipeline_names_no_family_or_tool():
+    for name, targets in graph().items():
+        if not name.startswith("tasks.common"):
+            continue
+        reached = {t.split(".")[1] for t in targets if t.startswith("tasks.") and len(t.split(".")) > 1}
+        assert not reached & (FAMILIES | TOOLS), (name, reached & (FAMILIES | TOOLS))
+
+
+def test_serving_and_multitask_reach_families_only_through_the_registry():
+    for name, targets in graph().items():
+        parts = name.split(".")
+        if parts[0] != "tasks" or len(parts) < 2 or parts[1] not in ("serve", "multitask"):
+            continue
+        reached = {t.split(".")[1] for t in targets if t.startswith("tasks.") and len(t.split(".")) > 1}
+        assert not reached & FAMILIES, (name, reached & FAMILIES)
+
+
+def test_no_module_imports_another_modules_private_name():
+    files = {module_name(p): p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")}
+    for name, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                assert not private, (name, node.module, private)
+
+
+def test_one_readout_and_one_model_class():
+    """The head's readout is written once (models/readout.py) and every model is models.adapted.AdaptedModel."""
+    readouts, models = [], []
+    for pkg in PACKAGES:
+        for path in (REPO / pkg).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            readouts += [path for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "read_out"]
+            models += [(path, n.name) for n in ast.walk(tree) if isinstance(n, ast.ClassDef)
+                       and any(getattr(b, "id", getattr(b, "attr", "")) == "Module" for b in n.bases)
+                       and n.name.endswith("Model")]
+    assert [p.relative_to(REPO).as_posix() for p in readouts] == ["models/readout.py"]
+    assert [(p.relative_to(REPO).as_posix(), n) for p, n in models] == [("models/adapted.py", "AdaptedModel")]

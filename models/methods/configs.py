@@ -49,8 +49,8 @@ class PrefixConfig:
                              "from an MLP, which has no such rows to set")
 
     def default_lr(self) -> float:
-        # searched on CoNLL-2003 subsets (benchmarks/README.md): the plain prefix needs a large step;
-        # through the MLP each step is multiplied (at 1e-2 the keys reach std ~10 in 15 steps), so 1e-3
+        # searched on CoNLL-2003 subsets (study-ner, benchmarks/README.md): the plain prefix needs a large step;
+        # through the MLP each step is multiplied (the keys blow up within a few steps at the plain rate), so less
         return 1e-3 if self.reparameterize else 3e-2
 
 

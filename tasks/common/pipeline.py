@@ -26,6 +26,7 @@ from . import cli
 from .artifacts import CONFIG, check_family, finish_run, init_from, load_artifact, member_view, read_artifact_config
 from .errors import UsageError, exit_on_bad_input
 from .family import TaskData, TaskFamily
+from .sampling import MemberCollator, TaskBatchSampler
 from .selection import hold_out_jointly, selection_record
 from .settings import ModelSettings, PredictSettings, RunSettings, TrainSettings, train_subset
 from .task import Encoded, Task
@@ -277,9 +278,6 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings, temperature: f
         members, settings.train.eval_batch_size, output_dir, settings.train.eval_precision)
     collate, sampler = members[0].task.collate, None
     if multi:
-        from tasks.multitask.collate import MemberCollator
-        from tasks.multitask.sampling import TaskBatchSampler
-
         collate = MemberCollator([m.task.collate for m in members])
         sampler = TaskBatchSampler([len(e.features) for e in encodings], settings.train.batch_size, temperature,
                                    settings.train.seed)

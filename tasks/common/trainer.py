@@ -97,7 +97,7 @@ class AdapterTrainer(Trainer):
         self.evaluator, self.head_lr, self.schedule, self.lr_decay = evaluator, head_lr, schedule, lr_decay
         self.clock = TrainingClock()
         self.add_callback(self.clock)
-        self.batch_sampler = batch_sampler  # multi-task: every batch from one member (tasks/multitask/sampling.py)
+        self.batch_sampler = batch_sampler  # multi-task: every batch from one member (tasks/common/sampling.py)
         if batch_sampler is not None:
             self.add_callback(EpochOfSampler(batch_sampler))
 

@@ -1,4 +1,5 @@
-"""Batches of a multi-task run: every batch from one dataset, datasets drawn proportionally or with a temperature."""
+"""Batches of a multi-task run: every batch from one dataset (drawn proportionally or with a temperature), collated
+by that dataset's own task."""
 from __future__ import annotations
 
 import math
@@ -50,3 +51,19 @@ class TaskBatchSampler:
             if not queues[task]:
                 queues[task] = self._batches(task, generator)
             yield queues[task].pop(0)
+
+
+class MemberCollator:
+    """Features carry ``task_index``; a batch (always from one member) goes through that member's collator."""
+
+    def __init__(self, collators: list) -> None:
+        self.collators = collators
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        index = {f["task_index"] for f in features}
+        if len(index) != 1:
+            raise ValueError("a multi-task batch mixes members: the sampler draws one member per batch")
+        task = index.pop()
+        batch = self.collators[task]([{k: v for k, v in f.items() if k != "task_index"} for f in features])
+        batch["task_index"] = torch.full((len(features),), task, dtype=torch.long)
+        return batch
