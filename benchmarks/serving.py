@@ -10,6 +10,7 @@ a subprocess (``python -m tasks.serve``) and is driven by 16 client threads for 
 """
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import tempfile
@@ -171,6 +172,74 @@ def load_test(paths: list[Path], seconds: float, clients: int, words: int) -> di
     return load_summary(tally, clients, elapsed, health)
 
 
+# what the hostile clients send, besides valid requests: each must get its own 4xx (or 503 when the server is
+# saturated) while every valid request of the same batches is answered
+HOSTILE = {
+    "lone surrogate": lambda task: f'{{"task": "{task}", "input": {{"text": "john \\ud800 paris"}}}}'.encode(),
+    "deep JSON": lambda task: ("[" * 10_000 + "]" * 10_000).encode(),
+    "5,000-digit integer": lambda task: ('{"task": "' + task + '", "input": ' + "9" * 5000 + "}").encode(),
+    "not JSON": lambda task: b"{broken",
+    "unknown task": lambda task: b'{"task": "nope", "input": {}}',
+    "too many words": lambda task: json.dumps({"task": task, "input": {"text": "paris " * 3000}}).encode(),
+    "oversized body": lambda task: b'{"task": "x", "input": "' + b"a" * 1_100_000 + b'"}',
+}
+
+
+def hostile_client(url: str, names: list[str], words: int, stop: float, index: int, statuses: dict) -> None:
+    """Alternate valid requests and hostile ones; count (kind, status) and check the valid answers."""
+    import requests as http
+
+    rng, session, kinds = random.Random(1000 + index), http.Session(), list(HOSTILE)
+    while time.time() < stop:
+        task, text = rng.choice(names), sentence(rng, words)
+        if rng.random() < 0.5:
+            payload = {"text": text} if task.startswith("ner") else {"sentence": text}
+            kind, body = "valid", json.dumps({"task": task, "input": payload}).encode()
+        else:
+            kind = rng.choice(kinds)
+            body = HOSTILE[kind]("ner0" if task.startswith("ner") else task)
+        try:
+            response = session.post(f"{url}/predict", data=body, headers={"content-type": "application/json"},
+                                    timeout=120)
+            key = (kind, response.status_code)
+            if kind == "valid" and response.ok and not right_answer(response.json(), task, text):
+                key = (kind, "answered by another task")
+        except http.RequestException as err:
+            key = (kind, f"no answer: {type(err).__name__}")
+        with statuses["lock"]:
+            statuses["counts"][key] = statuses["counts"].get(key, 0) + 1
+
+
+def hostile_load_test(paths: list[Path], seconds: float, clients: int, words: int, max_queue: int) -> dict:
+    """More clients than the queue holds, half their requests hostile: every request gets an answer (200, its
+    4xx, or 503 with Retry-After when the queue is full), no valid request fails for a batch mate, and the server
+    stays healthy."""
+    import requests as http
+
+    names = [f"{'ner' if i % 2 == 0 else 'cls'}{i}" for i in range(len(paths))]
+    args = [*(a for n, p in zip(names, paths) for a in ("--artifact", f"{n}={p}")), "--max-batch", "16",
+            "--batch-wait-ms", "5", "--max-queue", str(max_queue), "--max-request-tokens", "2048"]
+    server, url = start_server(args, timeout=600)
+    statuses: dict = {"counts": {}, "lock": threading.Lock()}
+    try:
+        stop = time.time() + seconds
+        threads = [threading.Thread(target=hostile_client, args=(url, names, words, stop, i, statuses))
+                   for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        health = http.get(f"{url}/health", timeout=10).status_code
+        ready = http.get(f"{url}/ready", timeout=10).status_code
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    counts = [{"request": kind, "status": str(status), "count": n}
+              for (kind, status), n in sorted(statuses["counts"].items(), key=lambda kv: (kv[0][0], str(kv[0][1])))]
+    return {"clients": clients, "seconds": seconds, "max_queue": max_queue, "counts": counts,
+            "health_after": health, "ready_after": ready}
+
+
 def memory_rows(names: list[str], paths: list[Path], rows: int, baseline: float) -> tuple[list[dict], Engine]:
     """Backbone and per-task memory with 1, 2, 4 and 8 tasks loaded; and the last (8-task) engine."""
     memory = []
@@ -203,6 +272,8 @@ def run_serving(model: str | None = None, rows: int = 32, words: int = 20, secon
         del engine
         print("server load", flush=True)
         result["load"] = load_test(mixed[:4], seconds, clients, words)
+        print("server under overload and hostile input", flush=True)
+        result["hostile"] = hostile_load_test(mixed[:4], seconds / 2, 2 * clients, words, max_queue=clients)
     return write_results(out or layout.RESULTS, "serving", result, serving_markdown(result))
 
 

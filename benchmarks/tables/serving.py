@@ -26,6 +26,18 @@ def load_paragraph(result: dict) -> str:
             f"{one_task:.1f} rows/s of one task at {settings['rows']} rows per call.\n")
 
 
+def hostile_section(result: dict) -> str:
+    if "hostile" not in result:
+        return ""
+    hostile = result["hostile"]
+    return "".join([
+        f"\n## HTTP server under overload and hostile input\n\n{hostile['clients']} client threads for "
+        f"{hostile['seconds']:g} s against a queue of {hostile['max_queue']}, half their requests hostile; "
+        f"afterwards `GET /health` answered {hostile['health_after']} and `GET /ready` {hostile['ready_after']}.\n\n",
+        markdown_table(["request", "status", "count"],
+                       [[c["request"], c["status"], str(c["count"])] for c in hostile["counts"]])])
+
+
 def serving_markdown(result: dict) -> str:
     env, settings = result["environment"], result["settings"]
     return "".join([
@@ -42,4 +54,4 @@ def serving_markdown(result: dict) -> str:
         "\n## Memory: one backbone + N x (prefix + head)\n\n",
         markdown_table(["tasks", "backbone MiB", "per task MiB (prefix + head)", "process RSS MiB"],
                        memory_rows(result)),
-        "\n## HTTP server under load\n\n", load_paragraph(result)])
+        "\n## HTTP server under load\n\n", load_paragraph(result), hostile_section(result)])
