@@ -234,7 +234,28 @@ PREFIX_DELTAS = Suite(
     compare=("prefix-bias", "prefix", "prefix-lora"),
 )
 
-STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT, PEERS_LR, PREFIX_DELTAS)
+# issue 26's warm starts (the paper's MPT-2 idea): a prefix pre-trained on the other tasks of the family, then the
+# low-resource row from it (``--init-from``; the target's head starts fresh: its labels were not in the pre-training).
+# First ``python -m benchmarks run --suite study-warm-pretrain`` (the pre-trained prefixes, seeded subsets of 2,000
+# examples a dataset, 2 epochs), then ``--suite study-warm`` (the cpu suite's budgets, from scratch and warm).
+WARM_PRETRAIN = Suite(
+    "study-warm-pretrain", "Prefixes pre-trained on the other tasks of the family (multi-task, one head each), for "
+                           "study-warm",
+    (Row("superglue-not-rte", "tasks.multitask", ("superglue", "--tasks", "cb", "copa", "wic", "--epochs", "2",
+                                                  "--max-length", "128", "--max-train-samples", "2000"),
+         "mean val acc.", prefix_len=32, budget="CB, COPA and 2,000 WiC pairs, 2 epochs"),
+     Row("superglue-not-cb", "tasks.multitask", ("superglue", "--tasks", "rte", "copa", "wic", "--epochs", "2",
+                                                 "--max-length", "128", "--max-train-samples", "2000"),
+         "mean val acc.", prefix_len=16, budget="2,000 RTE and 2,000 WiC pairs, COPA, 2 epochs"),
+     Row("ner-not-conll2004", "tasks.ner", ("--dataset", "conll2003", "--epochs", "1"), "test F1", prefix_len=32,
+         budget="CoNLL-2003, 1 epoch")),
+    variants=(Variant("prefix", "prefix"),),
+    compare=("prefix", "prefix", "prefix"),
+)
+WARM_FROM = {row.name: f"benchmarks/runs/study-warm-pretrain/{row.name}-prefix" for row in WARM_PRETRAIN.rows}
+
+STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT, PEERS_LR, PREFIX_DELTAS,
+           WARM_PRETRAIN)
 
 # the multi-task prefix (the paper's MPT-2, ``python -m benchmarks multitask``): for a group of datasets and a budget
 # of N steps, (a) each dataset alone for N steps; (b) one multi-task run over all of them for N steps, each dataset

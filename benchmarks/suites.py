@@ -14,8 +14,8 @@ completed across several invocations.
 """
 from __future__ import annotations
 
-from .spec import Row, Suite, paper_row
-from .studies import SEEDS, STUDIES
+from .spec import Row, Suite, Variant, paper_row
+from .studies import SEEDS, STUDIES, WARM_FROM
 
 TINY = ("--epochs", "1", "--max-train-samples", "48", "--max-eval-samples", "48", "--batch-size", "8",
         "--eval-batch-size", "16", "--logging-steps", "5")
@@ -120,4 +120,25 @@ PAPER = Suite("paper", "P-tuning v2 paper settings on RoBERTa-large / DeBERTa-v2
               128, 100, 128, "val acc.", skip=NO_PEFT_DEBERTA),
 ), seed=11, local_data=False)
 
-SUITES = {suite.name: suite for suite in (SMOKE, CPU, PAPER, *STUDIES)}
+
+
+def _warm(name: str, pretrained: str) -> Row:
+    """A cpu suite row, its ``warm`` column starting from the prefix pre-trained by study-warm-pretrain."""
+    row = next(r for r in CPU.rows if r.name == name)
+    return Row(row.name, row.module, row.args, row.metric_label, budget=row.budget, prefix_len=row.prefix_len,
+               method_args={"warm": ("--init-from", WARM_FROM[pretrained])})
+
+
+# issue 26's warm starts: the low-resource rows from scratch and from a prefix pre-trained on the family's other
+# tasks (run ``--suite study-warm-pretrain`` first; its description in studies.py)
+WARM = Suite(
+    "study-warm", "Low-resource rows from scratch and from a prefix pre-trained on the family's other tasks "
+                  "(study-warm-pretrain); the cpu suite's budgets",
+    (_warm("superglue-rte", "superglue-not-rte"), _warm("superglue-cb", "superglue-not-cb"),
+     _warm("ner-conll2004", "ner-not-conll2004")),
+    variants=(Variant("scratch", "prefix"), Variant("warm", "prefix")),
+    seeds={"scratch": SEEDS, "warm": SEEDS},
+    compare=("warm", "scratch", "scratch"),
+)
+
+SUITES = {suite.name: suite for suite in (SMOKE, CPU, PAPER, *STUDIES, WARM)}

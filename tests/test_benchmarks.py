@@ -41,9 +41,19 @@ def test_every_suite_command_is_a_valid_task_command_line(suite, native_bf16):
         for variant in SUITES[suite].variants:
             argv = command(SUITES[suite], row, variant.name, "out")
             assert argv[:2] == ["-m", row.module] and "--method" in argv and "--mode" not in argv
-            family = _family(row.module)
-            args = train_parser(family).parse_args(argv[2:])  # exits (SystemExit) on a flag the task lacks
-            settings = run_settings(args, family, [family_settings(family, args)])  # refuses an unused method flag
+            if row.module == "tasks.multitask":  # python -m tasks.multitask FAMILY --tasks ...: its own parser
+                from tasks.multitask.__main__ import parser as multitask_parser
+                from tasks.families import get_family
+
+                family = get_family(argv[2])
+                args = multitask_parser(family).parse_args(argv[3:])
+                members = [family.member(family_settings(family, args, **{k: None for k in family.selectors()}),
+                                         name) for name in args.tasks]
+                settings = run_settings(args, family, members)
+            else:
+                family = _family(row.module)
+                args = train_parser(family).parse_args(argv[2:])  # exits (SystemExit) on a flag the task lacks
+                settings = run_settings(args, family, [family_settings(family, args)])  # refuses unused method flags
             assert settings.model.method == variant.method and settings.train.seed == SUITES[suite].seed
 
 
