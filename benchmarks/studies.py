@@ -210,8 +210,8 @@ ENCODER_DROPOUT = Suite(
 
 # the peers' learning rates (LoRA, BitFit, PEFT's P-tuning): each at three rates around the usual one, on the
 # NER search budget (dev F1) and SST-2's search row (held-out tenth of the training data), today's defaults
-PEER_RATES = {"lora": ("3e-4", "1e-3", "3e-3"), "bitfit": ("1e-3", "3e-3", "1e-2"),
-              "peft-ptuning": ("1e-3", "3e-3", "1e-2")}
+PEER_RATES = {"lora": ("3e-4", "1e-3", "3e-3", "1e-2", "3e-2"), "bitfit": ("1e-3", "3e-3", "1e-2", "3e-2", "1e-1"),
+              "peft-ptuning": ("1e-3", "3e-3", "1e-2", "3e-2")}
 PEERS_LR = Suite(
     "study-peers-lr", "Learning rates of the peer methods (LoRA rank P/2, BitFit, PEFT P-tuning), every family's "
                       "current defaults otherwise",
