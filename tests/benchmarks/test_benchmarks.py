@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from benchmarks import cli, layout, runner
 from benchmarks.commands import command, normalized, same_command
 from benchmarks.spec import Row, Suite, Variant
@@ -19,7 +20,6 @@ from benchmarks.suites import SUITES
 from benchmarks.tables.suite import quality_targets, suite_markdown
 from tasks.common.cli import family_settings, run_settings, train_parser
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _family(module: str):

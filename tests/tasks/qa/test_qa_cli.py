@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO as ROOT, data_root
 from tasks.qa.__main__ import main
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("PTV2_DATA_DIR", ROOT.parent / "shared" / "data"))
+SHARED = data_root()  # $PTV2_DATA_DIR, else ../shared/data beside the checkout
 DEV = {"squad": SHARED / "qa" / "squad_v1" / "dev-v1.1.json.gz",
        "squad_v2": SHARED / "qa" / "squad_v2" / "dev-v2.0.json.gz"}
 FAST = ["--epochs", "1", "--max-length", "96", "--doc-stride", "32", "--batch-size", "4", "--prefix-len", "4",
