@@ -83,7 +83,7 @@ def test_bf16_is_refused_where_it_would_be_emulated(no_bf16, tmp_path, capsys):
 
 def test_the_served_backbone_in_bf16_and_int8(native_bf16, tmp_path):
     from conftest import save_tiny_model
-    from test_engine import REQUESTS, make_artifacts
+    from served_tasks import REQUESTS, make_artifacts
 
     from tasks.serve.engine import Engine
 
