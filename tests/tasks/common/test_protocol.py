@@ -58,10 +58,11 @@ def test_select_best_loads_the_best_dev_checkpoint(tmp_path, tiny_model_dir, tin
     model, trainer = run(tiny_model_dir, tmp_path, tiny_tokenizer, dev, "--epochs", "3", "--select-best")
     assert dev.calls == 3 and trainer.state.best_global_step == 8 and trainer.state.best_metric == 80.0
     best = load_file(str(tmp_path / CHECKPOINTS / "checkpoint-8" / CHECKPOINT_WEIGHTS))
+    # the files load onto the CPU; the model is where the Trainer put it (the GPU, where there is one)
     for name, tensor in model.trainable_state_dict().items():
-        assert torch.equal(tensor, best[name]), f"{name} is not the best checkpoint's"
+        assert torch.equal(tensor.cpu(), best[name]), f"{name} is not the best checkpoint's"
     last = load_file(str(tmp_path / CHECKPOINTS / "checkpoint-12" / CHECKPOINT_WEIGHTS))
-    assert any(not torch.equal(last[n], t) for n, t in model.trainable_state_dict().items())
+    assert any(not torch.equal(last[n], t.cpu()) for n, t in model.trainable_state_dict().items())
     logged = [e for e in trainer.state.log_history if "eval_f1" in e]
     assert [e["epoch"] for e in logged] == [1.0, 2.0, 3.0] and all(e["train_seconds"] >= 0 for e in logged)
 
@@ -74,7 +75,7 @@ def test_the_best_so_far_survives_a_kill_and_resume(tmp_path, tiny_model_dir, ti
                          "--select-best", "--resume")
     assert trainer.state.best_metric == 80.0 and trainer.state.best_global_step == 8
     best = load_file(str(tmp_path / CHECKPOINTS / "checkpoint-8" / CHECKPOINT_WEIGHTS))
-    assert all(torch.equal(t, best[n]) for n, t in model.trainable_state_dict().items())
+    assert all(torch.equal(t.cpu(), best[n]) for n, t in model.trainable_state_dict().items())  # file: on the CPU
 
 
 def test_eval_every_n_steps_evaluates_and_saves_at_those_steps(tmp_path, tiny_model_dir, tiny_tokenizer):
