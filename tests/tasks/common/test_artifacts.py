@@ -165,7 +165,11 @@ class SimulatedKill(Exception):
 
 
 class TrainingSteps:
-    """Counts training forwards (one per optimizer step here) and can simulate a crash at one of them."""
+    """Counts training forwards (one per optimizer step here) and can simulate a crash at one of them.
+
+    ``first_prefix`` is on the model's device: the Trainer moves the model to the GPU where there is one, while
+    checkpoint files load onto the CPU; comparisons with a file bring the model's side to the CPU.
+    """
 
     def __init__(self, model, crash_at: int | None = None) -> None:
         self.count, self.crash_at, self.first_prefix = 0, crash_at, None
@@ -211,7 +215,7 @@ def test_checkpoints_hold_only_trainable_tensors(tmp_path, tiny_model_dir, tiny_
     saved = load_file(str(tmp_path / CHECKPOINTS / "checkpoint-4" / CHECKPOINT_WEIGHTS))
     assert set(saved) == set(model.trainable_state_dict())
     for name, tensor in model.trainable_state_dict().items():
-        assert torch.equal(saved[name], tensor)
+        assert torch.equal(saved[name], tensor.cpu())  # the model may be on the GPU (the Trainer moved it there)
 
 
 def test_resume_after_a_kill_mid_epoch_continues_from_the_checkpoint_step(tmp_path, tiny_model_dir, tiny_tokenizer):
@@ -226,7 +230,7 @@ def test_resume_after_a_kill_mid_epoch_continues_from_the_checkpoint_step(tmp_pa
     model, resumed, trainer = run(tiny_model_dir, tmp_path, tiny_tokenizer, "--epochs", "2", "--save-steps", "3",
                                   "--resume", seed=123)
     assert resumed.count == 2, "only steps 7 and 8 remain after checkpoint-6"
-    assert torch.equal(resumed.first_prefix, saved["methods.shared.encoder.embedding.weight"]), \
+    assert torch.equal(resumed.first_prefix.cpu(), saved["methods.shared.encoder.embedding.weight"]), \
         "training must continue from the checkpoint's tensors"
     assert trainer.state.global_step == 8
     assert checkpoints(tmp_path)[-1] == "checkpoint-8"
@@ -318,7 +322,7 @@ def test_resume_skips_a_checkpoint_cut_short_and_says_so(tmp_path, tiny_model_di
     out = capsys.readouterr().out
     assert f"skipping {newest}: incomplete" in out and f"resuming from {tmp_path / CHECKPOINTS / 'checkpoint-3'}" in out
     assert resumed.count == 5 and trainer.state.global_step == 8  # steps 4-8 after checkpoint-3
-    assert torch.equal(resumed.first_prefix, saved["methods.shared.encoder.embedding.weight"])
+    assert torch.equal(resumed.first_prefix.cpu(), saved["methods.shared.encoder.embedding.weight"])
 
 
 def test_checkpoint_saves_the_state_dict_the_trainer_hands_over(tmp_path, tiny_model_dir, tiny_tokenizer):

@@ -1,5 +1,6 @@
 """The reference training protocol: dev evaluation during training, best-dev selection that survives a
-resume, the per-epoch exponential schedule, a head learning rate of its own, and the prefix initialisations."""
+resume, the per-epoch exponential schedule, and a head learning rate of its own (the prefix initialisations the
+protocol uses are tested in tests/models/test_prefix_init.py)."""
 from __future__ import annotations
 
 import pytest
@@ -7,9 +8,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import DataCollatorForTokenClassification
 
-from conftest import HIDDEN, LAYERS, real_token_ids, tagging_dataset, tiny_backbone, train_with_flags
+from conftest import HIDDEN, tagging_dataset, train_with_flags
 from heads import TokenClassificationHead
-from models.adapted import AdaptedModel, build_model
+from models.adapted import build_model
 from models.methods import PrefixConfig
 from tasks.common.training import CHECKPOINT_WEIGHTS, CHECKPOINTS
 
@@ -57,10 +58,11 @@ def test_select_best_loads_the_best_dev_checkpoint(tmp_path, tiny_model_dir, tin
     model, trainer = run(tiny_model_dir, tmp_path, tiny_tokenizer, dev, "--epochs", "3", "--select-best")
     assert dev.calls == 3 and trainer.state.best_global_step == 8 and trainer.state.best_metric == 80.0
     best = load_file(str(tmp_path / CHECKPOINTS / "checkpoint-8" / CHECKPOINT_WEIGHTS))
+    # the files load onto the CPU; the model is where the Trainer put it (the GPU, where there is one)
     for name, tensor in model.trainable_state_dict().items():
-        assert torch.equal(tensor, best[name]), f"{name} is not the best checkpoint's"
+        assert torch.equal(tensor.cpu(), best[name]), f"{name} is not the best checkpoint's"
     last = load_file(str(tmp_path / CHECKPOINTS / "checkpoint-12" / CHECKPOINT_WEIGHTS))
-    assert any(not torch.equal(last[n], t) for n, t in model.trainable_state_dict().items())
+    assert any(not torch.equal(last[n], t.cpu()) for n, t in model.trainable_state_dict().items())
     logged = [e for e in trainer.state.log_history if "eval_f1" in e]
     assert [e["epoch"] for e in logged] == [1.0, 2.0, 3.0] and all(e["train_seconds"] >= 0 for e in logged)
 
@@ -73,7 +75,7 @@ def test_the_best_so_far_survives_a_kill_and_resume(tmp_path, tiny_model_dir, ti
                          "--select-best", "--resume")
     assert trainer.state.best_metric == 80.0 and trainer.state.best_global_step == 8
     best = load_file(str(tmp_path / CHECKPOINTS / "checkpoint-8" / CHECKPOINT_WEIGHTS))
-    assert all(torch.equal(t, best[n]) for n, t in model.trainable_state_dict().items())
+    assert all(torch.equal(t.cpu(), best[n]) for n, t in model.trainable_state_dict().items())  # file: on the CPU
 
 
 def test_eval_every_n_steps_evaluates_and_saves_at_those_steps(tmp_path, tiny_model_dir, tiny_tokenizer):
@@ -99,58 +101,3 @@ def test_the_head_gets_its_own_learning_rate(tmp_path, tiny_model_dir, tiny_toke
     assert {initial[id(p)] for p in model.head.parameters()} == {0.002}
     assert initial[id(model.method.encoder.embedding.weight)] == 0.01
     assert set(by_param.values()) == {0.0}  # both decayed linearly to 0 by the last step
-
-
-# --------------------------------------------------------------------------- prefix initialisation
-def prefixed(arch: str, **config) -> AdaptedModel:
-    return AdaptedModel(tiny_backbone(arch), TokenClassificationHead(HIDDEN, NUM_LABELS), "prefix",
-                        PrefixConfig(prefix_len=5, **config))
-
-
-@pytest.mark.parametrize("init", ["normal", "zeros", "tokens"])
-def test_every_init_gives_the_prefix_shape(init):
-    model = prefixed("bert", init=init)
-    weight = model.method.encoder.embedding.weight
-    assert weight.shape == (5, LAYERS * 2 * HIDDEN)
-    if init == "zeros":
-        assert not weight.any()
-    if init == "normal":
-        assert 0.5 < weight.std().item() < 1.5
-
-
-def _own_projections(model: AdaptedModel, arch: str) -> dict[tuple[int, int], torch.Tensor]:
-    """Each layer's key/value projection outputs, read by hooks of the test's own (not the injection's)."""
-    found, handles = {}, []
-    names = ("key_proj", "value_proj") if arch.startswith("deberta") else ("key", "value")
-    layers = [m for m in model.backbone.modules() if all(hasattr(m, n) for n in names)]
-    for layer, module in enumerate(layers):
-        for which, name in enumerate(names):
-            def hook(_m, _i, out, key=(layer, which)):
-                found.setdefault(key, out.detach())  # the first call: the tokens (DeBERTa-v3 reuses key_proj)
-            handles.append(getattr(module, name).register_forward_hook(hook))
-    return found, handles
-
-
-@pytest.mark.parametrize("arch", ["bert", "deberta-v2", "deberta-v3"])
-def test_token_init_equals_the_encoders_own_keys_and_values_at_every_layer(arch):
-    model = prefixed(arch, init="tokens")
-    ids = real_token_ids((2, 9), torch.Generator().manual_seed(3))
-    mask = torch.ones_like(ids)
-    mask[1, 6:] = 0
-    expected, handles = _own_projections(model, arch)
-    with torch.no_grad():
-        model.backbone(input_ids=ids, attention_mask=mask)
-    for handle in handles:
-        handle.remove()
-    picks = model.method.init_from_tokens(model.backbone, ids, mask, generator=torch.Generator().manual_seed(0))
-    assert picks.shape == (5, 2) and all(mask[r, c] for r, c in picks.tolist())
-    table = model.method.encoder.table()  # (P, layers, 2, kv_dim)
-    for layer in range(LAYERS):
-        for which in (0, 1):
-            own = expected[(layer, which)][picks[:, 0], picks[:, 1]]
-            torch.testing.assert_close(table[:, layer, which], own, atol=1e-6, rtol=0)
-
-
-def test_token_init_is_refused_with_an_mlp_prefix():
-    with pytest.raises(ValueError, match="--reparam"):
-        PrefixConfig(init="tokens", reparameterize=True)

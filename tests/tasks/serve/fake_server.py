@@ -1,4 +1,4 @@
-"""``python -m fake_server --port N [--drain-seconds S]`` (with tests/serve on PYTHONPATH): the real server
+"""``python -m fake_server --port N [--drain-seconds S]`` (with tests/tasks/serve on PYTHONPATH): the real server
 (``create_app`` + ``run_server``, SIGTERM drain included) on the fake engine, for the subprocess tests."""
 from __future__ import annotations
 

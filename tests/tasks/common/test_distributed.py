@@ -1,6 +1,11 @@
-"""The distributed path: ``torchrun --nproc-per-node 2`` (CPU, gloo) of a tiny NER run.
+"""The distributed path: ``torchrun --nproc-per-node 2`` of a tiny NER run (CPU and gloo, or a GPU per process).
 
 Part of the default suite (and CI); one torchrun of a tiny local encoder, well under a minute.
+
+Where: with fewer GPUs than processes (none on CI, or one) the children run with ``CUDA_VISIBLE_DEVICES=""``, so
+``torch.cuda.is_available()`` is False in them and the training code takes its CPU path (``use_cpu`` in
+tasks/common/training.py: gloo), as on CI; left to see a single GPU, both ranks would go to NCCL with one GPU
+between them, which it refuses. With a GPU per process the children see the GPUs and train on them, one each (NCCL).
 """
 from __future__ import annotations
 
@@ -17,6 +22,14 @@ from conftest import REPO, subprocess_env
 pytestmark = pytest.mark.distributed
 
 TRAIN_SAMPLES, BATCH, PROCESSES = 16, 4, 2
+
+
+def torchrun_env() -> dict[str, str]:
+    """The children's environment: no GPU at all unless there is one for each process (module docstring)."""
+    if torch.cuda.device_count() < PROCESSES:
+        return subprocess_env(CUDA_VISIBLE_DEVICES="")
+    return subprocess_env()
+
 WORDS = "john smith lives in paris new york city acme corp london germany peter blackburn said the".split()
 TAGS = {"john": "B-PER", "smith": "I-PER", "peter": "B-PER", "blackburn": "I-PER", "paris": "B-LOC",
         "london": "B-LOC", "germany": "B-LOC", "acme": "B-ORG", "corp": "I-ORG"}
@@ -48,7 +61,7 @@ def torchrun(tmp_path_factory, tiny_model_dir):
     out = folder / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={PROCESSES}",
                "-m", "tasks.ner", *ner_flags(tiny_model_dir, train, dev, out)]
-    result = subprocess.run(command, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=180)
+    result = subprocess.run(command, cwd=REPO, env=torchrun_env(), capture_output=True, text=True, timeout=180)
     return result, out, (train, dev)
 
 
@@ -116,7 +129,7 @@ def test_multitask_training_runs_under_torchrun(tmp_path, tiny_model_dir):
                "-m", "tasks.multitask", "ner", "--tasks", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}",
                "--model", str(tiny_model_dir), "--max-length", "32", "--epochs", "1", "--batch-size", str(BATCH),
                "--prefix-len", "4", "--output-dir", str(out)]
-    result = subprocess.run(command, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=180)
+    result = subprocess.run(command, cwd=REPO, env=torchrun_env(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
     assert result.stdout.count("--- a") == 1  # rank 0 alone reports
     config = json.loads((out / "adapter_config.json").read_text())

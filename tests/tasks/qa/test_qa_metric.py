@@ -2,16 +2,13 @@
 with an independent implementation (torchmetrics' SQuAD metric, a test-only dependency)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
+from conftest import data_root
 from tasks.qa.metric import best_threshold, f1_v1, f1_v2, normalize_answer, squad_v1, squad_v2
 from tasks.qa.formats import Answer, Question, read_squad
 
-DEV_V1 = Path(os.environ.get("PTV2_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) \
-    / "qa" / "squad_v1" / "dev-v1.1.json.gz"
+DEV_V1 = data_root() / "qa" / "squad_v1" / "dev-v1.1.json.gz"
 
 
 def q(qid: str, *golds: str) -> Question:

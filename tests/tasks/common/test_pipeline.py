@@ -303,6 +303,7 @@ def test_a_recipe_rate_replaces_the_method_default_but_not_a_given_rate_or_the_m
     assert rate("--mode", "finetune") == 5e-5  # a method the recipe does not name
 
 
+@pytest.mark.bundled
 def test_auto_pooling_reads_the_sentence_transformers_pooling_of_the_encoder(tmp_path, tiny_model_dir):
     import shutil
 

@@ -95,9 +95,10 @@ def test_backbone_is_bit_identical_after_training_with_the_trainer(tmp_path, tin
                                "--mode", "prefix", "--epochs", "2", "--batch-size", "4", "--weight-decay", "0.1",
                                "--lr", "0.01", "--logging-steps", "1")
     assert trainer.state.global_step == 8
+    # the snapshots were taken on the CPU; the Trainer moved the model to the GPU where there is one
     for name, tensor in before.items():
-        assert torch.equal(tensor, model.backbone.state_dict()[name]), f"frozen {name} changed"
-    assert not torch.equal(prefix_before, model.method.encoder.embedding.weight)
+        assert torch.equal(tensor, model.backbone.state_dict()[name].cpu()), f"frozen {name} changed"
+    assert not torch.equal(prefix_before, model.method.encoder.embedding.weight.cpu())
 
 
 # --------------------------------------------------------------------------- trainable set and size

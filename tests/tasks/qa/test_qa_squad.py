@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from conftest import data_root
 from tasks.common.errors import DataError, UsageError
 from tasks.qa.data import load_train_eval
 from tasks.qa.formats import from_hub_rows, read_squad, split_by_article
 
-SHARED = Path(os.environ.get("PTV2_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED = data_root()  # $PTV2_DATA_DIR, else ../shared/data beside the checkout
 DEV_V1 = SHARED / "qa" / "squad_v1" / "dev-v1.1.json.gz"
 CONTEXT = "Super Bowl 50 was played in Santa Clara. The Denver Broncos won."
 

