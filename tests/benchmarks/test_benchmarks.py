@@ -284,7 +284,7 @@ def test_the_entry_point_lists_every_command_and_each_has_its_help(capsys):
 def test_list_prints_a_suites_commands_and_refuses_unknown_rows(capsys):
     text = cli.main(["list", "--suite", "cpu", "--only", "glue-stsb", "--methods", "prefix", "lora"])
     lines = text.splitlines()
-    assert lines[0].startswith("glue-stsb: ") and len(lines) == 1 + 3 + 1  # 3 prefix seeds, 1 lora seed
+    assert lines[0].startswith("glue-stsb: ") and len(lines) == 1 + 3 + 3  # 3 seeds of each frozen-encoder method
     assert all("--method" in line for line in lines[1:]) and "--lora-r 8" in lines[-1]
     assert "multitask" in cli.main(["list"]) and "study-ner" in cli.main(["list"])
     assert "tasks.multitask" in cli.main(["list", "--suite", "multitask", "--only", "ner", "--seeds", "42"])

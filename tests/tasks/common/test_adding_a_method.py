@@ -3,6 +3,7 @@ with nothing else touched it trains through a task CLI, predicts from its artifa
 of its tasks in one forward, each task's answer equal to that task alone."""
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import toy_method  # noqa: F401  (registers the method "shift")
+from models.methods import METHODS
 from tasks.common.artifacts import load_artifact
 from tasks.ner.__main__ import main as ner
 from tasks.serve.engine import Engine
@@ -32,7 +33,19 @@ def conll(folder: Path, name: str) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_model_dir):
+def shift():
+    """Import the toy method's file (which registers it) for this module's tests only."""
+    before = dict(METHODS)
+    import toy_method
+
+    importlib.reload(toy_method)  # registers "shift" again if an earlier module's teardown removed it
+    yield "shift"
+    METHODS.clear()
+    METHODS.update(before)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_dir, shift):
     root = tmp_path_factory.mktemp("shift")
     out = {}
     for name in SENTENCES:
