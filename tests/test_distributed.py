@@ -17,6 +17,8 @@ from conftest import REPO, subprocess_env
 pytestmark = pytest.mark.distributed
 
 TRAIN_SAMPLES, BATCH, PROCESSES = 16, 4, 2
+# the CPU (gloo) path on any machine: with a GPU visible, 2 processes on 1 GPU are refused (tasks/common/devices.py)
+CPU_ONLY = lambda: subprocess_env(CUDA_VISIBLE_DEVICES="")  # noqa: E731
 WORDS = "john smith lives in paris new york city acme corp london germany peter blackburn said the".split()
 TAGS = {"john": "B-PER", "smith": "I-PER", "peter": "B-PER", "blackburn": "I-PER", "paris": "B-LOC",
         "london": "B-LOC", "germany": "B-LOC", "acme": "B-ORG", "corp": "I-ORG"}
@@ -48,7 +50,7 @@ def torchrun(tmp_path_factory, tiny_model_dir):
     out = folder / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={PROCESSES}",
                "-m", "tasks.ner", *ner_flags(tiny_model_dir, train, dev, out)]
-    result = subprocess.run(command, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=180)
+    result = subprocess.run(command, cwd=REPO, env=CPU_ONLY(), capture_output=True, text=True, timeout=180)
     return result, out, (train, dev)
 
 
@@ -116,7 +118,7 @@ def test_multitask_training_runs_under_torchrun(tmp_path, tiny_model_dir):
                "-m", "tasks.multitask", "ner", "--tasks", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}",
                "--model", str(tiny_model_dir), "--max-length", "32", "--epochs", "1", "--batch-size", str(BATCH),
                "--prefix-len", "4", "--output-dir", str(out)]
-    result = subprocess.run(command, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=180)
+    result = subprocess.run(command, cwd=REPO, env=CPU_ONLY(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
     assert result.stdout.count("--- a") == 1  # rank 0 alone reports
     config = json.loads((out / "adapter_config.json").read_text())
