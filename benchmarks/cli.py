@@ -151,7 +151,7 @@ def do_gpu_check(args: argparse.Namespace) -> Path:
         raise SystemExit(f"error: {err}") from None
     return run_check(CheckOptions(out=args.out, device=args.device, quick=args.quick, max_steps=args.max_steps,
                                   data_dir=args.data_dir, work=args.work, budget=args.budget, tests=args.tests or [],
-                                  skip_tests=args.skip_tests, encoder=args.encoder))
+                                  skip_tests=args.skip_tests, encoder=args.encoder, test_workers=args.test_workers))
 
 
 # ------------------------------------------------------------------------------------------------ the parser
@@ -279,6 +279,9 @@ def add_gpu_check(commands: Any) -> None:
     parser.add_argument("--tests", nargs="+", default=None, metavar="PATH",
                         help="test paths (default tests; quick: the new test folders)")
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--test-workers", type=int, default=None, metavar="N",
+                        help="pytest-xdist processes for the tests when it is installed (default: half the cores, "
+                             "at most 4; 1: none)")
     parser.add_argument("--encoder", choices=("auto", "random"), default="auto",
                         help="auto: the bundled encoder when its package is installed, else random weights of its "
                              "shape; random: random weights of its shape always")

@@ -24,6 +24,7 @@ a few steps, small shapes, BERT-base, and the new tests only.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import os
 import re
@@ -76,6 +77,7 @@ class CheckOptions:
     tests: list[str] = field(default_factory=list)  # default: tests (quick: the new test folders)
     encoder: str = "auto"  # auto: the bundled one when installed, else random weights of its shape; or random
     skip_tests: bool = False
+    test_workers: int | None = None  # pytest-xdist processes when it is installed (default: half the cores, <= 4)
 
     @property
     def steps(self) -> int:
@@ -488,6 +490,9 @@ def test_suite(report: Report, options: CheckOptions, deadline: float, work: Pat
             note = "the bundled encoder is missing and no 'bundled' marker exists: run without -x (its tests fail)"
     else:
         command.append("-x")
+    workers = options.test_workers if options.test_workers is not None else min(4, (os.cpu_count() or 1) // 2)
+    if workers > 1 and importlib.util.find_spec("xdist") is not None:  # pytest-xdist: the suite passes with -n
+        command += ["-n", str(workers)]
     timeout = max(30.0, deadline - time.time())
     report.line(f"$ {' '.join(command[1:])}   [at most {timeout:.0f} s]" + (f"\n{note}" if note else ""))
     output = work / "pytest.txt"
@@ -568,6 +573,15 @@ def summarize(report: Report) -> None:
             model_s = predict.get(precision, {}).get("model_s") if isinstance(predict, dict) else None
             report.line(f"NER {precision}: {train[precision]['ms_per_step']:.1f} ms/step ({train[precision]['steps']} "
                         f"steps), predict model {model_s} s")
+    if "fp32" in train and "bf16" in train:
+        report.line(f"NER --bf16 / fp32 step time: {train['bf16']['ms_per_step'] / train['fp32']['ms_per_step']:.2f}")
+    ways = numbers.get("bf16_ways")
+    if isinstance(ways, list):
+        for shape in sorted({(r["what"], r["batch"], r["length"]) for r in ways}):
+            what, batch, length = shape
+            rows = {r["way"]: r["median_s"] for r in ways if (r["what"], r["batch"], r["length"]) == shape}
+            report.line(f"{what} {batch}x{length}: " + ", ".join(f"{way} {1000 * t:.2f} ms" for way, t in rows.items())
+                        + f" (cast once / autocast {rows['bf16 cast once'] / rows['bf16 autocast']:.2f})")
     tests = numbers.get("tests", {})
     if isinstance(tests, dict) and "passed" in tests:
         report.line(f"tests: {tests['passed']} passed, {tests['failed']} failed, {tests['errors']} errors, "
