@@ -15,10 +15,11 @@ can run in lower precision while everything trained (prefix, head, layer mix) st
 
   Why not autocast everywhere: autocast casts every fp32 weight to bf16 on every call (it caches the casts
   of weights that require grad only, so a frozen encoder's weights are cast again at every use, forward
-  and backward).  In a small, launch-bound model those extra kernels are a large share of the step: on
-  the bundled encoder (prefix 32, 1 thread of an AVX512-BF16 CPU) a batch of 1x16 took 6.5 ms (inference)
-  and 19.5 ms (training step) under autocast, 5.2 and 15.0 ms cast once, 8.4 and 21.0 ms in fp32; at
-  16x64 both bf16 ways took the same (83 / 262 ms, fp32 272 / 594 ms).  Hidden states on the bundled
+  and backward).  In a small, launch-bound model those extra kernels are a large share of the step.  On
+  the bundled encoder (prefix 32, one thread of a 2-core AVX512-BF16 EPYC under load, medians of 15): a
+  1x16 training step took 38.1 ms under autocast, 26.2 ms cast once, 36.0 ms in fp32 (inference 12.3 /
+  10.2 / 13.6 ms); at NER's 16x32 steps and 64x32 inference both bf16 ways took the same (227 / 222 ms
+  and 275 / 267 ms, fp32 516 and 781 ms), also at 16x64 within the noise.  Hidden states on the bundled
   encoder: cosine 0.9999 to fp32 (benchmarks/results/speed.md).
 * ``int8``: dynamic int8 quantization (per-channel weights, per-tensor activations, torch.ao) of the
   attention projections only (query, key, value and attention output). Quantizing the feed-forward
