@@ -8,15 +8,16 @@ and saw, and ``gpu-check.json``, its numbers.  In order:
    6x384) is saved to the scratch folder with a WordPiece vocabulary built from CoNLL-2003's training words;
 2. the main job's shape: ``python -m tasks.ner --prefix-len 32`` on CoNLL-2003 ($PTV2_DATA_DIR or --data-dir) for
    ``--max-steps`` steps, fp32 and ``--bf16``: ms per step (training seconds / steps of metrics.json), then
-   ``predict`` on the test file in fp32 and bf16 (its model seconds);
+   ``predict`` on the test file in fp32 and bf16 (its model seconds, the F1 of what it wrote, tags equal to fp32's);
 3. where bf16 time goes on that encoder, in this process: one training step and one inference batch in fp32,
    bf16 autocast (what --bf16 was) and bf16 cast once (what it is), with the casts and GPU kernels one call runs;
 4. the BERT-large table: finetune, prefix and peft-prefix training steps at batch 32x128 in fp32 and bf16
    (``benchmarks/speed.py``'s timing, synchronised, warm-up outside), achieved FLOP/s against fp32 and bf16
    matrix products of the same shapes timed in this process, and peak memory (``benchmarks/memory.py``, a fresh
    process each, run side by side: each reads its own allocator);
-5. the test suite (``python -m pytest tests -q -x``; ``-m "not bundled"`` when the bundled encoder is missing
-   and the marker exists), in the time that is left of ``--budget``: its pass/fail counts.
+5. the test suite (``python -m pytest tests -q -x``, under pytest-xdist when it is installed), in the time that
+   is left of ``--budget``: its pass/fail counts.  When the bundled encoder is missing: ``-m "not bundled"`` if
+   that marker exists, else no ``-x`` (its tests fail, and the others still run).
 
 Every part that fails is logged with its error and the next one runs.  ``--quick --device cpu`` is the dry run:
 a few steps, small shapes, BERT-base, and the new tests only.
