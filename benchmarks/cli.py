@@ -7,6 +7,7 @@
     serving     many tasks on one backbone: throughput, memory, HTTP load
     precision   fp32 / bf16 / int8 predict on real artifacts
     multitask   multi-task prefix (MPT-2): single vs multi vs multi-then-single
+    gpu-check   one ~5-minute check on a GPU: the NER job fp32/bf16, BERT-large steps and memory, the tests
 
 Each command's handler turns its flags into one call; heavy modules (torch) are imported only by the
 commands that measure, so ``list``, ``run`` and ``report`` stay small (the runner must not import torch).
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
 OTHERS = {"speed": "step time, throughput, memory, FLOP rate (python -m benchmarks speed)",
           "serving": "many tasks on one backbone (python -m benchmarks serving)",
           "precision": "fp32 / bf16 / int8 predict on real artifacts (python -m benchmarks precision)",
-          "multitask": "multi-task prefix, MPT-2 (python -m benchmarks multitask)"}
+          "multitask": "multi-task prefix, MPT-2 (python -m benchmarks multitask)",
+          "gpu-check": "one ~5-minute check on a GPU, one log (python -m benchmarks gpu-check --out DIR)"}
 
 
 def catalogue() -> str:
@@ -139,6 +141,19 @@ def do_multitask(args: argparse.Namespace) -> dict:
     return state
 
 
+def do_gpu_check(args: argparse.Namespace) -> Path:
+    from .device import resolve
+    from .gpu_check import CheckOptions, run_check
+
+    try:
+        resolve(args.device)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    return run_check(CheckOptions(out=args.out, device=args.device, quick=args.quick, max_steps=args.max_steps,
+                                  data_dir=args.data_dir, work=args.work, budget=args.budget, tests=args.tests or [],
+                                  skip_tests=args.skip_tests, encoder=args.encoder, test_workers=args.test_workers))
+
+
 # ------------------------------------------------------------------------------------------------ the parser
 def add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", default=None, metavar="ROW",
@@ -246,12 +261,39 @@ def add_multitask(commands: Any) -> None:
     parser.set_defaults(handler=do_multitask)
 
 
+def add_gpu_check(commands: Any) -> None:
+    parser = commands.add_parser("gpu-check", help="one ~5-minute check on a GPU, one log file",
+                                 description="The main NER job's shape in fp32 and --bf16 (ms/step, predict), where "
+                                             "bf16 time goes, BERT-large steps / FLOP/s / memory, then the test suite "
+                                             "in the time left; writes gpu-check.log and gpu-check.json into --out "
+                                             "(see benchmarks/gpu_check.py).")
+    parser.add_argument("--out", type=Path, required=True, help="folder for gpu-check.log and gpu-check.json")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when a GPU is visible)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the dry run: a few steps, small shapes, BERT-base, the new tests only")
+    parser.add_argument("--max-steps", type=int, default=None, help="NER training steps (default 800; quick 4)")
+    parser.add_argument("--data-dir", default=None, help="data root holding ner/conll2003 (default $PTV2_DATA_DIR)")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary folder)")
+    parser.add_argument("--budget", type=float, default=300.0,
+                        help="seconds for the whole check: the test suite gets what is left (at least 30)")
+    parser.add_argument("--tests", nargs="+", default=None, metavar="PATH",
+                        help="test paths (default tests; quick: the new test folders)")
+    parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--test-workers", type=int, default=None, metavar="N",
+                        help="pytest-xdist processes for the tests when it is installed (default: half the cores, "
+                             "at most 4; 1: none)")
+    parser.add_argument("--encoder", choices=("auto", "random"), default="auto",
+                        help="auto: the bundled encoder when its package is installed, else random weights of its "
+                             "shape; random: random weights of its shape always")
+    parser.set_defaults(handler=do_gpu_check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Run `python -m benchmarks COMMAND --help` for a command's flags.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_list, add_run, add_report, add_speed, add_serving, add_precision, add_multitask):
+    for add in (add_list, add_run, add_report, add_speed, add_serving, add_precision, add_multitask, add_gpu_check):
         add(commands)
     return parser
 

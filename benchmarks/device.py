@@ -57,7 +57,7 @@ def peak_allocated_mib(device: torch.device) -> float:
 
 
 def autocast_bf16(device: torch.device) -> torch.autocast:
-    """bf16 autocast on the device (what ``--bf16`` gives the Trainer)."""
+    """bf16 autocast on the device (what ``--bf16`` gives the Trainer for methods that train encoder tensors)."""
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 

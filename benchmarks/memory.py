@@ -51,8 +51,8 @@ def peak_mib(device: torch.device) -> float:
 
 
 def worker(size: str, method: str, length: int, batch: int, prefix_len: int, model: str, steps: int,
-           device: str = "cpu") -> dict:
-    from .timing import build_all, fake_batch, optimizer_for, train_step  # imports before the baseline
+           device: str = "cpu", precision: str = "fp32") -> dict:
+    from .timing import build_all, fake_batch, optimizer_for, train_stepper  # imports before the baseline
 
     where = resolve(device)
     baseline = baseline_mib(where)
@@ -61,19 +61,20 @@ def worker(size: str, method: str, length: int, batch: int, prefix_len: int, mod
     built = peak_mib(where)
     optimizer = optimizer_for(adapted, method)
     data = fake_batch(batch, length, adapted.backbone.config.vocab_size, device=where)
+    step = train_stepper(adapted, optimizer, data, precision)  # bf16: a frozen encoder cast once, as --bf16 does
     for _ in range(steps):  # step 1 allocates AdamW state; later steps show the steady state
-        train_step(adapted, optimizer, data)
+        step()
     peak = peak_mib(where)
     return {"baseline_mib": baseline, "after_build_mib": built, "peak_mib": peak,
             "training_mib": peak - baseline, "above_build_mib": peak - built}
 
 
 def measure(size: str, method: str, length: int, batch: int, prefix_len: int, model: str, steps: int = 2,
-            device: str = "cpu") -> dict:
+            device: str = "cpu", precision: str = "fp32") -> dict:
     """Run :func:`worker` in a fresh interpreter and return its numbers."""
     command = [sys.executable, "-m", "benchmarks.memory", json.dumps(
         {"size": size, "method": method, "length": length, "batch": batch, "prefix_len": prefix_len,
-         "model": model, "steps": steps, "device": device})]
+         "model": model, "steps": steps, "device": device, "precision": precision})]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"memory worker failed for {size}/{method}: {done.stderr.strip()[-800:]}")

@@ -14,6 +14,7 @@ from models.adapted import AdaptedModel
 from models.backbone import DEFAULT_MODEL, load_backbone
 from models.methods import get_method
 
+from .device import autocast_bf16
 from .speed_grid import BERT_SIZES, LR, NUM_LABELS
 
 CPU = torch.device("cpu")
@@ -88,6 +89,26 @@ def train_step(model: AdaptedModel, optimizer: torch.optim.Optimizer, batch: dic
     optimizer.zero_grad(set_to_none=True)
     model(**batch)["loss"].backward()
     optimizer.step()
+
+
+def train_stepper(model: AdaptedModel, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+                  precision: str = "fp32") -> Callable[[], None]:
+    """One training step in ``precision`` as the task CLIs run it (``--bf16``, tasks/common/training.py: bf16_mode):
+    a frozen encoder's weights cast to bf16 once, here (``model.set_precision``), and the step run as it is; an
+    encoder that trains under bf16 autocast, as the Trainer's."""
+    if precision == "fp32":
+        return lambda: train_step(model, optimizer, batch)
+    if precision != "bf16":
+        raise ValueError(f"training runs in fp32 or bf16, not {precision}")
+    if model.encoder_frozen():
+        model.set_precision("bf16")
+        return lambda: train_step(model, optimizer, batch)
+    device = batch["input_ids"].device
+
+    def autocast_step() -> None:
+        with autocast_bf16(device):
+            train_step(model, optimizer, batch)
+    return autocast_step
 
 
 def infer(model: AdaptedModel, batch: dict[str, torch.Tensor]) -> None:

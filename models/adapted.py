@@ -26,7 +26,7 @@ from transformers.utils import ModelOutput
 from .backbone import fingerprint, load_backbone
 from .methods.base import AdaptationMethod
 from .methods.registry import get_method
-from .precision import autocast, check_precision, quantize_attention_int8
+from .precision import autocast, cast_weights, check_precision, quantize_attention_int8, restore_weights, weights_cast
 from .readout import LAYERS, LayerMix, read_out, states
 
 SHARED = "shared"  # key of the method every task of a model built by ``build_model`` uses
@@ -73,7 +73,7 @@ class AdaptedModel(nn.Module):
         self.methods = nn.ModuleDict()
         self.mixes = nn.ModuleDict()
         self.task_methods: dict[str, str] = {}  # task -> key of its method
-        self.precision = "fp32"  # of the backbone's forward at inference: fp32, bf16 (autocast) or int8
+        self.precision = "fp32"  # of the backbone's forward: fp32, bf16 (cast once or autocast) or int8
         for parameter in backbone.parameters():
             parameter.requires_grad_(False)
         if head is not None:
@@ -161,7 +161,7 @@ class AdaptedModel(nn.Module):
         segments = segments or [Segment(self._only_task(), len(input_ids))]
         methods = [self.methods[self.task_methods[s.task]] for s in segments]
         all_layers = any(s.task in self.mixes for s in segments)
-        with autocast(self.precision, input_ids.device.type):
+        with autocast(self.autocast_precision, input_ids.device.type):
             if all(m is methods[0] for m in methods):
                 return methods[0].encode(self.backbone, input_ids, attention_mask, token_type_ids,
                                          all_layers=all_layers)
@@ -238,13 +238,34 @@ class AdaptedModel(nn.Module):
         return {"trainable": trainable, "total": total, "trainable_percent": 100.0 * trainable / total}
 
     # ------------------------------------------------------------------ precision
+    def encoder_frozen(self) -> bool:
+        """Whether no encoder tensor takes gradients (what a method trains lives outside it, or nothing trains)."""
+        return not any(p.requires_grad for p in self.backbone.parameters())
+
+    @property
+    def autocast_precision(self) -> str:
+        """What the forward autocasts to: bf16 only for an encoder in bf16 whose weights are not cast (they train)."""
+        return "bf16" if self.precision == "bf16" and not weights_cast(self.backbone) else "fp32"
+
     def set_precision(self, precision: str) -> "AdaptedModel":
-        """Run the backbone's forward in ``precision`` from now on (int8 quantizes it in place: inference only)."""
+        """Run the backbone's forward in ``precision`` from now on (``models/precision.py``).
+
+        bf16: a frozen encoder's weights are cast to bf16 once (the fp32 ones kept, put back by fp32), an encoder
+        whose tensors train runs under autocast; what trains outside the encoder stays fp32 either way.  int8
+        quantizes the attention projections in place (inference only).
+        """
         check_precision(precision, next(self.parameters()).device.type)
+        self._use(precision)
         if precision == "int8":
             quantize_attention_int8(self.backbone)
-        self.precision = precision
         return self
+
+    def _use(self, precision: str) -> None:
+        if precision == "bf16" and self.encoder_frozen():
+            cast_weights(self.backbone, torch.bfloat16)
+        else:
+            restore_weights(self.backbone)
+        self.precision = precision
 
     @contextlib.contextmanager
     def inference(self, precision: str = "fp32") -> Iterator["AdaptedModel"]:
@@ -257,7 +278,7 @@ class AdaptedModel(nn.Module):
         try:
             yield self
         finally:
-            self.precision = previous
+            self._use(previous)  # a frozen encoder cast back (or again): its fp32 weights are kept exactly
 
     # ------------------------------------------------------------------ bookkeeping
     def max_input_length(self) -> int | None:

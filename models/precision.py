@@ -3,10 +3,24 @@
 The frozen encoder is the whole cost of inference and most of training, and it never changes, so it
 can run in lower precision while everything trained (prefix, head, layer mix) stays fp32:
 
-* ``bf16``: the backbone's forward under ``torch.autocast`` in bfloat16, where the hardware has
-  native bf16 matrix units (CPUs with AVX512-BF16 or AMX-BF16, GPUs with bf16); on others it would
-  be emulated and slower than fp32, so it is refused there.  Measured on the bundled encoder
-  (benchmarks/results/speed.md): hidden states at cosine 0.9999 to fp32.
+* ``bf16``: the backbone in bfloat16, where the hardware has native bf16 matrix units (CPUs with
+  AVX512-BF16 or AMX-BF16, GPUs with bf16); on others it would be emulated and slower than fp32, so it
+  is refused there.  Two ways, chosen by what trains:
+
+  - a frozen encoder (no encoder tensor takes gradients: prefix, prompt, peft-prefix, peft-ptuning, and
+    every method at inference unless it trains encoder tensors) has its weights cast to bf16 once
+    (``cast_weights``; the fp32 tensors are kept on the CPU and put back exactly by ``restore_weights``);
+  - an encoder whose tensors train (finetune, BitFit, LoRA) runs under ``torch.autocast``, whose fp32
+    master weights the optimizer needs.
+
+  Why not autocast everywhere: autocast casts every fp32 weight to bf16 on every call (it caches the casts
+  of weights that require grad only, so a frozen encoder's weights are cast again at every use, forward
+  and backward).  In a small, launch-bound model those extra kernels are a large share of the step.  On
+  the bundled encoder (prefix 32, one thread of a 2-core AVX512-BF16 EPYC under load, medians of 15): a
+  1x16 training step took 38.1 ms under autocast, 26.2 ms cast once, 36.0 ms in fp32 (inference 12.3 /
+  10.2 / 13.6 ms); at NER's 16x32 steps and 64x32 inference both bf16 ways took the same (227 / 222 ms
+  and 275 / 267 ms, fp32 516 and 781 ms), also at 16x64 within the noise.  Hidden states on the bundled
+  encoder: cosine 0.9999 to fp32 (benchmarks/results/speed.md).
 * ``int8``: dynamic int8 quantization (per-channel weights, per-tensor activations, torch.ao) of the
   attention projections only (query, key, value and attention output). Quantizing the feed-forward
   layers too drops the hidden states' cosine to fp32 to 0.87 on the bundled encoder (their inputs
@@ -57,6 +71,9 @@ def check_precision(precision: str, device: str = "cpu") -> None:
     if precision == "bf16" and not native_bf16(device):
         raise ValueError(f"bf16 would be emulated on this {device.upper()} (no AVX512-BF16/AMX-BF16"
                          f"{'' if device == 'cpu' else ' support'}): slower than fp32, so it is refused; use fp32")
+    if precision == "int8" and device.startswith("cuda"):
+        raise ValueError("int8 (dynamic quantization, a CPU kernel) runs on the CPU only; use fp32 or bf16 on a GPU, "
+                         "or --device cpu")
 
 
 def autocast(precision: str, device: str = "cpu"):
@@ -64,6 +81,44 @@ def autocast(precision: str, device: str = "cpu"):
     if precision == "bf16":
         return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+FP32_WEIGHTS = "_ptv2_fp32_weights"  # attribute of an encoder cast by cast_weights: {name: its fp32 tensor, on CPU}
+
+
+def cast_weights(backbone: nn.Module, dtype: torch.dtype = torch.bfloat16) -> None:
+    """Cast every floating-point parameter of ``backbone`` to ``dtype`` once, in place (the same Parameter objects,
+    new data), keeping the fp32 tensors to put back exactly (``restore_weights``).  Buffers stay as they are
+    (rotary frequencies keep fp32).  The state lives on the encoder, so models that share it share it too; a
+    second call does nothing.
+
+    The fp32 tensors are kept on the CPU: on a GPU the cast encoder then takes half the memory, and restoring
+    is one host-to-device copy.
+    """
+    if getattr(backbone, FP32_WEIGHTS, None) is not None:
+        return
+    kept = {}
+    for name, parameter in backbone.named_parameters():
+        if parameter.is_floating_point() and parameter.dtype != dtype:
+            kept[name] = parameter.data.to("cpu")
+            parameter.data = parameter.data.to(dtype)
+    setattr(backbone, FP32_WEIGHTS, kept)
+
+
+def restore_weights(backbone: nn.Module) -> None:
+    """Put back the tensors ``cast_weights`` kept (on each parameter's device now); nothing if it was not cast."""
+    kept = getattr(backbone, FP32_WEIGHTS, None)
+    if kept is None:
+        return
+    for name, tensor in kept.items():
+        parameter = backbone.get_parameter(name)
+        parameter.data = tensor.to(parameter.device)
+    setattr(backbone, FP32_WEIGHTS, None)
+
+
+def weights_cast(backbone: nn.Module) -> bool:
+    """Whether ``backbone``'s weights are cast (``cast_weights``) rather than fp32."""
+    return getattr(backbone, FP32_WEIGHTS, None) is not None
 
 
 INT8_LAYERS = ("query", "key", "value", "attention.output.dense",  # BERT family names

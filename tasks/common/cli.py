@@ -19,6 +19,7 @@ from models.options import dest_of, flag_name
 from models.precision import check_precision
 
 from .allocator import keep_large_allocations
+from .devices import check_processes, resolve_device
 from .errors import UsageError
 from .flags import HelpFormatter, add_dataclass, argument_kwargs, field_default, flag_fields, from_namespace
 from .settings import DataSettings, ModelSettings, PredictSettings, RunSettings, TrainSettings
@@ -159,16 +160,18 @@ def family_settings(family, args: argparse.Namespace, **values: Any):
 
 
 def predict_settings(args: argparse.Namespace, family) -> PredictSettings:
-    _check_precision(args.precision)
+    """The settings of ``predict``; ``device`` resolved (cuda when there is a GPU) and the precision checked on it."""
+    device = resolve_device(args.device)
+    _check_precision(args.precision, device.type)
     task = _built(family.PredictSettings, args)
-    return _built(PredictSettings, args, task=task)
+    return _built(PredictSettings, args, task=task, device=str(device))
 
 
-def _check_precision(precision: str) -> None:
+def _check_precision(precision: str, device: str | None = None) -> None:
     import torch
 
     try:
-        check_precision(precision, "cuda" if torch.cuda.is_available() else "cpu")
+        check_precision(precision, device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except ValueError as err:
         raise UsageError(str(err)) from None
 
@@ -176,6 +179,7 @@ def _check_precision(precision: str) -> None:
 def run_subcommand(argv: list[str] | None, train_main: Callable, predict_main: Callable) -> None:
     """``[train] FLAGS`` trains and evaluates; ``predict FLAGS`` applies a saved artifact."""
     argv = sys.argv[1:] if argv is None else argv
+    check_processes()  # torchrun: no more processes on this node than GPUs (devices.py says why)
     keep_large_allocations()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun/accelerate: rank 0 alone prints reports (errors still show)
         sys.stdout = open(os.devnull, "w")

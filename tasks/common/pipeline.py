@@ -30,7 +30,7 @@ from .sampling import MemberCollator, TaskBatchSampler
 from .selection import hold_out_jointly, selection_record
 from .settings import ModelSettings, PredictSettings, RunSettings, TrainSettings, train_subset
 from .task import Encoded, Task
-from .training import predict, train
+from .training import bf16_mode, predict, train
 
 SINGLE = "task"  # the task name of a single-task model
 
@@ -286,7 +286,9 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings, temperature: f
     trainer = train(model, settings.train, resolved["lr"], output_dir, features, collate, evaluator, headline,
                     batch_sampler=sampler)
     metrics: dict[str, Any] = {"train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
-                               "args": settings.flags, "resolved": resolved}
+                               "args": settings.flags,
+                               "resolved": {**resolved, "bf16": bf16_mode(settings.train, model)},
+                               "steps": trainer.state.global_step, "device": str(next(model.parameters()).device)}
     if evaluator is not None:
         metrics["selection"] = selection_record(trainer.state.log_history, headline, trainer.state.best_global_step,
                                                 members[0].selection[0] if not multi else "every member's selection",
@@ -338,6 +340,7 @@ def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list
     task = family.bind(record, tokenizer, where)
     jobs = family.predict_jobs(settings.task, task)  # bad input fails here, before the encoder is loaded
     loaded = load_artifact(settings.artifact, family, settings.model, settings.member)
+    loaded.model.to(settings.device or "cpu")  # predict() runs where the model is
     results = []
     for job in jobs:
         predictions, encoded, seconds = answer(task, loaded.model, job.examples, settings.eval_batch_size,

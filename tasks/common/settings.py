@@ -65,11 +65,13 @@ class TrainSettings:
     warmup: float = option(0.0, "warm-up: ratio of steps (<1) or step count")
     max_length: int = option(256, "max tokens per input", minimum=1)
     seed: int = option(42, "seed of the initial values, data order and dropout")
-    bf16: bool = option(False, "bfloat16 mixed precision for training (autocast; trained tensors keep fp32 master "
-                               "weights); native bf16 hardware only")
-    eval_precision: str = option("fp32", "precision of the frozen backbone when evaluating: bf16 (autocast, native "
-                                         "bf16 hardware only) or int8 (dynamic int8 attention projections, CPU)",
-                                 choices=PRECISIONS)
+    bf16: bool = option(False, "bfloat16 for training, native bf16 hardware only: a frozen encoder's weights are "
+                               "cast to bf16 once (prefix, prompt, peft-prefix, peft-ptuning); methods that train "
+                               "encoder tensors (finetune, bitfit, lora) run under autocast with fp32 master weights; "
+                               "what trains outside the encoder stays fp32")
+    eval_precision: str = option("fp32", "precision of the frozen backbone when evaluating: bf16 (native bf16 "
+                                         "hardware only; the frozen encoder cast once) or int8 (dynamic int8 "
+                                         "attention projections, CPU)", choices=PRECISIONS)
     fp16: bool = option(False, "float16 mixed precision (GPU)")
     save_steps: int = option(0, "also checkpoint every N optimizer steps (0: only at the end of each epoch)", minimum=0)
     logging_steps: int = option(50, "log the loss every N optimizer steps", minimum=1)
@@ -134,9 +136,10 @@ class PredictSettings:
     model: str | None = option(None, "encoder to load the artifact onto (default: the one it names)")
     eval_batch_size: int = option(64, "batch size", minimum=1)
     member: str | None = option(None, "the task of a multi-task artifact to predict with")
-    precision: str = option("fp32", "precision of the frozen backbone: bf16 (autocast, native bf16 hardware only: "
-                                    "AVX512-BF16 or AMX CPUs, bf16 GPUs) or int8 (dynamic int8 attention projections, "
-                                    "CPU); the prefix and head stay fp32", choices=PRECISIONS)
+    precision: str = option("fp32", "precision of the frozen backbone: bf16 (its weights cast once; autocast when "
+                                    "the method trained encoder tensors; native bf16 hardware only: AVX512-BF16 or "
+                                    "AMX CPUs, bf16 GPUs) or int8 (dynamic int8 attention projections, CPU only); "
+                                    "the prefix and head stay fp32", choices=PRECISIONS)
     device: str | None = option(None, "where the model runs: cpu, cuda or cuda:N (default: cuda when there is a GPU)")
     task: Any = None
 

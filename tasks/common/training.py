@@ -15,8 +15,18 @@ from .settings import TrainSettings
 from .trainer import CHECKPOINT_WEIGHTS, COMPLETE, AdapterTrainer, TrainingDiverged, last_complete_checkpoint
 
 CHECKPOINTS = "checkpoints"
-__all__ = ["CHECKPOINTS", "CHECKPOINT_WEIGHTS", "COMPLETE", "AdapterTrainer", "TrainingDiverged", "predict",
-           "train", "training_arguments"]
+__all__ = ["CHECKPOINTS", "CHECKPOINT_WEIGHTS", "COMPLETE", "AdapterTrainer", "TrainingDiverged", "bf16_mode",
+           "predict", "train", "training_arguments"]
+
+
+def bf16_mode(settings: TrainSettings, model: AdaptedModel) -> str | None:
+    """How ``--bf16`` runs for ``model``: ``cast`` (a frozen encoder's weights cast to bf16 once, by the model; the
+    Trainer does not autocast), ``autocast`` (the method trains encoder tensors: the Trainer's bf16 autocast, fp32
+    master weights), or None without --bf16.  See ``models/precision.py`` for why."""
+    if not settings.bf16:
+        return None
+    return "cast" if model.encoder_frozen() else "autocast"
+
 
 def eval_strategy(settings: TrainSettings) -> dict:
     """TrainingArguments for dev evaluation during training (and keeping the best checkpoint)."""
@@ -30,7 +40,9 @@ def eval_strategy(settings: TrainSettings) -> dict:
 
 
 def training_arguments(settings: TrainSettings, learning_rate: float, output_dir: Path,
-                       selection_metric: str | None = None) -> TrainingArguments:
+                       selection_metric: str | None = None, autocast: bool = True) -> TrainingArguments:
+    """``autocast``: False when the model casts its frozen encoder to bf16 itself (``bf16_mode`` ``cast``), so the
+    Trainer must not autocast on top of it."""
     save = ({"save_strategy": "steps", "save_steps": settings.save_steps} if settings.save_steps
             else {"save_strategy": "epoch"})
     evaluation = eval_strategy(settings)
@@ -51,7 +63,7 @@ def training_arguments(settings: TrainSettings, learning_rate: float, output_dir
         weight_decay=settings.weight_decay,
         warmup_steps=settings.warmup,
         seed=settings.seed,
-        bf16=settings.bf16,
+        bf16=settings.bf16 and autocast,
         fp16=settings.fp16,
         logging_steps=settings.logging_steps,
         save_total_limit=2,  # with load_best_model_at_end the Trainer also keeps the best one
@@ -78,7 +90,8 @@ def train(model: AdaptedModel, settings: TrainSettings, learning_rate: float, ou
     """
     if (settings.eval_every or settings.select_best) and evaluator is None:
         raise UsageError("--eval-every/--select-best need a dev split to evaluate on")
-    arguments = training_arguments(settings, learning_rate, output_dir, selection_metric)
+    cast = bf16_mode(settings, model) == "cast"
+    arguments = training_arguments(settings, learning_rate, output_dir, selection_metric, autocast=not cast)
     if batch_sampler is not None:  # multi-task: each step leaves the other members' heads without gradients
         arguments.ddp_find_unused_parameters = True
     trainer = AdapterTrainer(model=model, args=arguments, train_dataset=train_dataset, data_collator=collator,
@@ -93,12 +106,22 @@ def train(model: AdaptedModel, settings: TrainSettings, learning_rate: float, ou
             print(f"--resume: skipping {path}: incomplete (no {COMPLETE} marker; the run was stopped while writing it)")
         print(f"resuming from {checkpoint}" if checkpoint else f"--resume: no checkpoint in {folder} to resume "
                                                               "from, starting fresh")
-    trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
+    if settings.bf16:
+        print("--bf16: " + ("the frozen encoder's weights cast to bf16 once; what trains stays fp32" if cast else
+                            "bf16 autocast (the method trains encoder tensors: fp32 master weights)"))
+    if cast:  # after the Trainer has put the model on its device: the kept fp32 weights stay on the CPU
+        model.set_precision("bf16")
+    try:
+        trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
+    finally:
+        if cast:  # the fp32 encoder back, exactly: evaluation and the artifact use it
+            model.set_precision("fp32")
     return trainer
 
 
 def predict(model: AdaptedModel, dataset: list[dict], collator, batch_size: int, work_dir: Path) -> np.ndarray:
-    """Logits for every example of ``dataset``, in its order.
+    """Logits for every example of ``dataset``, in its order, computed where the model is (the CPU, or the GPU:
+    ``predict --device`` puts it there, and training leaves it on the Trainer's device).
 
     Examples are run shortest-first (little padding per batch) and put back in order;
     rows are padded with -100 to the longest example.
@@ -107,7 +130,7 @@ def predict(model: AdaptedModel, dataset: list[dict], collator, batch_size: int,
     arguments = TrainingArguments(
         output_dir=str(work_dir), per_device_eval_batch_size=batch_size, report_to="none",
         remove_unused_columns=False, label_names=["labels"], train_sampling_strategy="sequential",
-        dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0, use_cpu=next(model.parameters()).device.type == "cpu",
     )
     trainer = AdapterTrainer(model=model, args=arguments, data_collator=collator)
     logits = trainer.predict([dataset[i] for i in order]).predictions

@@ -137,7 +137,10 @@ class Engine:
         quantized: set[int] = set()
         for model in {id(s.model): s.model for s in self.tasks.values()}.values():
             model.to(self.device).eval()
-            if precision == "int8" and id(model.backbone) not in quantized:  # the prompt tasks share the encoder
+            if precision != "int8":  # bf16: a frozen encoder cast once (shared ones once for all), else autocast
+                model.set_precision(precision)
+                continue
+            if id(model.backbone) not in quantized:  # the prompt tasks share the encoder
                 quantize_attention_int8(model.backbone)
                 quantized.add(id(model.backbone))
             model.precision = precision
