@@ -43,6 +43,9 @@ def device_name(device: torch.device) -> str:
 
 def reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
+        # a fresh process has no CUDA context yet, and resetting then fails with "Invalid device argument"
+        # (seen on the H200 in the GPU check's memory workers)
+        torch.cuda.init()
         torch.cuda.reset_peak_memory_stats(device)
 
 

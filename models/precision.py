@@ -76,9 +76,24 @@ def check_precision(precision: str, device: str = "cpu") -> None:
                          "or --device cpu")
 
 
+def no_attention_plans_per_shape() -> None:
+    """Keep half-precision attention off cuDNN's backend on a GPU (the flash / memory-efficient kernels serve it).
+
+    For bf16/fp16, PyTorch's SDPA prefers cuDNN attention on recent GPUs, which builds an execution plan for
+    every new input shape. Our batches are padded to their own longest input, so nearly every batch of a run or
+    of a predict is a new shape, and each plan costs far more than the step: measured on an H200 (torch 2.11),
+    50 new lengths took 4.56 s in bf16 with cuDNN attention against 0.25 s without, and the same 50 again 0.20 s.
+    That made --bf16 training and bf16 predict slower than fp32 (benchmarks/README.md, the GPU check).
+    """
+    if torch.cuda.is_available() and hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
+        torch.backends.cuda.enable_cudnn_sdp(False)
+
+
 def autocast(precision: str, device: str = "cpu"):
     """The context the backbone's forward runs in (bf16 autocast, or nothing)."""
     if precision == "bf16":
+        if device.startswith("cuda"):
+            no_attention_plans_per_shape()
         return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -97,6 +112,7 @@ def cast_weights(backbone: nn.Module, dtype: torch.dtype = torch.bfloat16) -> No
     """
     if getattr(backbone, FP32_WEIGHTS, None) is not None:
         return
+    no_attention_plans_per_shape()
     kept = {}
     for name, parameter in backbone.named_parameters():
         if parameter.is_floating_point() and parameter.dtype != dtype:

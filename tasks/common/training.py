@@ -9,6 +9,7 @@ import torch
 from transformers import TrainingArguments
 
 from models.adapted import AdaptedModel
+from models.precision import no_attention_plans_per_shape
 
 from .errors import UsageError
 from .settings import TrainSettings
@@ -106,6 +107,8 @@ def train(model: AdaptedModel, settings: TrainSettings, learning_rate: float, ou
             print(f"--resume: skipping {path}: incomplete (no {COMPLETE} marker; the run was stopped while writing it)")
         print(f"resuming from {checkpoint}" if checkpoint else f"--resume: no checkpoint in {folder} to resume "
                                                               "from, starting fresh")
+    if settings.bf16 or settings.fp16:  # the Trainer's autocast too: no cuDNN attention plan per batch shape
+        no_attention_plans_per_shape()
     if settings.bf16:
         print("--bf16: " + ("the frozen encoder's weights cast to bf16 once; what trains stays fp32" if cast else
                             "bf16 autocast (the method trains encoder tensors: fp32 master weights)"))

@@ -35,7 +35,8 @@ def _family(module: str):
 def _reads_the_bundled_encoder(suite: Suite) -> bool:
     """Whether parsing ``suite``'s commands reads the bundled encoder: a GLUE/SuperGLUE row on the default encoder
     resolves ``--pooling auto`` from that encoder's own pooling config (``models.backbone.sentence_pooling``)."""
-    sentence_level = [row for row in suite.rows if row.module in ("tasks.glue", "tasks.superglue")]
+    sentence_level = [row for row in suite.rows if row.module in ("tasks.glue", "tasks.superglue")
+                      or (row.module == "tasks.multitask" and row.args[0] in ("glue", "superglue"))]
     return any("--model" not in command(suite, row, variant.name, "out")
                for row in sentence_level for variant in suite.variants)
 
