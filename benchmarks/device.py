@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from tasks.common.devices import parse_device
+
 
 def default_device() -> str:
     """``cuda`` when a GPU is visible, else ``cpu``."""
@@ -17,17 +19,7 @@ def default_device() -> str:
 
 def resolve(name: str | None) -> torch.device:
     """The device ``name`` (None: the default) names; ValueError for a GPU that is not there."""
-    device = torch.device(name or default_device())
-    if device.type == "cpu":
-        return device
-    if device.type != "cuda":
-        raise ValueError(f"--device {name}: expected cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA device is visible to torch")
-    index = torch.cuda.current_device() if device.index is None else device.index
-    if index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
-    return torch.device("cuda", index)
+    return parse_device(name)
 
 
 def synchronize(device: torch.device) -> None:

@@ -296,3 +296,20 @@ def tagging_dataset(size: int = 16, seed: int = 0, num_labels: int = 3) -> list[
         labels[0] = -100
         rows.append({"input_ids": ids.tolist(), "attention_mask": [1] * n, "labels": labels})
     return rows
+
+
+# --------------------------------------------------------------------------- a tiny tagged corpus
+CONLL_WORDS = "john smith lives in paris new york city acme corp london germany peter blackburn said the".split()
+CONLL_TAGS = {"john": "B-PER", "smith": "I-PER", "peter": "B-PER", "blackburn": "I-PER", "paris": "B-LOC",
+              "london": "B-LOC", "germany": "B-LOC", "acme": "B-ORG", "corp": "I-ORG"}
+
+
+def write_tagged_conll(path: Path, sentences: int, seed: int) -> Path:
+    """``sentences`` random 6-word sentences of the tiny tokenizer's words, tagged, in CoNLL format."""
+    generator = torch.Generator().manual_seed(seed)
+    blocks = []
+    for _ in range(sentences):
+        words = [CONLL_WORDS[i] for i in torch.randperm(len(CONLL_WORDS), generator=generator)[:6].tolist()]
+        blocks.append("\n".join(f"{w} {CONLL_TAGS.get(w, 'O')}" for w in words))
+    path.write_text("\n\n".join(blocks) + "\n")
+    return path

@@ -14,30 +14,40 @@ import torch
 from .errors import EXIT_BAD_INPUT, UsageError
 
 
+def parse_device(name: str | None) -> torch.device:
+    """A device name (cpu, cuda or cuda:N; None: cuda when a GPU is visible, else cpu) as a device with its index;
+    ValueError for one that is not there.  ``resolve_device`` (predict) and the benchmarks' ``--device`` use it."""
+    try:
+        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError:
+        raise ValueError(f"--device {name}: expected cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise ValueError(f"--device {name}: expected cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is visible to torch")
+    index = device.index or 0  # a bare "cuda" is the first visible GPU (the Trainer's too)
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return torch.device("cuda", index)
+
+
 def resolve_device(name: str | None) -> torch.device:
-    """``--device`` (cpu, cuda or cuda:0; None: cuda when a GPU is visible, else cpu) as a device; UsageError for
+    """``--device`` of ``predict`` (cpu, cuda or cuda:0; None: cuda when a GPU is visible, else cpu); UsageError for
     one that is not there.
 
     Prediction runs on the Trainer, which uses the first visible GPU: another one is chosen with
     ``CUDA_VISIBLE_DEVICES``, so ``cuda:N`` for N > 0 is refused with that hint rather than run on GPU 0.
     """
     try:
-        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError:
-        raise UsageError(f"--device {name}: expected cpu, cuda or cuda:N") from None
-    if device.type == "cpu":
-        return device
-    if device.type != "cuda":
-        raise UsageError(f"--device {name}: expected cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: no CUDA device is visible to torch")
-    index = device.index or 0
-    if index >= torch.cuda.device_count():
-        raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-    if index:
-        raise UsageError(f"--device {name}: prediction runs on the first visible GPU; run on GPU {index} with "
-                         f"CUDA_VISIBLE_DEVICES={index} and --device cuda")
-    return torch.device("cuda", 0)
+        device = parse_device(name)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if device.type == "cuda" and device.index:
+        raise UsageError(f"--device {name}: prediction runs on the first visible GPU; run on GPU {device.index} with "
+                         f"CUDA_VISIBLE_DEVICES={device.index} and --device cuda")
+    return device
 
 
 def too_many_processes(processes: int, gpus: int) -> str | None:

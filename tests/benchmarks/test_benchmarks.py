@@ -501,6 +501,7 @@ def test_cuda_work_is_synchronised_and_measured_by_the_allocator(monkeypatch):
     monkeypatch.setattr(torch.cuda, "synchronize", lambda d=None: calls.append(("sync", d)))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Stub GPU")
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d=None: calls.append(("reset", d)))
+    monkeypatch.setattr(torch.cuda, "init", lambda: None)  # a fresh process has to create its CUDA context first
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda d=None: 2 * 2**20)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d=None: 10 * 2**20)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)

@@ -2,16 +2,15 @@
 with more processes per node than GPUs stops with one line (exit 2).  CUDA is stubbed: these run on any machine."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import write_tagged_conll
+
 from tasks.common.devices import check_processes, resolve_device, too_many_processes
 from tasks.common.errors import UsageError
 
-WORDS = "john smith lives in paris new york city acme corp london germany peter blackburn said the".split()
-TAGS = {"john": "B-PER", "smith": "I-PER", "paris": "B-LOC", "london": "B-LOC", "acme": "B-ORG", "corp": "I-ORG"}
 
 
 def gpus(monkeypatch, count: int) -> None:
@@ -76,23 +75,13 @@ def test_a_task_cli_under_torchrun_stops_before_anything_else(monkeypatch, capsy
 
 
 # --------------------------------------------------------------------------- predict --device
-def write_conll(path: Path, sentences: int, seed: int) -> Path:
-    generator = torch.Generator().manual_seed(seed)
-    blocks = []
-    for _ in range(sentences):
-        words = [WORDS[i] for i in torch.randperm(len(WORDS), generator=generator)[:6].tolist()]
-        blocks.append("\n".join(f"{w} {TAGS.get(w, 'O')}" for w in words))
-    path.write_text("\n\n".join(blocks) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory, tiny_model_dir):
     """A tiny NER artifact trained in-process on the CPU (CUDA hidden, on any machine)."""
     from tasks.ner.__main__ import main
 
     folder = tmp_path_factory.mktemp("device-artifact")
-    train, dev = write_conll(folder / "train.conll", 12, 0), write_conll(folder / "dev.conll", 4, 1)
+    train, dev = write_tagged_conll(folder / "train.conll", 12, 0), write_tagged_conll(folder / "dev.conll", 4, 1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(torch.cuda, "is_available", lambda: False)
         main(["--model", str(tiny_model_dir), "--train-file", str(train), "--dev-file", str(dev), "--max-length",

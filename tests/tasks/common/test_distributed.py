@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO, subprocess_env
+from conftest import REPO, subprocess_env, write_tagged_conll
 
 pytestmark = pytest.mark.distributed
 
@@ -30,19 +30,7 @@ def torchrun_env() -> dict[str, str]:
         return subprocess_env(CUDA_VISIBLE_DEVICES="")
     return subprocess_env()
 
-WORDS = "john smith lives in paris new york city acme corp london germany peter blackburn said the".split()
-TAGS = {"john": "B-PER", "smith": "I-PER", "peter": "B-PER", "blackburn": "I-PER", "paris": "B-LOC",
-        "london": "B-LOC", "germany": "B-LOC", "acme": "B-ORG", "corp": "I-ORG"}
 
-
-def write_conll(path: Path, sentences: int, seed: int) -> Path:
-    generator = torch.Generator().manual_seed(seed)
-    blocks = []
-    for _ in range(sentences):
-        words = [WORDS[i] for i in torch.randperm(len(WORDS), generator=generator)[:6].tolist()]
-        blocks.append("\n".join(f"{w} {TAGS.get(w, 'O')}" for w in words))
-    path.write_text("\n\n".join(blocks) + "\n")
-    return path
 
 
 def ner_flags(model_dir: Path, train: Path, dev: Path, out: Path) -> list[str]:
@@ -56,8 +44,8 @@ def torchrun(tmp_path_factory, tiny_model_dir):
     import subprocess
 
     folder = tmp_path_factory.mktemp("torchrun")
-    train = write_conll(folder / "train.conll", 24, seed=0)
-    dev = write_conll(folder / "dev.conll", 10, seed=1)
+    train = write_tagged_conll(folder / "train.conll", 24, seed=0)
+    dev = write_tagged_conll(folder / "dev.conll", 10, seed=1)
     out = folder / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={PROCESSES}",
                "-m", "tasks.ner", *ner_flags(tiny_model_dir, train, dev, out)]
@@ -122,8 +110,8 @@ def test_multitask_training_runs_under_torchrun(tmp_path, tiny_model_dir):
     for name, seed in (("a", 0), ("b", 2)):
         folder = tmp_path / name
         folder.mkdir()
-        write_conll(folder / "train.txt", 16, seed=seed)
-        write_conll(folder / "dev.txt", 6, seed=seed + 1)
+        write_tagged_conll(folder / "train.txt", 16, seed=seed)
+        write_tagged_conll(folder / "dev.txt", 6, seed=seed + 1)
     out = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={PROCESSES}",
                "-m", "tasks.multitask", "ner", "--tasks", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}",
