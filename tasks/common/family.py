@@ -12,7 +12,7 @@ A family is split by who calls it:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -69,8 +69,6 @@ class TaskFamily(ABC):
 
     def selectors(self) -> tuple[str, ...]:
         """Fields of ``Settings`` that pick the dataset (a multi-task run names its datasets itself)."""
-        from dataclasses import fields
-
         return tuple(f.name for f in fields(self.Settings) if f.metadata.get("selector"))
 
     def flag_options(self) -> dict[str, dict[str, Any]]:
