@@ -43,7 +43,7 @@ def parser(family) -> argparse.ArgumentParser:
 @exit_on_bad_input
 def run(argv: list[str]) -> dict:
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip().splitlines()[0] + "\n\n" + USAGE)
+        print(__doc__.strip().splitlines()[0] + "\n\n" + USAGE, file=sys.stdout if argv else sys.stderr)
         raise SystemExit(0 if argv else 2)
     if argv[0] not in FAMILIES:
         raise UsageError(f"unknown task family '{argv[0]}'\n{USAGE}")
