@@ -223,6 +223,14 @@ class AdaptedModel(nn.Module):
         else:
             self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
+    def parameter_rates(self) -> dict[int, float]:
+        """id(parameter) -> its own learning rate, for the parameters a method rates apart (``own_rates``)."""
+        rates = {}
+        for method in self.methods.values():
+            for prefix, rate in method.own_rates().items():
+                rates.update({id(p): rate for name, p in method.named_parameters() if name.startswith(prefix)})
+        return rates
+
     def head_parameters(self) -> list[nn.Parameter]:
         """The randomly initialised readouts: every head and layer mix."""
         return [*self.heads.parameters(), *self.mixes.parameters()]

@@ -44,6 +44,11 @@ class AdaptationMethod(nn.Module):
         """Extra ``torch.utils.checkpoint`` arguments this method needs (raise if it cannot be checkpointed)."""
         return {}
 
+    def own_rates(self) -> dict[str, float]:
+        """Learning rates of some of the method's parameters, by name prefix within the method (the rest train at the
+        run's rate): parts that need another step size than the rest (the deltas of ``prefix-bias``)."""
+        return {}
+
     @classmethod
     def encode_rows(cls, backbone: nn.Module, parts: list[tuple["AdaptationMethod", int]], input_ids: torch.Tensor,
                     attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,

@@ -144,10 +144,13 @@ class PeftPtuningConfig:
 @dataclass
 class PrefixBiasConfig(PrefixConfig):
     """The deep prefix plus a per-task delta on every bias of the frozen encoder (linear layers and LayerNorms):
-    P-tuning v2 with BitFit's capacity, still a frozen encoder shared by every task (the deltas are added per row)."""
+    P-tuning v2 with BitFit's capacity, still a frozen encoder shared by every task (the deltas are added per row).
 
-    def default_lr(self) -> float:
-        return 1e-3 if self.reparameterize else 1e-2  # chosen on dev: study-prefix-deltas in benchmarks/README.md
+    The prefix trains at the run's rate (the prefix's default); the deltas at ``delta_lr``: at the prefix's rates
+    they collapse a sentence task's head to one class, as BitFit does (study-prefix-deltas, study-peers-lr)."""
+
+    delta_lr: float = option(3e-3, "learning rate of the per-task deltas inside the encoder (BitFit's and LoRA's "
+                                   "rate in study-peers-lr); the prefix and head keep the run's", flag="--delta-lr")
 
 
 @dataclass
@@ -157,6 +160,5 @@ class PrefixLoraConfig(PrefixConfig):
 
     delta_rank: int = option(4, "rank of the per-task low-rank deltas on the attention value and output projections",
                              flag="--delta-rank", minimum=1)
-
-    def default_lr(self) -> float:
-        return 1e-3 if self.reparameterize else 1e-2  # chosen on dev: study-prefix-deltas in benchmarks/README.md
+    delta_lr: float = option(3e-3, "learning rate of the per-task deltas inside the encoder (BitFit's and LoRA's "
+                                   "rate in study-peers-lr); the prefix and head keep the run's", flag="--delta-lr")

@@ -24,6 +24,7 @@ class _PrefixWithDeltas(DeepPrefix):
     """The deep prefix, and this task's deltas held for the rows it adapts while the encoder runs."""
 
     targets: list[str]
+    delta_parameters: tuple[str, ...] = ()  # name prefixes of the deltas, which train at ``delta_lr``
 
     def _hook(self, backbone: nn.Module, targets: list[str]) -> None:
         self.delta_slot = inject_deltas(backbone, targets)
@@ -39,6 +40,9 @@ class _PrefixWithDeltas(DeepPrefix):
         with parts[0][0].delta_slot.holding(list(parts)):
             return super().encode_rows(backbone, parts, input_ids, attention_mask, token_type_ids, all_layers)
 
+    def own_rates(self) -> dict[str, float]:
+        return {name: self.config.delta_lr for name in self.delta_parameters}
+
     def checkpointing_kwargs(self) -> dict:
         raise ValueError(f"gradient checkpointing cannot be combined with {self.name} yet: its deltas are held only "
                          "during the forward, not when a layer is recomputed")
@@ -46,6 +50,7 @@ class _PrefixWithDeltas(DeepPrefix):
 
 class PrefixBias(_PrefixWithDeltas):
     name = "prefix-bias"
+    delta_parameters = ("biases.",)
 
     def __init__(self, backbone: nn.Module, config: PrefixBiasConfig) -> None:
         super().__init__(backbone, config)
@@ -61,6 +66,7 @@ class PrefixBias(_PrefixWithDeltas):
 
 class PrefixLora(_PrefixWithDeltas):
     name = "prefix-lora"
+    delta_parameters = ("down.", "up.")
 
     def __init__(self, backbone: nn.Module, config: PrefixLoraConfig) -> None:
         super().__init__(backbone, config)

@@ -118,19 +118,29 @@ class AdapterTrainer(Trainer):
 
     # ------------------------------------------------------------------ optimizer and schedule
     def create_optimizer(self, model=None):
-        if self.head_lr is None or self.optimizer is not None:
-            return super().create_optimizer(model)
         model = self.model if model is None else model
+        rates = self.accelerator.unwrap_model(model).parameter_rates()
+        if (self.head_lr is None and not rates) or self.optimizer is not None:
+            return super().create_optimizer(model)
         head = {id(p) for p in self.accelerator.unwrap_model(model).head_parameters()}
         decay = set(self.get_decay_parameter_names(model))
+
+        def rate_of(parameter) -> float | None:  # None: the run's rate
+            if id(parameter) in head:
+                return self.head_lr
+            return rates.get(id(parameter))
+
+        # the run's rate first, then the method's own rates, then the randomly initialised head (and layer mix)
+        kinds = [None, *sorted({r for r in rates.values()}), "head"]
         groups = []
-        for is_head in (False, True):  # the randomly initialised head (and layer mix) at its own rate
+        for kind in kinds:
             for with_decay in (True, False):
-                params = [p for n, p in model.named_parameters()
-                          if p.requires_grad and (id(p) in head) == is_head and (n in decay) == with_decay]
+                params = [p for n, p in model.named_parameters() if p.requires_grad and (n in decay) == with_decay
+                          and (("head" if id(p) in head else rate_of(p)) == kind)]
                 if params:
+                    rate = self.head_lr if kind == "head" else kind
                     groups.append({"params": params, "weight_decay": self.args.weight_decay if with_decay else 0.0,
-                                   **({"lr": self.head_lr} if is_head else {})})
+                                   **({} if rate is None else {"lr": rate})})
         optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
         self.optimizer = optimizer_cls(groups, **kwargs)
         return self.optimizer

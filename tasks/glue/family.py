@@ -122,7 +122,8 @@ class GlueFamily(TaskFamily):
     # the sentence-task search (study-cls in benchmarks/README.md): pooling as the encoder was trained to (mean
     # for the bundled sentence-transformers encoder) and a lower rate for the prefix methods (the plain prefix
     # default was unstable on a random head, and diverged on STS-B)
-    recipe = {"pooling": "auto", "method_lr": {"prefix": 1e-2, "peft-prefix": 1e-2}}
+    recipe = {"pooling": "auto", "method_lr": {"prefix": 1e-2, "peft-prefix": 1e-2, "prefix-bias": 1e-2,
+                                               "prefix-lora": 1e-2}}
     Settings, PredictSettings = GlueSettings, GluePredictSettings
 
     def __init__(self, benchmark: str) -> None:

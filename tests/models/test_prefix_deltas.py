@@ -95,3 +95,23 @@ def test_a_mixed_batch_equals_each_task_alone(method):
         alone_b = model.segment_logits(b["input_ids"], b["attention_mask"], None, [Segment("b", 2)])[0]
     torch.testing.assert_close(mixed[0], alone_a, atol=1e-5, rtol=0)
     torch.testing.assert_close(mixed[1], alone_b, atol=1e-5, rtol=0)
+
+
+def test_the_deltas_train_at_their_own_rate_and_the_prefix_at_the_runs(tmp_path, tiny_model_dir, tiny_tokenizer):
+    from transformers import DataCollatorForTokenClassification
+
+    from conftest import tagging_dataset, train_with_flags
+    from models.adapted import build_model
+
+    model = build_model(str(tiny_model_dir), TokenClassificationHead(HIDDEN, 3), "prefix-bias",
+                        get_method("prefix-bias").config_class(prefix_len=2, delta_lr=1e-3))
+    trainer = train_with_flags(model, tmp_path, tagging_dataset(8), DataCollatorForTokenClassification(tiny_tokenizer),
+                               "--lr", "2e-2", "--head-lr", "5e-2", "--max-steps", "1", "--batch-size", "4")
+    rates = {}
+    for group in trainer.optimizer.param_groups:
+        for parameter in group["params"]:
+            rates[id(parameter)] = group.get("initial_lr", group["lr"])
+    named = dict(model.named_parameters())
+    assert {rates[id(named[n])] for n in named if ".biases." in n} == {1e-3}
+    assert rates[id(named["methods.shared.encoder.embedding.weight"])] == 2e-2
+    assert {rates[id(p)] for n, p in named.items() if n.startswith("heads.")} == {5e-2}
