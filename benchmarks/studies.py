@@ -227,7 +227,7 @@ PREFIX_DELTAS = Suite(
                            "of each); NER search budget (dev F1) and the sentence search rows (held-out tenth)",
     (next(row for row in PEERS_LR.rows if row.name == "conll2003-3k"),
      *(row for row in CLS_SEARCH.rows if row.name in ("sst2-5k", "rte"))),
-    variants=(Variant("prefix", "prefix"), Variant("prefix-bias", "prefix-bias"), Variant("prefix-lora", "prefix-lora")),
+    variants=tuple(Variant(name, name) for name in ("prefix", "prefix-bias", "prefix-lora")),
     seeds={"prefix": SEEDS, "prefix-bias": SEEDS, "prefix-lora": SEEDS},
     compare=("prefix-lora", "prefix", "prefix-bias"),
 )
