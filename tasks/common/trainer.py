@@ -119,10 +119,11 @@ class AdapterTrainer(Trainer):
     # ------------------------------------------------------------------ optimizer and schedule
     def create_optimizer(self, model=None):
         model = self.model if model is None else model
-        rates = self.accelerator.unwrap_model(model).parameter_rates()
+        unwrapped = self.accelerator.unwrap_model(model)
+        rates = unwrapped.parameter_rates() if hasattr(unwrapped, "parameter_rates") else {}
         if (self.head_lr is None and not rates) or self.optimizer is not None:
             return super().create_optimizer(model)
-        head = {id(p) for p in self.accelerator.unwrap_model(model).head_parameters()}
+        head = {id(p) for p in unwrapped.head_parameters()}
         decay = set(self.get_decay_parameter_names(model))
 
         def rate_of(parameter) -> float | None:  # None: the run's rate
