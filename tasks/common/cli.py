@@ -19,7 +19,7 @@ from models.options import dest_of, flag_name
 from models.precision import check_precision
 
 from .allocator import keep_large_allocations
-from .devices import check_processes, resolve_device
+from .devices import check_processes, close_process_group, resolve_device
 from .errors import UsageError
 from .flags import HelpFormatter, add_dataclass, argument_kwargs, field_default, flag_fields, from_namespace
 from .settings import DataSettings, ModelSettings, PredictSettings, RunSettings, TrainSettings
@@ -187,6 +187,7 @@ def run_subcommand(argv: list[str] | None, train_main: Callable, predict_main: C
         predict_main(argv[1:])
     else:
         train_main(argv[1:] if argv[:1] == ["train"] else argv)
+    close_process_group()  # every rank ends together (devices.py says why)
 
 
 __all__ = ["add_method_flags", "encoder_dropout_of", "family_settings", "method_config", "method_flags",

@@ -79,3 +79,15 @@ def check_processes(environ: Mapping[str, str] = os.environ, gpus: int | None = 
 
 
 __all__ = ["check_processes", "resolve_device", "too_many_processes"]
+
+
+def close_process_group() -> None:
+    """End a torchrun run's process group once every rank is done (a no-op in a single process).
+
+    Left to the interpreter's exit, gloo's threads can be torn down while another rank still writes its outputs:
+    the process aborts ("terminate called without an active exception") and torchrun reports the run as failed
+    although every rank finished.  Waiting for all ranks and destroying the group first ends them cleanly.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
