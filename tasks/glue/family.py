@@ -95,14 +95,24 @@ class GlueTask(Task):
 
     # ------------------------------------------------------------------ serving
     def parse_request(self, payload) -> list:
-        """A record as the task's files hold it (its TSV columns or JSONL keys), labels optional."""
+        """A record as the task's files hold it (its TSV columns or JSONL keys) or, for GLUE, as the hub dataset
+        names its texts (MRPC's ``sentence1``/``sentence2`` for the TSV's ``#1 String``/``#2 String``); labels
+        optional."""
         if not isinstance(payload, dict):
             raise DataError(None, "request", f"{self.title} input must be a JSON object with the task's fields")
-        examples = build_examples(self.spec, [(1, payload)], "request", require_labels=False)
+        examples = build_examples(self.spec, [(1, self._file_names(payload))], "request", require_labels=False)
         for example in examples:  # the files never hold an empty text; a request must not either
             if not (example.text_a or "").strip() or (example.text_b is not None and not example.text_b.strip()):
                 raise DataError(None, "request", f"{self.spec.name}: empty text in the request")
         return examples
+
+    def _file_names(self, payload: dict) -> dict:
+        """``payload`` with the hub's text names renamed to the file columns they stand for (when those are absent)."""
+        renamed = dict(payload)
+        for hub, column in zip(self.spec.hub_text, (self.spec.fields.get("a"), self.spec.fields.get("b"))):
+            if hub and column and hub != column and column not in renamed and hub in renamed:
+                renamed[column] = renamed.pop(hub)
+        return renamed
 
     def render(self, examples: list, predictions: list) -> dict:
         if self.spec.submission_rows is not None:  # nested answers (MultiRC): the submission's own shape
