@@ -19,9 +19,10 @@ from torch import nn
 
 
 class DeltaSource(Protocol):
-    """What a segment's method provides: the additive delta of one target module for its rows."""
+    """What a segment's method provides: the additive delta of one target module for its rows (None: this method
+    has no delta on that module; the encoder is shared, so another method may have hooked it)."""
 
-    def delta(self, key: str, inputs: torch.Tensor, output: torch.Tensor) -> torch.Tensor: ...
+    def delta(self, key: str, inputs: torch.Tensor, output: torch.Tensor) -> torch.Tensor | None: ...
 
 
 class DeltaSlot:
@@ -77,13 +78,17 @@ def _delta_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch
         return output
     key, x = module._ptv2_delta_key, inputs[0]
     if len(segments) == 1:
-        return output + segments[0][0].delta(key, x, output).to(output.dtype)
-    pieces, start = [], 0
+        delta = segments[0][0].delta(key, x, output)
+        return output if delta is None else output + delta.to(output.dtype)
+    pieces, start, any_delta = [], 0, False
     for source, rows in segments:
         part = slice(start, start + rows)
-        pieces.append(source.delta(key, x[part], output[part]).to(output.dtype).expand_as(output[part]))
+        delta = source.delta(key, x[part], output[part])
+        any_delta |= delta is not None
+        pieces.append(torch.zeros_like(output[part]) if delta is None
+                      else delta.to(output.dtype).expand_as(output[part]))
         start += rows
-    return output + torch.cat(pieces)
+    return output + torch.cat(pieces) if any_delta else output
 
 
 def bias_targets(backbone: nn.Module) -> list[str]:

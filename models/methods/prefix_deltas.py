@@ -60,8 +60,8 @@ class PrefixBias(_PrefixWithDeltas):
                                         for name in targets})
         self._hook(backbone, targets)
 
-    def delta(self, key: str, inputs: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        return self.biases[key]
+    def delta(self, key: str, inputs: torch.Tensor, output: torch.Tensor) -> torch.Tensor | None:
+        return self.biases[key] if key in self.biases else None
 
 
 class PrefixLora(_PrefixWithDeltas):
@@ -83,7 +83,9 @@ class PrefixLora(_PrefixWithDeltas):
             self.up[module_key(name)] = nn.Parameter(torch.zeros(linear.out_features, rank))
         self._hook(backbone, targets)
 
-    def delta(self, key: str, inputs: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    def delta(self, key: str, inputs: torch.Tensor, output: torch.Tensor) -> torch.Tensor | None:
+        if key not in self.down:  # a module that only another method on this encoder adapts (the bias deltas')
+            return None
         down, up = self.down[key], self.up[key]
         return (inputs.to(down.dtype) @ down.T) @ up.T
 
