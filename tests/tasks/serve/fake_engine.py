@@ -92,6 +92,15 @@ class FakeEngine:
 
 
 # --------------------------------------------------------------------------- a real uvicorn in a thread
+def wait_until(condition, what: str, timeout: float = 30) -> None:
+    """Poll ``condition`` until it holds; AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.01)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

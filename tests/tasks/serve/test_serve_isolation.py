@@ -2,24 +2,15 @@
 exception object, even a BaseException from the engine, never fail the batch mates or the worker."""
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fake_engine import FakeEngine
+from fake_engine import FakeEngine, wait_until
 from fastapi.testclient import TestClient
 
 from tasks.serve.errors import ServerFault
 from tasks.serve.isolation import answer_isolated
 from tasks.serve.server import create_app
-
-
-def wait_until(condition, what: str, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        if time.time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.01)
 
 
 def one_batch(client: TestClient, engine: FakeEngine, inputs: list) -> list:

@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fake_engine import FakeEngine, raw_request, uvicorn_thread
+from fake_engine import FakeEngine, raw_request, uvicorn_thread, wait_until
 from fastapi.testclient import TestClient
 
 from tasks.serve import limits
 from tasks.serve.server import create_app
-
-
-def wait_until(condition, what: str, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        if time.time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.01)
 
 
 def post(client, payload, task="echo"):
