@@ -99,14 +99,20 @@ def do_report(args: argparse.Namespace) -> list[Path]:
     return written
 
 
-def do_speed(args: argparse.Namespace) -> Path:
+def check_device(name: str | None) -> None:
+    """``--device`` of the timed commands: exit with a one-line error for a device that is not there."""
     from .device import resolve
-    from .speed import SpeedOptions, run_speed
 
     try:
-        resolve(args.device)
+        resolve(name)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
+
+
+def do_speed(args: argparse.Namespace) -> Path:
+    from .speed import SpeedOptions, run_speed
+
+    check_device(args.device)
     page = run_speed(SpeedOptions(quick=args.quick, model=args.model, sizes=tuple(args.sizes),
                                   methods=tuple(args.methods), prefix_len=args.prefix_len,
                                   skip_memory=args.skip_memory, skip_epoch=args.skip_epoch,
@@ -142,13 +148,9 @@ def do_multitask(args: argparse.Namespace) -> dict:
 
 
 def do_gpu_check(args: argparse.Namespace) -> Path:
-    from .device import resolve
     from .gpu_check import CheckOptions, run_check
 
-    try:
-        resolve(args.device)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
+    check_device(args.device)
     return run_check(CheckOptions(out=args.out, device=args.device, quick=args.quick, max_steps=args.max_steps,
                                   data_dir=args.data_dir, work=args.work, budget=args.budget, tests=args.tests or [],
                                   skip_tests=args.skip_tests, encoder=args.encoder, test_workers=args.test_workers))
