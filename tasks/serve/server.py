@@ -26,7 +26,9 @@ overload. A request not answered within ``request_timeout`` seconds of its arriv
 504: there is no upstream gateway here, the cause is the same overload, and the dropped work makes a retry
 safe); if it was still queued its work is dropped (the batcher skips requests nobody waits for). A client
 that disconnects while waiting has its request dropped the same way. After SIGTERM (``run_server``) new
-requests get 503, in-flight ones are answered for up to ``drain_seconds``, then the process exits.
+requests get 503, in-flight ones are answered for up to ``drain_seconds``, then the listener closes (new
+connections are refused), each open connection's next request gets 503 and ``Connection: close`` (for up
+to 1 s), and the process exits.
 
 Every error is JSON ``{"error": "...", "status": N}``:
 
@@ -264,6 +266,7 @@ class Admission:
 
     def __init__(self, batcher: Batcher) -> None:
         self.batcher, self.draining, self.inflight = batcher, False, 0
+        self.closing = False  # the drain is over and the listener closed: every answer closes its connection
 
     def abort(self, reason: str) -> None:
         self.batcher.abort_all(reason)
@@ -424,8 +427,7 @@ def create_app(engine: Engine, max_batch: int = limits.MAX_BATCH, wait_ms: float
             batcher.faults += 1
             return _error(500, f"the engine's answer is not JSON: {err}")
 
-    @app.post("/predict")
-    async def predict(request: Request) -> JSONResponse:
+    async def admit(request: Request) -> JSONResponse:
         deadline = asyncio.get_running_loop().time() + request_timeout
         if admission.draining:
             return _error(503, "shutting down: not taking new requests")
@@ -436,6 +438,13 @@ def create_app(engine: Engine, max_batch: int = limits.MAX_BATCH, wait_ms: float
             return await answer(request, deadline)
         finally:
             admission.inflight -= 1
+
+    @app.post("/predict")
+    async def predict(request: Request) -> JSONResponse:
+        response = await admit(request)
+        if admission.closing:  # no keep-alive once the listener is closed: the exit would close the connection
+            response.headers["Connection"] = "close"  # under the client's next request (sent, and no status)
+        return response
 
     return app
 
@@ -449,7 +458,8 @@ def _draining_server_class():
     class DrainingServer(uvicorn.Server):
         """uvicorn's server, with a drain on the first SIGTERM/SIGINT: the app refuses new requests (503)
         at once while the listening socket stays open, in-flight requests are answered for up to
-        ``drain_seconds`` (then answered 503), then uvicorn's own shutdown runs. A second signal is
+        ``drain_seconds`` (then answered 503), then the listener closes and open connections are closed after
+        their next answer (``_close_connections``), then uvicorn's own shutdown runs. A second signal is
         uvicorn's: stop now (SIGINT: force)."""
 
         def __init__(self, config: uvicorn.Config, admission: Admission, drain_seconds: float) -> None:
@@ -479,8 +489,22 @@ def _draining_server_class():
                 log.warning("%d request(s) still in flight after %g s: answered 503", self.admission.inflight,
                             self.drain_seconds)
                 self.admission.abort(f"the server shut down before answering (--drain-seconds {self.drain_seconds:g})")
+            await self._close_connections(loop)
             self.config.timeout_graceful_shutdown = 1  # the 503s just sent only need to be flushed
             super().handle_exit(self._drain_signal or signal.SIGTERM, None)
+
+        async def _close_connections(self, loop: asyncio.AbstractEventLoop) -> None:
+            """Refuse new connections, then answer each open one's next request with 503 and close it (for up
+            to 1 s): uvicorn's exit closes the connections it sees idle, maybe as a request arrives on one, and
+            a keep-alive client would lose that request with no status. While draining, answers keep their
+            connections open, so that clients do not reconnect into the accept queue, which the listener's
+            close resets."""
+            self.admission.closing = True
+            for listener in self.servers:
+                listener.close()
+            deadline = loop.time() + 1
+            while self.server_state.connections and loop.time() < deadline:
+                await asyncio.sleep(0.02)
 
     return DrainingServer
 
@@ -490,7 +514,7 @@ def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, *,
                log_level: str = "warning") -> None:
     """Serve ``app`` (from ``create_app``) with uvicorn until SIGTERM/SIGINT, then drain (see DrainingServer).
 
-    The process exits within about ``drain_seconds`` + 1 s of the signal, with the signal's status (uvicorn
+    The process exits within about ``drain_seconds`` + 2 s of the signal, with the signal's status (uvicorn
     re-raises it once shut down).
     """
     import uvicorn
