@@ -124,8 +124,14 @@ def do_speed(args: argparse.Namespace) -> Path:
 
 def do_serving(args: argparse.Namespace) -> Path:
     from .serving import run_serving
+    from .serving_faults import FaultOptions, fault_phases
 
-    page = run_serving(args.model, args.rows, args.words, args.seconds, args.clients, args.out)
+    # the unloaded baseline and each fault phase run a third of the load test's --seconds (20 s by default)
+    options = FaultOptions(words=args.words, clients=args.clients, baseline_seconds=args.seconds / 3,
+                           overload_seconds=args.overload_seconds, soak_seconds=args.soak_seconds,
+                           fault_seconds=args.seconds / 3)
+    page = run_serving(args.model, args.rows, args.words, args.seconds, args.clients, args.out,
+                       None if args.skip_faults else fault_phases(options))
     print(page.read_text())
     return page
 
@@ -225,13 +231,21 @@ def add_speed(commands: Any) -> None:
 
 def add_serving(commands: Any) -> None:
     parser = commands.add_parser("serving", help="many tasks on one backbone: throughput, memory, HTTP load",
-                                 description="Mixed-task throughput and memory (Python API) and the HTTP server "
-                                             "under load (writes results/serving.{md,json}).")
+                                 description="Mixed-task throughput and memory (Python API), the HTTP server "
+                                             "under load, then its load-and-fault phases (~15 minutes on 2 cores; "
+                                             "writes results/serving.{md,json}).")
     parser.add_argument("--model", default=None, help="the encoder (default: the bundled one)")
     parser.add_argument("--rows", type=int, default=32, help="rows per engine call")
     parser.add_argument("--words", type=int, default=20, help="words per request")
-    parser.add_argument("--seconds", type=float, default=60.0, help="server load test length")
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60.0,
+                        help="server load test length; the unloaded baseline and each fault phase run a third of it")
+    parser.add_argument("--clients", type=int, default=16, help="load test and soak clients")
+    parser.add_argument("--soak-seconds", type=float, default=300.0, help="steady load while the server's RSS is read")
+    parser.add_argument("--overload-seconds", type=float, default=60.0,
+                        help="a small-queue server (--max-batch 16 --max-queue 16) under 4x the clients it holds")
+    parser.add_argument("--skip-faults", action="store_true",
+                        help="only the throughput, memory, load and hostile-input parts (no baseline, overload, "
+                             "soak, faults or equal answers)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     parser.set_defaults(handler=do_serving)
 

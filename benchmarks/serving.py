@@ -1,12 +1,15 @@
 """Many tasks on one backbone: mixed-task throughput and memory (Python API), and the HTTP server under load.
 
-    python -m benchmarks serving             # writes benchmarks/results/serving.{md,json} (~5 minutes, 2 cores)
+    python -m benchmarks serving                # writes benchmarks/results/serving.{md,json} (~15 minutes, 2 cores)
+    python -m benchmarks serving --skip-faults  # the throughput, memory and load parts only (~5 minutes)
 
 Tasks are artifacts on the bundled encoder built here with random prefixes and heads (throughput and
 memory do not depend on the values): NER-style token tagging and SST-2-style classification, prefix
 lengths cycling through 8, 16 and 32.  Throughput compares the same number of rows, of the same
 length, answered as one task or spread over 2, 4 and 8 tasks, timed round-robin.  The server runs in
-a subprocess (``python -m tasks.serve``) and is driven by 16 client threads for 60 s.
+a subprocess (``python -m tasks.serve``) and is driven by 16 client threads for 60 s.  Unless skipped, the
+load-and-fault phases follow (``serving_faults.py``: unloaded baseline, overload, a 5-minute soak, poison
+requests, clients hanging up, SIGTERM under load, the same answer alone and in a mixed batch).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +52,9 @@ def make_tasks(folder: Path, count: int, model: str, lengths: tuple[int, ...]) -
     for i in range(count):
         torch.manual_seed(i)
         ner = i % 2 == 0
-        head = TokenClassificationHead(384, len(LABELS)) if ner else SequenceClassificationHead(384, 2, pooling="mean")
+        # heads built on the encoder's own hidden size (``--model`` may name any encoder, e.g. a tiny test one)
+        head = ((lambda hidden: TokenClassificationHead(hidden, len(LABELS))) if ner else
+                (lambda hidden: SequenceClassificationHead(hidden, 2, pooling="mean")))
         built = build_model(model, head, "prefix", PrefixConfig(prefix_len=lengths[i % len(lengths)]))
         record = ({"family": "ner", "dataset": f"ner{i}", "labels": LABELS, "max_length": 256} if ner else
                   {"family": "glue", "benchmark": "glue", "name": "sst2", "labels": ["0", "1"], "max_length": 256})
@@ -82,8 +88,9 @@ def throughput(engine: Engine, rows: int, words: int, warmup: int, repeats: int)
             for name, t in timed.items()}
 
 
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mib(pid: int | str = "self") -> float:
+    """VmRSS of this process, or of process ``pid`` (the server subprocess), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -254,8 +261,13 @@ def memory_rows(names: list[str], paths: list[Path], rows: int, baseline: float)
 
 
 def run_serving(model: str | None = None, rows: int = 32, words: int = 20, seconds: float = 60.0, clients: int = 16,
-                out: Path | None = None) -> Path:
-    """Measure memory, throughput and the server under load; returns the Markdown page."""
+                out: Path | None = None,
+                more: Callable[[list[str], list[Path], dict], None] | None = None) -> Path:
+    """Measure memory, throughput and the server under load; returns the Markdown page.
+
+    ``more(names, artifacts, result)``, when given, adds its phases' results to ``result`` on the served
+    artifacts (the CLI passes ``serving_faults.fault_phases``: this module must not import that one, which
+    builds on it)."""
     keep_large_allocations()
     model = model or DEFAULT_MODEL
     result = {"environment": environment(), "settings": {"rows": rows, "words": words, "server_tasks": 4,
@@ -274,6 +286,8 @@ def run_serving(model: str | None = None, rows: int = 32, words: int = 20, secon
         result["load"] = load_test(mixed[:4], seconds, clients, words)
         print("server under overload and hostile input", flush=True)
         result["hostile"] = hostile_load_test(mixed[:4], seconds / 2, 2 * clients, words, max_queue=clients)
+        if more is not None:
+            more(names[:4], mixed[:4], result)
     return write_results(out or layout.RESULTS, "serving", result, serving_markdown(result))
 
 
