@@ -55,7 +55,7 @@ REQUESTS = [("tiny-ner", {"tokens": ["john", "smith", "lives", "in", "paris"]}),
 @pytest.mark.parametrize("arch", ["bert", "deberta-v2"])
 def test_a_mixed_batch_of_delta_tasks_equals_each_task_alone(tmp_path, arch, monkeypatch):
     paths = delta_artifacts(save_tiny_model(tmp_path / "encoder", arch=arch), tmp_path)
-    engine = Engine([str(p) for p in paths.values()])
+    engine = Engine([str(p) for p in paths.values()], device="cpu")  # the "alone" models below run on the CPU
     forwards = []
     original = engine._forward
     monkeypatch.setattr(engine, "_forward", lambda group: forwards.append(len(group)) or original(group))
