@@ -153,14 +153,18 @@ def load_summary(tally: Tally, clients: int, elapsed: float, health: dict) -> di
             "server_batches": health.get("batches"), "failures": tally.failed[:5]}
 
 
+def server_args(names: list[str], paths: list[Path], flags: list[str]) -> list[str]:
+    """``python -m tasks.serve`` arguments: each artifact under its name, then ``flags``."""
+    return [*(a for n, p in zip(names, paths) for a in ("--artifact", f"{n}={p}")), *flags]
+
+
 def load_test(paths: list[Path], seconds: float, clients: int, words: int) -> dict:
     """``clients`` threads posting requests of random tasks for ``seconds`` to a fresh server; every answer
     is checked to come from the task asked (its output form and its task name)."""
     import requests as http
 
     names = [f"{'ner' if i % 2 == 0 else 'cls'}{i}" for i in range(len(paths))]  # the name says the input form
-    args = [*(a for n, p in zip(names, paths) for a in ("--artifact", f"{n}={p}")), "--max-batch", "16",
-            "--batch-wait-ms", "5"]
+    args = server_args(names, paths, ["--max-batch", "16", "--batch-wait-ms", "5"])
     server, url = start_server(args, timeout=600)
     tally = Tally()
     try:
@@ -224,8 +228,8 @@ def hostile_load_test(paths: list[Path], seconds: float, clients: int, words: in
     import requests as http
 
     names = [f"{'ner' if i % 2 == 0 else 'cls'}{i}" for i in range(len(paths))]
-    args = [*(a for n, p in zip(names, paths) for a in ("--artifact", f"{n}={p}")), "--max-batch", "16",
-            "--batch-wait-ms", "5", "--max-queue", str(max_queue), "--max-request-tokens", "2048"]
+    args = server_args(names, paths, ["--max-batch", "16", "--batch-wait-ms", "5", "--max-queue", str(max_queue),
+                                      "--max-request-tokens", "2048"])
     server, url = start_server(args, timeout=600)
     statuses: dict = {"counts": {}, "lock": threading.Lock()}
     try:

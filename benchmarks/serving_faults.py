@@ -34,7 +34,7 @@ from tasks.common.errors import UsageError
 from tasks.serve.engine import Engine
 from tasks.serve.launch import start_server, stop_server
 
-from .serving import HOSTILE, Tally, client, request, right_answer, rss_mib
+from .serving import HOSTILE, Tally, client, request, right_answer, rss_mib, server_args
 
 CLIENT_TIMEOUT = 120.0  # past the server's own --request-timeout (60 s): the server answers first, with 503
 DRAIN_SECONDS = 20.0
@@ -208,10 +208,6 @@ def health(url: str) -> tuple[int, dict]:
 
     response = http.get(f"{url}/health", timeout=10)
     return response.status_code, response.json() if response.ok else {}
-
-
-def server_args(names: list[str], paths: list[Path], flags: list[str]) -> list[str]:
-    return [*(a for n, p in zip(names, paths) for a in ("--artifact", f"{n}={p}")), *flags]
 
 
 # --------------------------------------------------------------------------- phases
