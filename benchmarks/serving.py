@@ -14,6 +14,7 @@ requests, clients hanging up, SIGTERM under load, the same answer alone and in a
 from __future__ import annotations
 
 import json
+import math
 import random
 import statistics
 import tempfile
@@ -143,13 +144,21 @@ def client(url: str, names: list[str], words: int, stop: float, index: int, tall
             tally.add(took, wrong_task=None if right_answer(response.json(), task, text) else task)
 
 
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (None for no values): every latency table of the serving benchmarks reads this."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
 def load_summary(tally: Tally, clients: int, elapsed: float, health: dict) -> dict:
-    latencies = sorted(tally.latencies)
+    latencies = tally.latencies
     return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(latencies),
             "failed": len(tally.failed), "answered_by_another_task": len(tally.wrong),
             "requests_per_s": len(latencies) / elapsed,
-            "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else None,
-            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
+            "p50_ms": 1000 * percentile(latencies, 0.5) if latencies else None,
+            "p99_ms": 1000 * percentile(latencies, 0.99) if latencies else None,
             "server_batches": health.get("batches"), "failures": tally.failed[:5]}
 
 

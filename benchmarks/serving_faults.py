@@ -14,7 +14,6 @@ at most one client timeout. ``fault_phases(options)`` is the hook ``run_serving`
 from __future__ import annotations
 
 import json
-import math
 import random
 import signal
 import socket
@@ -34,7 +33,7 @@ from tasks.common.errors import UsageError
 from tasks.serve.engine import Engine
 from tasks.serve.launch import start_server, stop_server
 
-from .serving import HOSTILE, Tally, client, request, right_answer, rss_mib, server_args
+from .serving import HOSTILE, Tally, client, percentile, request, right_answer, rss_mib, server_args
 
 CLIENT_TIMEOUT = 120.0  # past the server's own --request-timeout (60 s): the server answers first, with 503
 DRAIN_SECONDS = 20.0
@@ -172,14 +171,6 @@ def hang_up(url: str, body: bytes, stop: float, abrupt: bool, counts: Counter, l
 
 
 # --------------------------------------------------------------------------- summaries
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
 def latency(seconds: list[float]) -> dict:
     """count, p50/p95/p99 and max in ms."""
     ms = {f"p{round(100 * q)}_ms": percentile(seconds, q) for q in (0.5, 0.95, 0.99)}

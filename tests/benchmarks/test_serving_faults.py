@@ -15,7 +15,7 @@ from conftest import save_tiny_model
 from fake_engine import FakeEngine, free_port, uvicorn_thread, wait_until
 
 from benchmarks import cli
-from benchmarks.serving import make_tasks
+from benchmarks.serving import make_tasks, percentile
 from benchmarks.serving_faults import FaultOptions, drive, hang_up, run_faults, valid_bodies
 from benchmarks.tables.serving import serving_markdown
 from tasks.serve.server import create_app
@@ -115,3 +115,11 @@ def test_the_serving_command_runs_the_phases_unless_skipped(monkeypatch, tmp_pat
     assert callable(calls[0][-1]) and calls[1][-1] is None
     args = cli.build_parser().parse_args(["serving"])
     assert (args.soak_seconds, args.overload_seconds, args.skip_faults) == (300.0, 60.0, False)
+
+
+def test_latency_percentiles_are_nearest_rank():
+    # one definition for the load table and the fault phases: the smallest value with at least q of them at or below
+    assert percentile([], 0.99) is None
+    assert percentile([0.3, 0.1, 0.2, 0.4], 0.5) == 0.2
+    assert percentile([float(i) for i in range(1, 101)], 0.99) == 99.0
+    assert percentile([5.0], 0.01) == percentile([5.0], 1.0) == 5.0
