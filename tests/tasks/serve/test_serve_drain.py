@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,45 +36,44 @@ def held(url: str, gate: Path):
     return requests.post(f"{url}/predict", json={"task": "echo", "input": {"hold": str(gate)}}, timeout=120)
 
 
-def test_sigterm_answers_the_in_flight_request_and_refuses_new_ones(tmp_path):
-    gate = tmp_path / "gate"
-    server, url = launch.start_server(["--drain-seconds", "60"], env(), module="fake_server")
+@contextmanager
+def sigterm_while_holding(gate: Path, drain_seconds: str) -> Iterator[tuple[subprocess.Popen, str, Future]]:
+    """A fake-engine server computing one request (until ``gate`` exists) that has just been sent SIGTERM."""
+    server, url = launch.start_server(["--drain-seconds", drain_seconds], env(), module="fake_server")
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             in_flight = pool.submit(held, url, gate)
             wait_for_file(Path(f"{gate}.started"))
             server.send_signal(signal.SIGTERM)
-            deadline = time.time() + 30
-            while requests.get(f"{url}/ready", timeout=10).status_code == 200:
-                assert time.time() < deadline, "never stopped being ready"
-                time.sleep(0.02)
-            refused = requests.post(f"{url}/predict", json={"task": "echo", "input": {}}, timeout=10)
-            assert refused.status_code == 503 and "shutting down" in refused.json()["error"]
-            assert refused.headers["retry-after"] == "1"
-            assert requests.get(f"{url}/health", timeout=10).json()["draining"] is True
-            assert server.poll() is None  # still draining: the held request is in flight
-            gate.touch()
-            answer = in_flight.result()
-        assert answer.status_code == 200 and answer.json()["output"] == {"echo": {"hold": str(gate)}}
-        assert server.wait(timeout=30) in (0, -signal.SIGTERM), launch.server_log(server)
+            yield server, url, in_flight
     finally:
         launch.stop_server(server)
+
+
+def test_sigterm_answers_the_in_flight_request_and_refuses_new_ones(tmp_path):
+    gate = tmp_path / "gate"
+    with sigterm_while_holding(gate, "60") as (server, url, in_flight):
+        deadline = time.time() + 30
+        while requests.get(f"{url}/ready", timeout=10).status_code == 200:
+            assert time.time() < deadline, "never stopped being ready"
+            time.sleep(0.02)
+        refused = requests.post(f"{url}/predict", json={"task": "echo", "input": {}}, timeout=10)
+        assert refused.status_code == 503 and "shutting down" in refused.json()["error"]
+        assert refused.headers["retry-after"] == "1"
+        assert requests.get(f"{url}/health", timeout=10).json()["draining"] is True
+        assert server.poll() is None  # still draining: the held request is in flight
+        gate.touch()
+        answer = in_flight.result()
+        assert answer.status_code == 200 and answer.json()["output"] == {"echo": {"hold": str(gate)}}
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM), launch.server_log(server)
 
 
 def test_a_request_still_in_flight_after_the_drain_bound_gets_503_and_the_process_exits(tmp_path):
-    gate = tmp_path / "never"
-    server, url = launch.start_server(["--drain-seconds", "1"], env(), module="fake_server")
-    try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            in_flight = pool.submit(held, url, gate)
-            wait_for_file(Path(f"{gate}.started"))
-            server.send_signal(signal.SIGTERM)
-            answer = in_flight.result()
-            assert answer.status_code == 503 and "--drain-seconds" in answer.json()["error"]
+    with sigterm_while_holding(tmp_path / "never", "1") as (server, _, in_flight):
+        answer = in_flight.result()
+        assert answer.status_code == 503 and "--drain-seconds" in answer.json()["error"]
         # the engine thread is still stuck on the request: the process exits all the same
         assert server.wait(timeout=30) in (0, -signal.SIGTERM), launch.server_log(server)
-    finally:
-        launch.stop_server(server)
 
 
 def test_start_server_terminates_its_child_when_the_server_never_answers(monkeypatch):
