@@ -11,7 +11,7 @@ from ..env import environment_markdown
 from ..spec import STANDARD, Suite
 from . import markdown_table
 
-AFTER_STATUS = 6  # cells after quality/status: trainable, train time, s/step, peak RSS, commit, machine
+AFTER_STATUS = 7  # cells after quality/status: trainable, train time, wall, s/step, peak RSS, commit, machine
 
 
 def run_cells(record: dict | None) -> list[str]:
@@ -20,11 +20,13 @@ def run_cells(record: dict | None) -> list[str]:
         return ["not run" if record is None else record["status"], *["-"] * AFTER_STATUS]
     trainable = record.get("trainable_percent")
     train_s = record.get("train_seconds") or record.get("wall_seconds")
+    wall_s = record.get("wall_seconds")  # the whole task process: loading, training, evaluation, artifact
     quality = record.get("quality")
     per_step = record.get("seconds_per_step")
     rss = record.get("peak_rss_mib")  # None in a record rebuilt from a run's own files (its "restored" says why)
     return ["-" if quality is None else f"{quality:.2f}", "-" if trainable is None else f"{trainable:.3g}%",
-            "-" if train_s is None else f"{train_s / 60:.1f} min", "-" if per_step is None else f"{per_step:.2f}",
+            "-" if train_s is None else f"{train_s / 60:.1f} min", "-" if wall_s is None else f"{wall_s / 60:.1f} min",
+            "-" if per_step is None else f"{per_step:.2f}",
             "-" if rss is None else f"{rss:.0f} MiB", commit_cell(record), record.get("machine") or "-"]
 
 
@@ -123,7 +125,8 @@ def header(state: dict, suite: Suite) -> list[str]:
     if "cpu_model" in env:
         lines.append(environment_markdown(env))
     lines.append("\nQuality is the row's headline metric in percent (F1, accuracy, MCC, Pearson). "
-                 "Train time is the task's own training time (without evaluation); "
+                 "Train time is the task's own training time (without evaluation); wall is the whole task "
+                 "process's (loading, training, evaluation, writing the artifact); "
                  "peak RSS is the whole task process's resident-set high-water mark "
                  "(`wait4` rusage: weights, activations, optimizer state, data).\n\n")
     return lines
@@ -147,7 +150,7 @@ def every_run_section(results: dict, suite: Suite) -> list[str]:
             "per run since 2026-12-03 (`-` before: the header's machine is the last invocation's); "
             "compare times only between runs on one machine.\n\n",
             markdown_table(["row", "metric", "method", *(["seed"] if many else []), "quality", "trainable",
-                            "train time", "s/step", "peak RSS", "commit", "machine"], body)]
+                            "train time", "wall", "s/step", "peak RSS", "commit", "machine"], body)]
 
 
 def unfinished_section(results: dict, suite: Suite) -> list[str]:

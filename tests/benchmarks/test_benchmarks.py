@@ -105,7 +105,8 @@ def test_old_commands_with_mode_are_the_same_command_as_new_ones_with_method():
 
 def _done(row: str, method: str, quality: float) -> dict:
     return {"row": row, "method": method, "status": "done", "quality": quality, "metric_label": "F1",
-            "trainable_percent": 1.0, "train_seconds": 60.0, "seconds_per_step": 0.5, "peak_rss_mib": 100.0}
+            "trainable_percent": 1.0, "train_seconds": 60.0, "wall_seconds": 90.0, "seconds_per_step": 0.5,
+            "peak_rss_mib": 100.0}
 
 
 def test_quality_targets_compare_prefix_with_finetune_and_peft():
@@ -126,7 +127,7 @@ def test_quality_targets_compare_prefix_with_finetune_and_peft():
     assert f"| a | F1 | 89.50 | 91.00 | - | 90.00 | {others}-1.50 | -0.50 |" in text  # quality by method
     assert "b / finetune: failed - exit code 1" in text
     results["b/prefix"].update(git_commit="0123456789abcdef", git_dirty=True)
-    assert "| b | F1 | prefix | 70.00 | 1% | 1.0 min | 0.50 | 100 MiB | 0123456 (dirty) |" in suite_markdown(
+    assert "| b | F1 | prefix | 70.00 | 1% | 1.0 min | 1.5 min | 0.50 | 100 MiB | 0123456 (dirty) |" in suite_markdown(
         {"results": results}, suite)  # each run names the code it ran
 
 
