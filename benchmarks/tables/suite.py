@@ -18,16 +18,21 @@ def run_cells(record: dict | None) -> list[str]:
     """One run's cells in the "every run" table (its status and dashes when it did not finish)."""
     if record is None or record["status"] != "done":
         return ["not run" if record is None else record["status"], *["-"] * AFTER_STATUS]
-    trainable = record.get("trainable_percent")
-    train_s = record.get("train_seconds") or record.get("wall_seconds")
     wall_s = record.get("wall_seconds")  # the whole task process: loading, training, evaluation, artifact
-    quality = record.get("quality")
-    per_step = record.get("seconds_per_step")
-    rss = record.get("peak_rss_mib")  # None in a record rebuilt from a run's own files (its "restored" says why)
-    return ["-" if quality is None else f"{quality:.2f}", "-" if trainable is None else f"{trainable:.3g}%",
-            "-" if train_s is None else f"{train_s / 60:.1f} min", "-" if wall_s is None else f"{wall_s / 60:.1f} min",
-            "-" if per_step is None else f"{per_step:.2f}",
-            "-" if rss is None else f"{rss:.0f} MiB", commit_cell(record), record.get("machine") or "-"]
+    # peak RSS is None in a record rebuilt from a run's own files (its "restored" says why)
+    return [_cell(record.get("quality"), "{:.2f}".format), _cell(record.get("trainable_percent"), "{:.3g}%".format),
+            _cell(record.get("train_seconds") or wall_s, _minutes), _cell(wall_s, _minutes),
+            _cell(record.get("seconds_per_step"), "{:.2f}".format),
+            _cell(record.get("peak_rss_mib"), "{:.0f} MiB".format), commit_cell(record), record.get("machine") or "-"]
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def _cell(value: float | None, show) -> str:
+    """A table cell: the value shown, or a dash where the record lacks it."""
+    return "-" if value is None else show(value)
 
 
 def commit_cell(record: dict) -> str:
