@@ -49,8 +49,9 @@ class Suite:
     local_data: bool = True  # default $PTV2_DATA_DIR to ../shared/data (paper: full train sets from the hub)
     variants: tuple[Variant, ...] = STANDARD
     seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # variant -> its seeds (default: seed)
-    # the quality targets compare these variants: prefix >= reference - row.max_gap, prefix >= peer
-    compare: tuple[str, str, str] = ("prefix", "finetune", "peft-prefix")
+    # the quality targets compare these variants: prefix >= reference - row.max_gap, prefix >= peer; None: a suite
+    # without that comparison (no margin column, no target row)
+    compare: tuple[str, str | None, str | None] = ("prefix", "finetune", "peft-prefix")
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)

@@ -248,7 +248,7 @@ WARM_PRETRAIN = Suite(
      Row("ner-not-conll2004", "tasks.ner", ("--dataset", "conll2003", "--epochs", "1"), "test F1", prefix_len=32,
          budget="CoNLL-2003, 1 epoch")),
     variants=(Variant("prefix", "prefix"),),
-    compare=("prefix", "prefix", "prefix"),
+    compare=("prefix", None, None),
 )
 WARM_FROM = {row.name: f"benchmarks/runs/study-warm-pretrain/{row.name}-prefix" for row in WARM_PRETRAIN.rows}
 
@@ -269,7 +269,7 @@ LONG = Suite(
          budget="10 epochs x 7,696 sentences (~4,800 steps), best held-out epoch")),
     variants=(Variant("prefix", "prefix"), Variant("finetune", "finetune")),
     seeds={"prefix": SEEDS},  # fine-tuning: seed 42
-    compare=("prefix", "finetune", "prefix"),
+    compare=("prefix", "finetune", None),
 )
 
 STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT, PEERS_LR, PREFIX_DELTAS,

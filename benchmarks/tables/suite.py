@@ -71,19 +71,24 @@ def margin(q: dict[str, dict | None], a: str, b: str) -> float | None:
     return None if q.get(a) is None or q.get(b) is None else q[a]["mean"] - q[b]["mean"]
 
 
-def quality_by_method(results: dict, suite: Suite) -> str:
-    """One line per row: every variant's mean quality side by side, and the prefix's margins."""
+def others(suite: Suite) -> list[str]:
+    """The variants the suite's own variant is compared with (its reference, then its peer, each once)."""
     ours, reference, peer = suite.compare
-    names = suite.variant_names()
+    return [v for v in dict.fromkeys((reference, peer)) if v is not None and v != ours]
+
+
+def quality_by_method(results: dict, suite: Suite) -> str:
+    """One line per row: every variant's mean quality side by side, and the suite's variant's margins."""
+    ours, names = suite.compare[0], suite.variant_names()
     body = []
     for row in suite.rows:
         q = qualities(results, row.name, suite)
         if all(v is None for v in q.values()):
             continue
-        margins = (margin(q, ours, reference), margin(q, ours, peer))
+        margins = [margin(q, ours, other) for other in others(suite)]
         body.append([row.name, row.metric_label, *(shown(q[v]) for v in names),
                      *("-" if v is None else f"{v:+.2f}" for v in margins)])
-    return markdown_table(["row", "metric", *names, f"{ours} - {reference}", f"{ours} - {peer}"], body)
+    return markdown_table(["row", "metric", *names, *(f"{ours} - {other}" for other in others(suite))], body)
 
 
 def quality_targets(results: dict, suite: Suite) -> list[dict]:
@@ -92,7 +97,8 @@ def quality_targets(results: dict, suite: Suite) -> list[dict]:
     out, versus_peer = [], []
     for row in suite.rows:
         q = qualities(results, row.name, suite)
-        gap, over_peer = margin(q, ours, reference), margin(q, ours, peer)
+        gap = margin(q, ours, reference) if reference not in (None, ours) else None
+        over_peer = margin(q, ours, peer) if peer not in (None, ours) else None
         if row.max_gap is not None and gap is not None:
             out.append({"target": f"{row.name}: {ours} >= {reference} - {row.max_gap:g}",
                         "status": "met" if gap >= -row.max_gap else "missed",
@@ -133,7 +139,7 @@ def header(state: dict, suite: Suite) -> list[str]:
                  "Train time is the task's own training time (without evaluation); wall is the whole task "
                  "process's (loading, training, evaluation, writing the artifact); "
                  "peak RSS is the whole task process's resident-set high-water mark "
-                 "(`wait4` rusage: weights, activations, optimizer state, data).\n\n")
+                 "(`wait4` rusage: weights, activations, optimizer state, data).\n")
     return lines
 
 
@@ -141,7 +147,7 @@ def targets_section(results: dict, suite: Suite) -> list[str]:
     targets = quality_targets(results, suite)
     if not targets:
         return []
-    return ["## Quality targets\n\n", markdown_table(["target", "status", "measured"],
+    return ["\n## Quality targets\n\n", markdown_table(["target", "status", "measured"],
                                                      [[t["target"], t["status"], t["measured"]] for t in targets])]
 
 

@@ -131,6 +131,19 @@ def test_quality_targets_compare_prefix_with_finetune_and_peft():
         {"results": results}, suite)  # each run names the code it ran
 
 
+
+def test_a_suite_without_comparisons_prints_no_margin_or_target():
+    one = (Variant("prefix", "prefix"), Variant("finetune", "finetune"))
+    results = {"a/prefix": _done("a", "prefix", 80.0), "a/finetune": _done("a", "finetune", 85.0)}
+    alone = Suite("t", "test", (Row("a", "tasks.ner", (), "F1", max_gap=1.0),), variants=one,
+                  compare=("prefix", None, None))
+    assert quality_targets(results, alone) == []
+    text = suite_markdown({"results": results}, alone)
+    assert "| a | F1 | 80.00 | 85.00 |\n" in text and " - prefix" not in text and "Quality targets" not in text
+    versus = Suite("t", "test", alone.rows, variants=one, compare=("prefix", "finetune", "prefix"))
+    assert [t["target"] for t in quality_targets(results, versus)] == ["a: prefix >= finetune - 1"]
+    assert "| a | F1 | 80.00 | 85.00 | -5.00 |\n" in suite_markdown({"results": results}, versus)
+
 FAKE_TASK = '''
 import argparse, json, pathlib, sys
 p = argparse.ArgumentParser()
