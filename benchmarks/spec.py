@@ -52,6 +52,9 @@ class Suite:
     # the quality targets compare these variants: prefix >= reference - row.max_gap, prefix >= peer; None: a suite
     # without that comparison (no margin column, no target row)
     compare: tuple[str, str | None, str | None] = ("prefix", "finetune", "peft-prefix")
+    # quality target: on every row, the best variant that keeps the encoder frozen (any method, since a user can
+    # pick per task) >= the reference - shared_gap; None: no such target
+    shared_gap: float | None = None
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
