@@ -168,16 +168,33 @@ def targets_section(results: dict, suite: Suite) -> list[str]:
                                                      [[t["target"], t["status"], t["measured"]] for t in targets])]
 
 
+def headline_cell(record: dict) -> str:
+    """The task's own headline (e.g. test F1 of the best dev epoch) where the row's quality is another split."""
+    headline = (record.get("metrics") or {}).get("headline") or {}
+    if record["status"] != "done" or headline.get("value") is None:
+        return "-"
+    if record.get("metric_path") == f"{headline.get('split')}.{headline.get('metric')}":
+        return "-"  # the quality column already is the headline
+    return f"{headline.get('split')} {headline['value']:.2f}"
+
+
 def every_run_section(results: dict, suite: Suite) -> list[str]:
     many = len(all_seeds(suite)) > 1
-    body = [[r["row"], r.get("metric_label") or "-", r["method"], *([str(r.get("seed", "-"))] if many else []),
-             *run_cells(r)] for r in ordered_runs(results, suite)]
+    with_headline = suite.headline_column
+    body = []
+    for r in ordered_runs(results, suite):
+        quality, *rest = run_cells(r)
+        body.append([r["row"], r.get("metric_label") or "-", r["method"], *([str(r.get("seed", "-"))] if many else []),
+                     quality, *([headline_cell(r)] if with_headline else []), *rest])
     return ["\n## Every run\n\n`commit`: the code that ran (a suite is completed over several invocations); "
             "`(dirty)`: the working tree differed from it "
             "(until 8b3efb1 the results files themselves counted); `machine`: the CPU it ran on, recorded "
             "per run since 2026-12-03 (`-` before: the header's machine is the last invocation's); "
-            "compare times only between runs on one machine.\n\n",
-            markdown_table(["row", "metric", "method", *(["seed"] if many else []), "quality", "trainable",
+            "compare times only between runs on one machine."
+            + (" `headline`: the task's own headline metric at the kept epoch (NER: test F1), read once per run; "
+               "settings are chosen on the quality column." if with_headline else "") + "\n\n",
+            markdown_table(["row", "metric", "method", *(["seed"] if many else []), "quality",
+                            *(["headline"] if with_headline else []), "trainable",
                             "train time", "wall", "s/step", "peak RSS", "commit", "machine"], body)]
 
 

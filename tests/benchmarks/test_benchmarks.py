@@ -158,6 +158,18 @@ def test_the_best_frozen_backbone_method_is_held_to_the_shared_gap_per_row():
     assert not any(t["target"].startswith("best") for t in quality_targets(results, replace(suite, shared_gap=None)))
 
 
+def test_a_suite_that_chooses_on_dev_can_show_each_runs_test_headline_beside_it():
+    run = _done("a", "prefix", 88.0) | {"metric_path": "dev.f1",
+                                        "metrics": {"headline": {"split": "test", "metric": "f1", "value": 84.25}}}
+    suite = Suite("t", "test", (Row("a", "tasks.ner", (), "dev F1", split="dev"),),
+                  variants=(Variant("prefix", "prefix"),), compare=("prefix", None, None))
+    assert "84.25" not in suite_markdown({"results": {"a/prefix": run}}, suite)  # a search never shows test
+    shown = suite_markdown({"results": {"a/prefix": run}}, replace(suite, headline_column=True))
+    assert "| a | F1 | prefix | 88.00 | test 84.25 | 1% |" in shown
+    run["metric_path"] = "test.f1"  # the quality already is the headline: no second copy
+    assert "| 88.00 | - | 1% |" in suite_markdown({"results": {"a/prefix": run}}, replace(suite, headline_column=True))
+
+
 FAKE_TASK = '''
 import argparse, json, pathlib, sys
 p = argparse.ArgumentParser()
