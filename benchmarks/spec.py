@@ -55,6 +55,9 @@ class Suite:
     # quality target: on every row, the best variant that keeps the encoder frozen (any method, since a user can
     # pick per task) >= the reference - shared_gap; None: no such target
     shared_gap: float | None = None
+    # quality target: the suite's variant >= this (variant, gap)'s variant - gap on every row (a peer at a similar
+    # trainable count: is the gap specific to this method?); None: no such target
+    near: tuple[str, float] | None = None
     # the every-run table also shows each run's task headline (test, or dev for held-out rows), for a suite whose
     # verdict is on that split: searches leave it out, since they choose on the quality column only
     headline_column: bool = False

@@ -76,7 +76,9 @@ CPU = Suite("cpu", "bundled encoder (all-MiniLM-L6-v2) on this 2-core CPU; each 
     # every method that keeps the encoder frozen: three seeds each (their margins over each other are within a few
     # points); finetune and prompt one (their margins are far outside the seed spread)
 ), seeds={name: SEEDS for name, spec in REGISTERED.items() if not spec.trains_backbone and name != "prompt"},
-    shared_gap=1.0)  # issue 26: some method that shares the frozen backbone is within 1 point of fine-tuning
+    # issue 26: some method that shares the frozen backbone is within 1 point of fine-tuning, and the prefix within 1
+    # of LoRA (rank P/2: the same trainable count as the prefix)
+    shared_gap=1.0, near=("lora", 1.0))
 
 # paper suite: P-tuning v2 (Liu et al. 2022) settings from the authors' run scripts (RoBERTa-large:
 # batch, lr, prefix length, epochs, max length, seed 11).  The reference repository ships no DeBERTa

@@ -92,10 +92,11 @@ def quality_by_method(results: dict, suite: Suite) -> str:
 
 
 def quality_targets(results: dict, suite: Suite) -> list[dict]:
-    """prefix >= reference - gap on the rows that set one; prefix >= peer on every row; the best frozen-backbone
-    variant >= reference - the suite's shared gap on every row (means over seeds)."""
+    """prefix >= reference - gap on the rows that set one; prefix >= peer, and >= the near variant - its gap, on
+    every row; the best frozen-backbone variant >= reference - the suite's shared gap on every row (means over
+    seeds)."""
     ours, reference, peer = suite.compare
-    out, versus_peer, best_shared = [], [], []
+    out, versus_peer, best_shared, versus_near = [], [], [], []
     for row in suite.rows:
         q = qualities(results, row.name, suite)
         gap = margin(q, ours, reference) if reference not in (None, ours) else None
@@ -106,6 +107,8 @@ def quality_targets(results: dict, suite: Suite) -> list[dict]:
                         "measured": f"{q[ours]['mean']:.2f} vs {q[reference]['mean']:.2f} ({gap:+.2f})"})
         if over_peer is not None:
             versus_peer.append((row.name, over_peer))
+        if suite.near is not None and margin(q, ours, suite.near[0]) is not None:
+            versus_near.append((row.name, margin(q, ours, suite.near[0])))
         best = best_frozen(q, suite)
         if suite.shared_gap is not None and best is not None and margin(q, best, reference) is not None:
             best_shared.append((row.name, best, margin(q, best, reference)))
@@ -113,6 +116,11 @@ def quality_targets(results: dict, suite: Suite) -> list[dict]:
         out.append({"target": f"{ours} >= {peer} (same budget), per row",
                     "status": per_row_status([m >= 0 for _, m in versus_peer]),
                     "measured": ", ".join(f"{name} {m:+.2f}" for name, m in versus_peer)})
+    if versus_near:
+        near, gap = suite.near
+        out.append({"target": f"{ours} >= {near} - {gap:g}, per row",
+                    "status": per_row_status([m >= -gap for _, m in versus_near]),
+                    "measured": ", ".join(f"{name} {m:+.2f}" for name, m in versus_near)})
     if best_shared:
         out.append({"target": f"best frozen-backbone method >= {reference} - {suite.shared_gap:g}, per row",
                     "status": per_row_status([m >= -suite.shared_gap for *_, m in best_shared]),
