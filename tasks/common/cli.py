@@ -139,15 +139,17 @@ def encoder_dropout_of(method: str, given: float | None) -> float | None:
 def run_settings(args: argparse.Namespace, family, tasks: list[Any]) -> RunSettings:
     """Every shared flag as typed settings; ``tasks``: the family's settings, one per dataset."""
     recipe = family.recipe
-    _check_precision(args.eval_precision)
-    if args.bf16:
-        _check_precision("bf16")
     method = args.method
     pooling = (sentence_pooling(args.model) or "first") if args.pooling == "auto" else args.pooling
     model = _built(ModelSettings, args, method_config=method_config(method, args, recipe), pooling=pooling,
                    layers=args.layers or _recipe_layers(recipe, method),
                    encoder_dropout=encoder_dropout_of(method, args.encoder_dropout))
     train = _built(TrainSettings, args)
+    # the hardware checks come after the flags' own: a contradiction on the command line is refused the same way
+    # on every machine, whatever its CPU or GPU
+    _check_precision(train.eval_precision)
+    if train.bf16:
+        _check_precision("bf16")
     if train.lr is None and not getattr(model.method_config, "reparameterize", False):  # the MLP keeps its own
         train.lr = recipe.get("method_lr", {}).get(method)
     data = _built(DataSettings, args)
