@@ -164,9 +164,10 @@ def family_settings(family, args: argparse.Namespace, **values: Any):
 def predict_settings(args: argparse.Namespace, family) -> PredictSettings:
     """The settings of ``predict``; ``device`` resolved (cuda when there is a GPU) and the precision checked on it."""
     device = resolve_device(args.device)
-    _check_precision(args.precision, device.type)
     task = _built(family.PredictSettings, args)
-    return _built(PredictSettings, args, task=task, device=str(device))
+    settings = _built(PredictSettings, args, task=task, device=str(device))
+    _check_precision(settings.precision, device.type)  # after the flags' own checks, as in run_settings
+    return settings
 
 
 def _check_precision(precision: str, device: str | None = None) -> None:
