@@ -245,6 +245,7 @@ PREFIX_DELTAS = Suite(
 # RTE, SST-2): the rank of its low-rank deltas (default 4, chosen with no search). Chosen on dev data: the NER
 # search row and CoNLL-2004 at the cpu suite's budget (dev F1: the second dataset of the family that a default must
 # hold on), and the held-out tenth of RTE and SST-2; 3 seeds each, every other setting at prefix-lora's defaults
+DELTA_RANKS = tuple(Variant(f"rank{rank}", "prefix-lora", ("--delta-rank", str(rank))) for rank in (4, 16, 64))
 DELTA_RANK = Suite(
     "study-delta-rank", "prefix-lora with per-task low-rank deltas of rank 4 (its default), 16 and 64; NER search "
                         "budget and CoNLL-2004 at the cpu budget (dev F1), RTE and SST-2 search rows (held-out tenth)",
@@ -252,8 +253,8 @@ DELTA_RANK = Suite(
      Row("conll2004", "tasks.ner", ("--dataset", "conll2004", "--epochs", "10"), "dev F1", prefix_len=32,
          split="dev", budget="10 epochs x 922 sentences (580 steps of 16)"),
      *PREFIX_DELTAS.rows[1:]),
-    variants=tuple(Variant(f"rank{rank}", "prefix-lora", ("--delta-rank", str(rank))) for rank in (4, 16, 64)),
-    seeds={f"rank{rank}": SEEDS for rank in (4, 16, 64)},
+    variants=DELTA_RANKS,
+    seeds={variant.name: SEEDS for variant in DELTA_RANKS},
     compare=("rank16", "rank4", "rank64"),
 )
 
