@@ -15,6 +15,7 @@ FAMILIES = {
     "qa": "tasks.qa.family:FAMILY",
     "glue": "tasks.glue.family:GLUE_FAMILY",
     "superglue": "tasks.glue.family:SUPERGLUE_FAMILY",
+    "srl": "tasks.srl.family:FAMILY",
 }
 
 

@@ -1,6 +1,7 @@
 """Reading a UTF-8 text file as lines, for every line-based reader (CoNLL, raw text, GLUE TSV/JSONL)."""
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from .errors import DataError
 def read_lines(path: str | Path) -> list[str]:
     """The lines of ``path``; a DataError names the file (and the line of a bad byte).
 
-    A UTF-8 BOM is dropped; only ``\\n`` ends a line (a ``\\r`` before it is removed):
+    A ``.gz`` file is read decompressed (the CoNLL-2005 release ships gzip files).  A UTF-8 BOM is dropped; only ``\\n`` ends a line (a ``\\r`` before it is removed):
     ``str.splitlines()`` would also break on U+2028, U+0085 etc., which can sit inside a
     token or sentence and would shift every later line number.  The final newline ends the
     last line; it does not start an empty one.
@@ -19,6 +20,11 @@ def read_lines(path: str | Path) -> list[str]:
     if not path.is_file():
         raise DataError(path, None, "file not found")
     raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise DataError(path, None, f"not a readable gzip file ({err})") from None
     try:
         text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as err:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from transformers import PreTrainedTokenizerBase
 
 from heads import IGNORE_INDEX
+from tasks.common.alignment import first_positions, missing_words
 
 from .formats import Sentence
 
@@ -59,19 +60,9 @@ def _first_subtoken_labels(word_ids: list[int | None], tags: list[str], label_id
 
 
 def _count(stats: AlignmentStats, word_ids, n_words: int, tokenizer, tokens: list[str]) -> None:
-    """A word missing from ``word_ids`` either has no sub-token or lies beyond the truncation point.
-
-    The words after the last one seen are tokenized in one batch call (a long text has many of them: one call
-    per word kept a server's thread busy for seconds before it could refuse the text).
-    """
-    seen = {w for w in word_ids if w is not None}
-    last_seen = max(seen, default=-1)
-    missing = [w for w in range(n_words) if w not in seen]
-    after = [w for w in missing if w > last_seen]
-    pieces = tokenizer(tokens[last_seen + 1:], add_special_tokens=False)["input_ids"] if after else []
-    empty = [w for w in missing if w < last_seen or not pieces[w - last_seen - 1]]
+    """A word missing from ``word_ids`` either has no sub-token or lies beyond the truncation point."""
+    empty, beyond = missing_words(first_positions(word_ids, n_words), tokens, tokenizer)
     stats.words_without_subtokens += len(empty)
-    beyond = len(missing) - len(empty)
     if beyond:
         stats.truncated_sentences += 1
-        stats.words_beyond_max_length += beyond
+        stats.words_beyond_max_length += len(beyond)

@@ -1,0 +1,35 @@
+"""Finding the predicates of unmarked input with a ``--target predicates`` artifact, before labelling their frames."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from tasks.common.artifacts import load_artifact
+from tasks.common.errors import DataError
+
+from .formats import Frame, SrlSentence, placeholder
+
+BATCH = 64
+
+
+def find_predicates(artifact: Path, sentences: list[SrlSentence]) -> list[Frame]:
+    """One unlabelled frame per word the tagger of ``artifact`` calls a predicate (its target column set)."""
+    from tasks.common.pipeline import answer  # the one route every prediction takes
+
+    from .family import FAMILY, VERB
+
+    loaded = load_artifact(artifact, FAMILY)
+    task = FAMILY.bind(loaded.record, loaded.tokenizer, loaded.path)
+    if task.frames:
+        raise DataError(artifact, None, "this artifact labels frames; --predicates needs a --target predicates one")
+    examples = [Frame(s, -1, ["O"] * len(s.words), gold=False) for s in sentences]
+    with tempfile.TemporaryDirectory() as work:
+        tags, _, _ = answer(task, loaded.model, examples, BATCH, Path(work))
+    frames = []
+    for sentence, sentence_tags in zip(sentences, tags):
+        for index, tag in enumerate(sentence_tags):
+            if tag == VERB:
+                sentence.targets[index] = sentence.words[index]
+                frames.append(Frame(sentence, index, placeholder(sentence.words, index), gold=False))
+    print(f"--predicates {artifact}: {len(frames):,} predicates in {len(sentences):,} sentences")
+    return frames
