@@ -300,8 +300,23 @@ LONG = Suite(
     compare=("prefix", "finetune", None),
 )
 
+# issue 39: how the predicate is marked for SRL, the reference's second segment (the default until this study says
+# otherwise) against marker words around it in the sentence; the prefix at its defaults, CoNLL-2005 dev F1 (official
+# rules), 3 seeds each.  Each artifact's dev predictions are also decoded both ways (``--decoding argmax|bio``) by
+# ``predict`` afterwards: decoding does not change what trains
+SRL_MARK = Suite(
+    "study-srl-mark", "SRL predicate marking: the predicate as a second segment (the reference's) or marker words "
+                      "around it; CoNLL-2005 dev F1 (official rules) on a seeded 8,000-predicate training subset",
+    (Row("conll2005-8k", "tasks.srl", ("--dataset", "conll2005", "--epochs", "2", "--max-train-samples", "8000"),
+         "dev F1", prefix_len=32, split="dev",
+         budget="2 epochs x 8,000 of 90,750 predicates (seeded random subset; 1,000 steps of 16)"),),
+    variants=tuple(Variant(mark, "prefix", ("--predicate-mark", mark)) for mark in ("segment", "markers")),
+    seeds={mark: SEEDS for mark in ("segment", "markers")},
+    compare=("segment", "markers", None),
+)
+
 STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT, PEERS_LR, PREFIX_DELTAS,
-           DELTA_RANK, WARM_PRETRAIN, LONG)
+           DELTA_RANK, WARM_PRETRAIN, LONG, SRL_MARK)
 
 # the multi-task prefix (the paper's MPT-2, ``python -m benchmarks multitask``): for a group of datasets and a budget
 # of N steps, (a) each dataset alone for N steps; (b) one multi-task run over all of them for N steps, each dataset

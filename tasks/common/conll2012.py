@@ -49,6 +49,19 @@ def gold_conll_files(path: str | Path, language: str = "english") -> list[Path]:
     return files
 
 
+RELEASE_SPLITS = {"train": ("train",), "dev": ("development", "dev", "validation"), "test": ("test",)}
+
+
+def release_splits(folder: Path) -> dict[str, Path]:
+    """{split: folder} of a folder laid out as the CoNLL-2012 release (``train/``, ``development/``, ``test/``
+    holding ``*gold_conll`` files at any depth); empty when it has no ``train/``."""
+    if not (folder / "train").is_dir():
+        return {}
+    found = {split: next((folder / n for n in names if (folder / n).is_dir()), None)
+             for split, names in RELEASE_SPLITS.items()}
+    return {split: path for split, path in found.items() if path is not None}
+
+
 def is_gold_conll(path: str | Path) -> bool:
     """A folder (read recursively) or a file named like the release's ``*gold_conll`` files."""
     path = Path(path)

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.common.data_root import find_local, sources_hint
+from pathlib import Path
+
+from tasks.common.conll2012 import is_gold_conll, read_gold_conll, release_splits
+from tasks.common.data_root import data_roots, find_local, sources_hint
 from tasks.common.errors import DataError, UsageError
 
 from .formats import Sentence, read_conll, to_iob2
@@ -32,7 +35,7 @@ def load_splits(dataset: str, data_dir: str | None,
     if any(files.values()):
         if not files.get("train"):
             raise UsageError("--train-file is required when giving CoNLL files (labels come from it)")
-        return {split: (read_conll(path), str(path)) for split, path in files.items() if path}
+        return {split: (read_file(path), str(path)) for split, path in files.items() if path}
     if dataset not in KNOWN:
         raise UsageError(f"unknown dataset '{dataset}'; known: {', '.join(KNOWN)}, "
                          "or pass --train-file/--dev-file/--test-file")
@@ -40,6 +43,9 @@ def load_splits(dataset: str, data_dir: str | None,
     folder = find_local(data_dir, named.folder, tuple(f"{s}.txt" for s in SPLITS))
     if folder is not None:
         return {split: (read_conll(folder / f"{split}.txt"), str(folder / f"{split}.txt")) for split in SPLITS}
+    release = _conll2012_release(data_dir, named.folder)
+    if release is not None:
+        return {split: (read_file(path), str(path)) for split, path in release.items()}
     reason = ""
     if named.hub is not None:
         try:
@@ -52,6 +58,25 @@ def load_splits(dataset: str, data_dir: str | None,
             reason = f" (hub: {str(err).splitlines()[0][:160] if str(err) else type(err).__name__})"
     hub_name = None if named.hub is None else " ".join(filter(None, named.hub))
     raise DataError(None, None, f"dataset '{dataset}' not found: {sources_hint(named.folder, hub_name)}{reason}")
+
+
+def read_file(path: str | Path) -> list[Sentence]:
+    """A CoNLL column file, or CoNLL-2012 ``*gold_conll`` files (a file, or a folder read recursively), whose
+    named-entity column (``(PERSON*`` ... ``*)``) becomes IOB2 tags: OntoNotes NER from the files users hold."""
+    if not is_gold_conll(path):
+        return read_conll(path)
+    sentences = [Sentence(s.words, s.entities, s.line, [[] for _ in s.words]) for s in read_gold_conll(path)]
+    return sentences
+
+
+def _conll2012_release(data_dir: str | None, relative: str) -> dict[str, Path] | None:
+    """{split: folder} where ``--data-dir`` (or the data root's folder) is laid out as the CoNLL-2012 release."""
+    for root in data_roots(data_dir):
+        for folder in (root, root / relative):
+            found = release_splits(folder)
+            if found:
+                return found
+    return None
 
 
 def from_hub(data, name: str) -> dict[str, tuple[list[Sentence], str]]:

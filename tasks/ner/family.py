@@ -24,8 +24,9 @@ SPLITS = ("train", "dev", "test")
 @dataclass
 class NerSettings:
     dataset: str = option("conll2003", f"named dataset: {', '.join(KNOWN)}", selector=True)
-    train_file: str | None = option(None, "CoNLL file for train (token first column, tag last; IOB1/IOB2/IOBES)",
-                                    selector=True)
+    train_file: str | None = option(None, "CoNLL file for train (token first column, tag last; IOB1/IOB2/IOBES), "
+                                          "or CoNLL-2012 *gold_conll files (a file or a folder: their "
+                                          "named-entity column)", selector=True)
     dev_file: str | None = option(None, "CoNLL file for dev", selector=True)
     test_file: str | None = option(None, "CoNLL file for test", selector=True)
 

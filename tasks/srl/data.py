@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.common.conll2012 import is_gold_conll
+from tasks.common.conll2012 import is_gold_conll, release_splits
 from tasks.common.data_root import data_roots, sources_hint
 from tasks.common.errors import DataError, UsageError
 from tasks.common.textfile import read_lines
@@ -18,7 +18,6 @@ from .formats import Frame, Read, SrlSentence, read_conll05, read_frames_jsonl, 
     read_text, props_path
 
 FORMATS = ("auto", "conll05", "gold_conll", "oneline", "jsonl", "text")
-GOLD_CONLL_SPLITS = {"train": ("train",), "dev": ("development", "dev", "validation"), "test": ("test",)}
 HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 
 
@@ -81,17 +80,11 @@ def _local_conll05(folder: Path) -> dict[str, Path]:
     return found if "train" in found else {}
 
 
-def _local_gold_conll(folder: Path) -> dict[str, Path]:
-    found = {split: next((folder / n for n in names if (folder / n).is_dir()), None)
-             for split, names in GOLD_CONLL_SPLITS.items()}
-    return {split: path for split, path in found.items() if path is not None} if found["train"] else {}
-
-
 def local_splits(data_dir: str | None, relative: str) -> dict[str, Path]:
     """{split: file or folder} of the first local folder (``--data-dir`` or the data root) holding the dataset."""
     for root in data_roots(data_dir):
         for folder in (root, root / relative):
-            found = _local_conll05(folder) or _local_gold_conll(folder) if folder.is_dir() else {}
+            found = _local_conll05(folder) or release_splits(folder) if folder.is_dir() else {}
             if found:
                 return found
     return {}

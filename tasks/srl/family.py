@@ -60,6 +60,7 @@ class SrlPredictSettings:
     output: Path = option(help="where the frames go: CoNLL-2005 props (what srl-eval.pl reads), or JSONL when the "
                                "name ends in .jsonl")
     format: str = option("auto", "input format (auto: by name, then by the first line)", choices=FORMATS)
+    decoding: str | None = option(None, "decode with this instead of the artifact's --decoding", choices=DECODINGS)
     predicates: Path | None = option(None, "a --target predicates artifact that finds the predicates of input with "
                                            "none marked (plain text; words without props)", metavar="ARTIFACT")
 
@@ -233,7 +234,7 @@ class SrlFamily(TaskFamily):
         return SrlTask(record, tokenizer)
 
     def with_overrides(self, settings: SrlPredictSettings, record: dict) -> dict:
-        return record
+        return record if settings.decoding is None else {**record, "decoding": settings.decoding}
 
     def predict_jobs(self, settings: SrlPredictSettings, task: SrlTask) -> list[Job]:
         read = read_file(settings.input, settings.format, gold=True) if _has_gold(settings) else \

@@ -381,3 +381,33 @@ def test_ontonotes_offline_names_every_way(monkeypatch, tmp_path):
     text = str(caught.value)
     assert "ner/ontonotes" in text and "ontonotes/conll2012_ontonotesv5 english_v12" in text
     assert "Couldn't reach" in text
+
+
+# --------------------------------------------------------------------------- OntoNotes NER from gold_conll files
+GOLD_CONLL = """#begin document (nw/wsj/00/wsj_0001); part 000
+nw/wsj/00/wsj_0001 0 0 Pierre NNP (TOP(S(NP* - - - - (PERSON* (ARG0* -
+nw/wsj/00/wsj_0001 0 1 Vinken NNP *) - - - - *) *) -
+nw/wsj/00/wsj_0001 0 2 joined VBD (VP* join 01 - - * (V*) -
+nw/wsj/00/wsj_0001 0 3 Paris NNP (NP*)))) - - - - (GPE) (ARG1*) -
+
+nw/wsj/00/wsj_0001 0 0 Hi UH (TOP*) - - - - * -
+
+#end document
+"""
+
+
+def test_gold_conll_named_entity_column_as_iob2(tmp_path):
+    """OntoNotes NER from the files users hold: the bracket column becomes IOB2 tags, a folder is read recursively,
+    and a data dir laid out as the release (train/, development/, test/) is found for --dataset ontonotes."""
+    from tasks.ner.data import load_splits, read_file
+
+    for split in ("train", "development", "test"):
+        folder = tmp_path / "conll-2012" / split / "data" / "english" / "annotations" / "nw"
+        folder.mkdir(parents=True)
+        (folder / "wsj_0001.v4_gold_conll").write_text(GOLD_CONLL, encoding="utf-8")
+    sentences = read_file(tmp_path / "conll-2012" / "train")
+    assert [s.tokens for s in sentences] == [["Pierre", "Vinken", "joined", "Paris"], ["Hi"]]
+    assert [s.tags for s in sentences] == [["B-PERSON", "I-PERSON", "O", "B-GPE"], ["O"]]
+    splits = load_splits("ontonotes", str(tmp_path / "conll-2012"), {"train": None, "dev": None, "test": None})
+    assert set(splits) == {"train", "dev", "test"}
+    assert splits["dev"][0][0].tags == ["B-PERSON", "I-PERSON", "O", "B-GPE"]
