@@ -84,7 +84,6 @@ def read_outcome(folder: Path, row: Row) -> dict:
 def run_one(suite: Suite, row: Row, variant: str, seed: int, timeout: float | None, env: dict[str, str]) -> dict:
     """Run one (row, variant, seed) now, from scratch; its record (done, failed, skipped or unavailable)."""
     where = run_dir(suite, row, variant, seed, layout.RUNS / suite.name)
-    where.mkdir(parents=True, exist_ok=True)
     argv = command(suite, row, variant, relative(where), seed)
     method = suite.variant(variant).method
     # "mode": the stores' name for the registered method (records keep the keys older runners wrote)
@@ -94,9 +93,10 @@ def run_one(suite: Suite, row: Row, variant: str, seed: int, timeout: float | No
         return {**record, "status": "skipped", "reason": row.skip.get(variant, row.skip.get(method))}
     if not module_available(row.module):
         return {**record, "status": "unavailable", "reason": f"module {row.module} is not in this checkout yet"}
-    # never read back a previous run's numbers or step counts (runs start fresh; the task's --resume is not used)
-    (where / "metrics.json").unlink(missing_ok=True)
-    shutil.rmtree(where / "checkpoints", ignore_errors=True)
+    # never read back a previous run's numbers or step counts: runs start fresh in an empty folder (the task's
+    # --resume is not used, and a task refuses a folder that holds another run)
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
     code, wall, rss = run_child(argv, where / "log.txt", timeout, env)
     record.update(wall_seconds=round(wall, 1), peak_rss_mib=round(rss, 1), exit_code=code,
                   threads=env.get("OMP_NUM_THREADS"))

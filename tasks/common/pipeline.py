@@ -22,7 +22,7 @@ from models.methods import get_method
 from models.methods.peft_import import PeftMissing
 from models.prefix import UnsupportedArchitecture
 
-from . import cli
+from . import cli, rundir
 from .artifacts import CONFIG, check_family, finish_run, init_from, load_artifact, member_view, read_artifact_config
 from .errors import UsageError, exit_on_bad_input
 from .family import TaskData, TaskFamily
@@ -52,6 +52,14 @@ def resolved_settings(settings: RunSettings) -> dict[str, Any]:
             "schedule": settings.train.schedule, "layers": settings.model.layers, "pooling": settings.model.pooling,
             "encoder_dropout": settings.model.encoder_dropout,
             "method_config": None if config is None else dataclasses.asdict(config)}
+
+
+def run_shape(settings: RunSettings, members: list["Member"]) -> dict[str, Any]:
+    """What shapes the trained tensors (and so what a resumed run must share with the run it continues)."""
+    config = settings.model.method_config
+    return {"model": settings.model.model, "method": settings.model.method, "layers": settings.model.layers,
+            "method_config": None if config is None else dataclasses.asdict(config),
+            "tasks": {m.name: m.record for m in members}}
 
 
 def build_task_model(settings: ModelSettings, heads, max_length: int, seed: int) -> AdaptedModel:
@@ -260,6 +268,7 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings, temperature: f
     default = (f"multitask-{family.name}-{'+'.join(m.name for m in members)}" if multi
                else f"{family.run_name(settings.task)}-{settings.model.method}")
     output_dir = settings.train.output_dir or Path("runs") / default
+    rundir.claim(output_dir, run_shape(settings, members), settings.train.resume, settings.train.overwrite_output_dir)
     model = build_task_model(settings.model, {m.name: (lambda hidden, t=m.task: t.head(hidden, settings.model))
                                               for m in members}, settings.train.max_length, settings.train.seed)
     print(describe_parameters(model))

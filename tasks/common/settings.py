@@ -84,7 +84,10 @@ class TrainSettings:
     dev_fraction: float = option(0.1, "share of the training data held out to select on, for tasks whose dev split is "
                                       "what they report (GLUE, SuperGLUE, the SQuAD article split; by article for "
                                       "SQuAD)")
-    resume: bool = option(False, "continue from the last complete checkpoint in --output-dir/checkpoints")
+    resume: bool = option(False, "continue from the last complete checkpoint in --output-dir/checkpoints (refused when "
+                                 "the folder's run was started with settings that shape other tensors)")
+    overwrite_output_dir: bool = option(False, "start afresh in an --output-dir that holds another run (its files are "
+                                               "removed first); without it such a folder is refused")
     output_dir: Path | None = option(None, "where the artifact, metrics and checkpoints go (default "
                                            "runs/<task>-<method>)")
 
@@ -95,6 +98,8 @@ class TrainSettings:
             self.eval_every = "epoch"
         if not 0.0 < self.dev_fraction < 1.0:
             raise ValueError(f"--dev-fraction must be between 0 and 1 (exclusive), got {self.dev_fraction}")
+        if self.resume and self.overwrite_output_dir:
+            raise ValueError("--resume continues the run in --output-dir, --overwrite-output-dir replaces it; choose one")
         if self.bf16 and self.fp16:
             raise ValueError("--bf16 and --fp16 are two mixed-precision modes; choose one")
 

@@ -352,3 +352,26 @@ def test_a_new_glue_style_task_is_one_table_row(tmp_path, tiny_model_dir, monkey
     glue(["predict", "--artifact", str(out), "--data-dir", str(tmp_path)])
     lines = (out / "predictions" / "CITIES.tsv").read_text().splitlines()
     assert lines[0] == "index\tprediction" and len(lines) == 7 and all(x.split("\t")[1] in "01" for x in lines[1:])
+
+
+# --------------------------------------------------------------------------- one run per output folder
+def test_a_folder_holding_another_run_is_refused_unless_overwritten(tmp_path, capsys, tiny_model_dir):
+    """The Trainer's rules: a used folder is refused in one line; --overwrite-output-dir removes the old run's files
+    first (none of them survives into the new run); --resume with settings that shape other tensors is refused in
+    one line naming the setting, before any checkpoint is loaded."""
+    out = tmp_path / "run"
+    base = ["--model", str(tiny_model_dir), "--examples", "8", "--output-dir", str(out)]
+    run(CityFamily(), [*base, "--prefix-len", "2"])
+    stale = out / "predictions" / "old.txt"
+    stale.parent.mkdir()
+    stale.write_text("from the first run")
+    capsys.readouterr()  # the first run's progress bars
+    line = one_line_error(capsys, lambda argv: run(CityFamily(), argv), [*base, "--prefix-len", "3"])
+    assert str(out) in line and "--overwrite-output-dir" in line
+    line = one_line_error(capsys, lambda argv: run(CityFamily(), argv), [*base, "--prefix-len", "3", "--resume"])
+    assert "method_config" in line and "prefix_len: 2" in line and "prefix_len: 3" in line
+    run(CityFamily(), [*base, "--prefix-len", "3", "--overwrite-output-dir"])
+    assert not stale.exists()
+    assert json.loads((out / "run.json").read_text())["method_config"]["prefix_len"] == 3
+    assert json.loads((out / CONFIG).read_text())["method"]["config"]["prefix_len"] == 3
+    run(CityFamily(), [*base, "--prefix-len", "3", "--resume"])  # the same settings continue
