@@ -129,6 +129,8 @@ def predict(model: AdaptedModel, dataset: list[dict], collator, batch_size: int,
     Examples are run shortest-first (little padding per batch) and put back in order;
     rows are padded with -100 to the longest example.
     """
+    if not dataset:  # nothing to run (a predict input with no predicate found): no rows, any decoder's rank
+        return np.zeros((0, 1, 1), dtype=np.float32)
     order = sorted(range(len(dataset)), key=lambda i: len(dataset[i]["input_ids"]))
     arguments = TrainingArguments(
         output_dir=str(work_dir), per_device_eval_batch_size=batch_size, report_to="none",

@@ -50,7 +50,10 @@ def format_of(path: str | Path) -> str:
 
 def read_file(path: str | Path, fmt: str = "auto", gold: bool = True) -> Read:
     """Sentences and frames of one file in ``fmt`` (``auto``: ``format_of``)."""
-    fmt = format_of(path) if fmt == "auto" else fmt
+    return _read(path, format_of(path) if fmt == "auto" else fmt, gold).mark_gaps()
+
+
+def _read(path: str | Path, fmt: str, gold: bool) -> Read:
     if fmt == "conll05":
         props = props_path(path)
         if gold and props is None:
@@ -137,7 +140,7 @@ def from_hub(data, name: str) -> dict[str, Read]:
                 _hub_sentence(read, sentence, source, f"document {document}")
         if not read.frames:
             raise DataError(source, None, "no predicates")
-        out[split] = read
+        out[split] = read.mark_gaps()
     return out
 
 

@@ -116,7 +116,7 @@ class SrlTask(Task):
                 for row, positions in zip(best, encoded.state)]
 
     def score(self, examples: list[Frame], predictions: list[list[str]]) -> dict | None:
-        if not all(e.gold for e in examples):
+        if not examples or not all(e.gold for e in examples):  # none: nothing to score (seqeval refuses [])
             return None
         gold = [e.tags for e in examples]
         if self.frames:
@@ -132,16 +132,17 @@ class SrlTask(Task):
                 f"{scores['recall']:.2f}  F1 {scores['f1']:.2f} ({scores['sentences']:,} sentences)")
 
     def write_evaluation(self, split: str, examples: list[Frame], predictions, output_dir: Path) -> list[Path]:
-        """The split's gold and predicted frames in CoNLL-2005 props format: ``srl-eval.pl gold pred`` on them
-        gives the scores printed."""
+        """The split's gold and predicted frames in CoNLL-2005 props format, predicate-less sentences included (so
+        the whole split lines up with the release's props file): ``srl-eval.pl gold pred`` gives the scores
+        printed."""
         if not self.frames:
             return []
         folder = output_dir / "predictions"
         folder.mkdir(parents=True, exist_ok=True)
         sentences = list({id(e.sentence): e.sentence for e in examples}.values())
         gold, predicted = folder / f"{split}.gold.props", folder / f"{split}.props"
-        write_frames(gold, sentences, examples, [e.tags for e in examples])
-        write_frames(predicted, sentences, examples, predictions)
+        write_frames(gold, sentences, examples, [e.tags for e in examples], gaps=True)
+        write_frames(predicted, sentences, examples, predictions, gaps=True)
         return [gold, predicted]
 
     # ------------------------------------------------------------------ serving

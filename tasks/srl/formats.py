@@ -30,6 +30,10 @@ class SrlSentence:
     targets: list[str]  # the props target column: the predicate's lemma (or word) at each predicate, '-' elsewhere
     source: str
     line: int  # line of the first word (0 when the source has no lines)
+    # lengths of the predicate-less sentences right before this one (after it, for a file's last one): what an
+    # evaluation, whose examples are frames, writes back so its props file lines up with the release's
+    gap_before: list[int] = field(default_factory=list)
+    gap_after: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -53,7 +57,20 @@ class Read:
     sentences: list[SrlSentence]
     frames: list[Frame]
     nested: int = 0  # argument spans nested inside another: BIO keeps the outer one (counted, reported)
-    notes: list[str] = field(default_factory=list)
+
+    def mark_gaps(self) -> "Read":
+        """Record each predicate-less sentence's length on the next sentence that has frames (or the last one)."""
+        framed = {id(f.sentence) for f in self.frames}
+        pending: list[int] = []
+        last = None
+        for sentence in self.sentences:
+            if id(sentence) not in framed:
+                pending.append(len(sentence.words))
+                continue
+            sentence.gap_before, pending, last = pending, [], sentence
+        if last is not None:
+            last.gap_after = pending
+        return self
 
 
 def placeholder(words: list[str], predicate: int) -> list[str]:
@@ -276,13 +293,16 @@ def frames_json(sentence: SrlSentence, frames: list[tuple[Frame, list[str]]]) ->
 
 
 def write_frames(path: str | Path, sentences: list[SrlSentence], frames: list[Frame],
-                 predictions: list[list[str]]) -> None:
-    """CoNLL-2005 props, or JSONL (one sentence per line) when ``path`` ends in ``.jsonl``."""
+                 predictions: list[list[str]], gaps: bool = False) -> None:
+    """CoNLL-2005 props, or JSONL (one sentence per line) when ``path`` ends in ``.jsonl``; ``gaps``: also the
+    predicate-less sentences the readers recorded around ``sentences`` (props only)."""
     path = Path(path)
     grouped = frames_by_sentence(sentences, frames, predictions)
+    empty = lambda lengths: "".join(f"{NO_TARGET}\n" * n + "\n" for n in lengths) if gaps else ""  # noqa: E731
     with open(path, "w", encoding="utf-8") as handle:
         for sentence, owned in grouped:
             if path.suffix == ".jsonl":
                 handle.write(json.dumps(frames_json(sentence, owned), ensure_ascii=False) + "\n")
             else:
-                handle.write("\n".join(props_lines(sentence, owned)) + "\n")
+                handle.write(empty(sentence.gap_before) + "\n".join(props_lines(sentence, owned)) + "\n"
+                             + empty(sentence.gap_after))
