@@ -20,11 +20,10 @@ from tasks.common.task import Encoded, Task
 from .data import FORMATS, KNOWN, load_splits, read_file, splits_in_order
 from .decode import DECODINGS, to_frame_tags
 from .features import MARKS, encode
-from .formats import Frame, Read, SrlSentence, frames_by_sentence, frames_json, placeholder, write_frames
+from .formats import VERB, Frame, Read, SrlSentence, frames_by_sentence, frames_json, placeholder, write_frames
 from .metric import format_scores, srl_scores
 
 TARGETS = ("frames", "predicates")
-VERB = "B-V"
 
 
 @dataclass
@@ -245,7 +244,7 @@ class SrlFamily(TaskFamily):
         if settings.predicates is not None:
             from .predicates import find_predicates  # loads a second artifact: only when asked
 
-            read.frames = find_predicates(settings.predicates, read.sentences)
+            read.frames = find_predicates(self, settings.predicates, read.sentences)
         elif not read.frames:
             raise DataError(settings.input, None, "no predicate is marked in this input: pass --predicates ARTIFACT "
                                                   "(a run of python -m tasks.srl --target predicates)")

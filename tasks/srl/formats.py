@@ -22,6 +22,7 @@ from tasks.common.errors import DataError
 from tasks.common.textfile import read_jsonl, read_lines
 
 NO_TARGET = "-"
+VERB = "B-V"  # the predicate's own tag
 
 
 @dataclass

@@ -7,19 +7,18 @@ from pathlib import Path
 from tasks.common.artifacts import load_artifact
 from tasks.common.errors import DataError
 
-from .formats import Frame, SrlSentence, placeholder
+from .formats import VERB, Frame, SrlSentence, placeholder
 
 BATCH = 64
 
 
-def find_predicates(artifact: Path, sentences: list[SrlSentence]) -> list[Frame]:
-    """One unlabelled frame per word the tagger of ``artifact`` calls a predicate (its target column set)."""
+def find_predicates(family, artifact: Path, sentences: list[SrlSentence]) -> list[Frame]:
+    """One unlabelled frame per word the tagger of ``artifact`` (an artifact of ``family``) calls a predicate (its
+    target column set)."""
     from tasks.common.pipeline import answer  # the one route every prediction takes
 
-    from .family import FAMILY, VERB
-
-    loaded = load_artifact(artifact, FAMILY)
-    task = FAMILY.bind(loaded.record, loaded.tokenizer, loaded.path)
+    loaded = load_artifact(artifact, family)
+    task = family.bind(loaded.record, loaded.tokenizer, loaded.path)
     if task.frames:
         raise DataError(artifact, None, "this artifact labels frames; --predicates needs a --target predicates one")
     examples = [Frame(s, -1, ["O"] * len(s.words), gold=False) for s in sentences]
