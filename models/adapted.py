@@ -23,10 +23,11 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
-from .backbone import fingerprint, load_backbone
+from .backbone import base_options, fingerprint, load_backbone
 from .methods.base import AdaptationMethod
 from .methods.registry import get_method
 from .precision import autocast, cast_weights, check_precision, quantize_attention_int8, restore_weights, weights_cast
+from .quantize import is_quantized
 from .readout import LAYERS, LayerMix, read_out, states
 
 SHARED = "shared"  # key of the method every task of a model built by ``build_model`` uses
@@ -85,6 +86,9 @@ class AdaptedModel(nn.Module):
         """Attach a method (a registered name, or an instance built on this model's backbone) under ``key``."""
         if isinstance(method, str):
             spec = get_method(method)
+            if spec.trains_backbone and is_quantized(self.backbone):
+                raise ValueError(f"--method {spec.name} trains every weight of the base, which --quantize-base stores "
+                                 "frozen in low precision; use one or the other")
             method = spec.implementation_class()(self.backbone, config if config is not None else spec.config_class())
         self.methods[key] = method
         method.mark_trainable(self.backbone)  # what of the encoder the method trains (all of it when fine-tuning)
@@ -298,6 +302,11 @@ class AdaptedModel(nn.Module):
             limit -= 2  # positions start after the padding index
         return limit - max((m.positions_used() for m in self.methods.values()), default=0)
 
+    def base_record(self) -> dict:
+        """How the base was loaded beyond its weights (attention mode, quantisation): ``load_backbone``'s keywords to
+        rebuild the same base; empty for a base as pre-trained."""
+        return base_options(self.backbone)
+
     def method_record(self) -> dict:
         """What an artifact stores to rebuild the (only) method: its registered name and its config."""
         return {"name": self.method.name, "config": asdict(self.method.config)}
@@ -305,14 +314,16 @@ class AdaptedModel(nn.Module):
 
 def build_model(model_name_or_path: str | None, head, method: str = "prefix", config=None,
                 layers: str = "last", attn_implementation: str = "sdpa",
-                encoder_dropout: float | None = None) -> AdaptedModel:
+                encoder_dropout: float | None = None, attention: str | None = None,
+                quantize_base: str | None = None) -> AdaptedModel:
     """Load the encoder and wrap it; remembers the encoder's name and fingerprint for artifacts.
 
     ``head`` is a module, or a function of the encoder's hidden size that builds one, or a dict of
     either by task name (a multi-task model whose tasks share the method); ``encoder_dropout``
-    replaces the encoder's own dropout probabilities (``models.backbone.set_dropout``).
+    replaces the encoder's own dropout probabilities (``models.backbone.set_dropout``); ``attention`` and
+    ``quantize_base`` set a decoder's attention mode and a quantised base (``models.backbone.load_backbone``).
     """
-    backbone = load_backbone(model_name_or_path, attn_implementation, encoder_dropout)
+    backbone = load_backbone(model_name_or_path, attn_implementation, encoder_dropout, attention, quantize_base)
     encoder_fingerprint = fingerprint(backbone)  # before a method injects its own tensors into the encoder (LoRA)
     heads = head if isinstance(head, dict) else {"task": head}
     heads = {name: h if isinstance(h, nn.Module) else h(backbone.config.hidden_size) for name, h in heads.items()}

@@ -1,13 +1,18 @@
-"""Loading the pretrained encoder: the bundled default, any hub name or local folder."""
+"""Loading the pretrained encoder (or decoder): the bundled default, any hub name or local folder."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from types import SimpleNamespace
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from .decoders import DECODER_POOLING, pad_like_a_decoder, prepare_decoder
+from .prefix.injection import is_decoder
+from .quantize import check_scheme, quantize_base
 
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 
@@ -21,11 +26,30 @@ def resolve_model_path(name_or_path: str | None) -> str:
     return name_or_path
 
 
+def model_type_of(name_or_path: str | None) -> str | None:
+    """The ``model_type`` of a model's config (a local folder, or a hub name from the cache or the hub); None when it
+    cannot be read."""
+    path = resolve_model_path(name_or_path)
+    try:
+        return AutoConfig.from_pretrained(path, local_files_only=os.path.isdir(path)).model_type
+    except Exception:  # no config, no network, not a transformers model
+        return None
+
+
+def names_decoder(name_or_path: str | None) -> bool:
+    """Whether ``name_or_path`` is one of the supported decoders (``models.decoders``)."""
+    model_type = model_type_of(name_or_path)
+    return model_type is not None and is_decoder(SimpleNamespace(model_type=model_type))
+
+
 def sentence_pooling(name_or_path: str | None) -> str | None:
     """How a sentence-transformers encoder was trained to pool ("mean" or "first"), read from its Pooling
-    module's config (``modules.json`` -> ``1_Pooling/config.json``); None for other encoders, or when the
-    files cannot be read (a hub name that is not in the local cache while offline)."""
+    module's config (``modules.json`` -> ``1_Pooling/config.json``); ``last`` (the last real token) for a decoder,
+    whose earlier tokens never see the end of the input; None for other encoders, or when the files cannot be read
+    (a hub name that is not in the local cache while offline)."""
     folder = resolve_model_path(name_or_path)
+    if names_decoder(folder):
+        return DECODER_POOLING
 
     def read(name: str):
         if os.path.isdir(folder):
@@ -63,9 +87,15 @@ def encoder_not_found(name: str, err: Exception) -> EncoderNotFound:
 
 
 def load_backbone(name_or_path: str | None, attn_implementation: str = "sdpa",
-                  dropout: float | None = None) -> nn.Module:
-    """Load a bare encoder (no task head, no pooler) from the hub or a local folder; ``dropout`` replaces every
-    dropout probability inside it (None: its config's)."""
+                  dropout: float | None = None, attention: str | None = None,
+                  quantize: str | None = None) -> nn.Module:
+    """Load a bare encoder or decoder (no task head, no pooler, no LM head) from the hub or a local folder.
+
+    ``dropout`` replaces every dropout probability inside it (None: its config's); ``attention`` makes a decoder's
+    attention causal or bidirectional (``models.decoders``; None: as pre-trained); ``quantize`` stores its linear
+    layers quantised (``models.quantize``).  Both are recorded on the model (``base_options``) for artifacts."""
+    if quantize is not None:
+        check_scheme(quantize)  # before loading anything: a refused scheme costs no load
     path = resolve_model_path(name_or_path)
     offline = os.path.isdir(path)  # a local folder never needs the network
     try:
@@ -82,7 +112,18 @@ def load_backbone(name_or_path: str | None, attn_implementation: str = "sdpa",
         model.pooler = None  # heads pool for themselves; an unused pooler only trips DDP
     if dropout is not None:
         set_dropout(model, dropout)
+    prepare_decoder(model, attention)
+    if quantize is not None:
+        quantize_base(model, quantize)
+    model._ptv2_base_options = {"attention": attention, "quantize": quantize}
     return model
+
+
+def base_options(backbone: nn.Module) -> dict[str, str]:
+    """What of the base was set at load time beyond its weights (attention mode, quantisation), for ``load_backbone``
+    to rebuild the same base; empty for a base loaded as it is."""
+    options = getattr(backbone, "_ptv2_base_options", None) or {}
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def set_dropout(model: nn.Module, p: float) -> int:
@@ -118,6 +159,8 @@ def load_tokenizer(name_or_path: str | None, pre_split_words: bool = False) -> P
         raise (encoder_not_found(path, err) if not os.path.isdir(path) else err) from None
     if pre_split_words:
         add_prefix_space(tokenizer)
+    if tokenizer.pad_token is None or names_decoder(path):
+        pad_like_a_decoder(tokenizer)
     return tokenizer
 
 
@@ -154,6 +197,8 @@ def fingerprint(model: nn.Module) -> str:
     digest = hashlib.sha256()
     keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
     digest.update(json.dumps({k: getattr(model.config, k, None) for k in keys}, sort_keys=True).encode())
+    if base_options(model):  # a base loaded otherwise (bidirectional, quantised) is another base
+        digest.update(json.dumps(base_options(model), sort_keys=True).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)

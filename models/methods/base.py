@@ -1,11 +1,14 @@
 """The one interface every adaptation method implements."""
 from __future__ import annotations
 
+import inspect
 from typing import ClassVar
 
 import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
+
+from ..prefix.injection import is_decoder
 
 
 class AdaptationMethod(nn.Module):
@@ -59,8 +62,17 @@ class AdaptationMethod(nn.Module):
 
 
 def run_backbone(backbone: nn.Module, all_layers: bool, **inputs) -> BaseModelOutput:
-    """``backbone(**inputs)`` without ``None`` arguments (not every encoder takes ``token_type_ids``)."""
+    """``backbone(**inputs)`` without ``None`` arguments (not every encoder takes ``token_type_ids``).
+
+    A decoder runs without a key/value cache (``use_cache=False``): nothing here generates, and a cache would only
+    hold every layer's keys for nothing.  Segment ids go only to a model whose forward names them (GPT-2 does;
+    Llama-style decoders would pass them on to their attention as unknown keywords).
+    """
     given = {k: v for k, v in inputs.items() if v is not None}
+    if is_decoder(backbone.config):
+        given["use_cache"] = False
+        if "token_type_ids" in given and "token_type_ids" not in inspect.signature(backbone.forward).parameters:
+            del given["token_type_ids"]
     out = backbone(**given, output_hidden_states=all_layers)
     return BaseModelOutput(last_hidden_state=out.last_hidden_state,
                            hidden_states=out.hidden_states if all_layers else None)

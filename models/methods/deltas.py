@@ -92,10 +92,12 @@ def _delta_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch
 
 
 def bias_targets(backbone: nn.Module) -> list[str]:
-    """Every module of the encoder whose output has a bias term: linear layers with a bias, and LayerNorms."""
+    """Every module of the encoder whose output has a bias term: linear layers with a bias (GPT-2's ``Conv1D`` too),
+    and LayerNorms; in decoders also the RMSNorms (a bias delta on their output: Llama-style decoders have no bias)."""
     return [name for name, module in backbone.named_modules()
             if name and not name.startswith("pooler")
-            and ((isinstance(module, nn.Linear) and module.bias is not None) or isinstance(module, nn.LayerNorm))]
+            and (((isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D") and module.bias is not None)
+                 or isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("RMSNorm"))]
 
 
 # the attention value and output projections, by model_type (name suffixes)
@@ -107,6 +109,10 @@ VALUE_OUTPUT = {
     "distilbert": ("attention.v_lin", "attention.out_lin"),
     "deberta-v2": ("attention.self.value_proj", "attention.output.dense"),
     "modernbert": ("attn.Wo",),  # one fused query/key/value projection: only the output is adapted alone
+    **{model_type: ("self_attn.v_proj", "self_attn.o_proj") for model_type in (
+        "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "glm", "glm4")},
+    "phi": ("self_attn.v_proj", "self_attn.dense"),
+    "phi3": ("self_attn.o_proj",),  # fused query/key/value, as ModernBERT
 }
 
 

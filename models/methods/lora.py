@@ -21,6 +21,10 @@ DEFAULT_TARGETS = {
     "bert": ["query", "value"], "roberta": ["query", "value"], "xlm-roberta": ["query", "value"],
     "electra": ["query", "value"], "distilbert": ["q_lin", "v_lin"], "deberta-v2": ["query_proj", "value_proj"],
     "modernbert": ["Wqkv"],  # one fused projection
+    # decoders: their query and value projections (Phi-3 and GPT-2 fuse query, key and value into one)
+    **{model_type: ["q_proj", "v_proj"] for model_type in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2",
+                                                            "gemma3_text", "glm", "glm4", "phi")},
+    "phi3": ["qkv_proj"], "gpt2": ["c_attn"],
 }
 
 
@@ -41,7 +45,8 @@ class Lora(AdaptationMethod):
         super().__init__(backbone, config)
         peft = import_peft(self.name)
         targets = target_modules(config, backbone)
-        found = {name.rsplit(".", 1)[-1] for name, module in backbone.named_modules() if isinstance(module, nn.Linear)}
+        found = {name.rsplit(".", 1)[-1] for name, module in backbone.named_modules()
+                 if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"}  # GPT-2's linear layers
         missing = sorted(set(targets) - found)
         if missing:
             raise UnsupportedArchitecture(f"--lora-targets {' '.join(missing)}: no such linear layer in "

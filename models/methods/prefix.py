@@ -6,14 +6,9 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 from ..prefix.encoder import PrefixEncoder
-from ..prefix.injection import attention_modules, inject_prefix
+from ..prefix.injection import attention_modules, inject_prefix, kv_width
 from .base import AdaptationMethod, run_backbone
 from .configs import PrefixConfig
-
-
-def kv_dim(config) -> int:
-    heads = config.num_attention_heads
-    return getattr(config, "attention_head_size", config.hidden_size // heads) * heads
 
 
 class DeepPrefix(AdaptationMethod):
@@ -28,7 +23,7 @@ class DeepPrefix(AdaptationMethod):
         super().__init__(backbone, config)
         layers = len(attention_modules(backbone))
         self.slot = inject_prefix(backbone)
-        self.encoder = PrefixEncoder(config, layers, kv_dim(backbone.config))
+        self.encoder = PrefixEncoder(config, layers, kv_width(backbone))
 
     def encode(self, backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                token_type_ids: torch.Tensor | None = None, all_layers: bool = False) -> BaseModelOutput:

@@ -91,4 +91,8 @@ class PrefixLora(_PrefixWithDeltas):
 
 
 def _width(module: nn.Module) -> int:
-    return module.out_features if isinstance(module, nn.Linear) else module.normalized_shape[-1]
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    if isinstance(module, nn.LayerNorm):
+        return module.normalized_shape[-1]
+    return module.weight.shape[-1]  # a decoder's RMSNorm; GPT-2's Conv1D stores (in, out)

@@ -9,12 +9,27 @@ token attends to it, while padding keys stay masked.
 Two injection styles cover the supported families without copying any model class:
 
 * ``interface``: models whose self-attention calls ``ALL_ATTENTION_FUNCTIONS`` (BERT,
-  RoBERTa, XLM-R, ELECTRA, DistilBERT, ModernBERT).  We register one wrapper attention
-  function (and the matching mask builder) that prepends the prefix to K/V and widens
-  the mask, then calls the stock sdpa/eager kernel.
+  RoBERTa, XLM-R, ELECTRA, DistilBERT, ModernBERT, and the decoders: Llama, Mistral, Qwen2/3,
+  Gemma 1/2/3, GLM/GLM-4, Phi/Phi-3, GPT-2).  We register one wrapper attention function (and
+  the matching mask builder) that prepends the prefix to K/V and widens the mask, then calls
+  the stock sdpa/eager kernel.
 * ``deberta``: DeBERTa-v2/v3 computes disentangled attention itself, so we hook its
   key/value projections and mask, and give prefix columns zero relative-position bias
   (content-only scores: the prefix has no position).
+
+Decoders go through the same ``interface`` wrapper; what differs is spelled out where it matters:
+
+* the prefix is sized by the key/value heads (grouped-query attention has fewer of them than query
+  heads) times the head size: the kernel repeats the prefix for each query group as it does the tokens';
+* the prefix keys are free parameters, never rotated: RoPE rotates the tokens' keys before the attention
+  function sees them, so the prefix gets no position, exactly as ChatGLM's past-key-values prefix;
+* the causal mask is always materialised: with sdpa and no padding transformers passes no mask and
+  sdpa's ``is_causal`` shortcut then crops the keys to the first n, so the prefix would silently take the
+  place of the first tokens.  The mask builder never skips for a decoder, and the wrapper builds the
+  causal mask itself should a kernel receive none;
+* every token attends to the whole prefix, in sliding-window layers too: the window slides over the
+  tokens only, the prefix columns are always visible (a cached prefix would fall out of the window);
+* flash/flex kernels are refused (they take no widened mask).
 """
 from __future__ import annotations
 
@@ -38,6 +53,7 @@ PrefixKV = Sequence[tuple[torch.Tensor, torch.Tensor]]  # per layer: (key, value
 class ArchitectureSpec:
     attention_class: str  # the self-attention module to inject into (cross-attention is left alone)
     style: str  # "interface" or "deberta"
+    decoder: bool = False  # causal self-attention: the mask is made explicit, the prefix sized by the KV heads
 
 
 SUPPORTED_ARCHITECTURES: dict[str, ArchitectureSpec] = {
@@ -48,11 +64,30 @@ SUPPORTED_ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "distilbert": ArchitectureSpec("DistilBertSelfAttention", "interface"),
     "modernbert": ArchitectureSpec("ModernBertAttention", "interface"),
     "deberta-v2": ArchitectureSpec("DisentangledSelfAttention", "deberta"),
+    # decoders (transformers 5.25's model types; "gemma3_text" is Gemma 3's text model, the bare AutoModel of it)
+    "llama": ArchitectureSpec("LlamaAttention", "interface", decoder=True),
+    "mistral": ArchitectureSpec("MistralAttention", "interface", decoder=True),
+    "qwen2": ArchitectureSpec("Qwen2Attention", "interface", decoder=True),
+    "qwen3": ArchitectureSpec("Qwen3Attention", "interface", decoder=True),
+    "gemma": ArchitectureSpec("GemmaAttention", "interface", decoder=True),
+    "gemma2": ArchitectureSpec("Gemma2Attention", "interface", decoder=True),
+    "gemma3_text": ArchitectureSpec("Gemma3Attention", "interface", decoder=True),
+    "glm": ArchitectureSpec("GlmAttention", "interface", decoder=True),
+    "glm4": ArchitectureSpec("Glm4Attention", "interface", decoder=True),
+    "phi": ArchitectureSpec("PhiAttention", "interface", decoder=True),
+    "phi3": ArchitectureSpec("Phi3Attention", "interface", decoder=True),
+    "gpt2": ArchitectureSpec("GPT2Attention", "interface", decoder=True),
 }
 
 
 class UnsupportedArchitecture(ValueError):
     pass
+
+
+def is_decoder(config) -> bool:
+    """Whether ``config`` is one of the supported decoders (causal self-attention)."""
+    spec = SUPPORTED_ARCHITECTURES.get(config.model_type)
+    return spec is not None and spec.decoder
 
 
 def architecture_spec(config) -> ArchitectureSpec:
@@ -182,6 +217,10 @@ def _prefix_attention(module, query, key, value, attention_mask, **kwargs):
     if prefix is not None and prefix[0].shape[1] > 0:
         pk, pv = prefix
         tokens = key.shape[2]
+        if attention_mask is None and _causal(module) and query.shape[2] > 1:
+            # no mask means "sdpa's is_causal": on P + n keys it would keep only the first n (the prefix in place
+            # of the first tokens), so the causal pattern is spelled out before the prefix columns are added
+            attention_mask = _causal_mask(query.shape[2], tokens, key.device)
         key = torch.cat([_split_heads(pk, key), key], dim=2)
         value = torch.cat([_split_heads(pv, value), value], dim=2)
         attention_mask = _widen_mask(attention_mask, pk.shape[1], slot.key_mask(), query.shape[2], tokens)
@@ -191,12 +230,25 @@ def _prefix_attention(module, query, key, value, attention_mask, **kwargs):
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
 
+def _causal(module) -> bool:
+    return bool(getattr(module, "is_causal", False)) and not getattr(module, "is_cross_attention", False)
+
+
+def _causal_mask(queries: int, keys: int, device: torch.device) -> torch.Tensor:
+    """(1, 1, queries, keys) bool: query i sees keys 0..i (no cache: queries and keys are the same tokens)."""
+    rows = torch.arange(queries, device=device)[:, None]
+    return (rows >= torch.arange(keys, device=device)[None, :])[None, None]
+
+
 def _eager_kernel(module):
     return sys.modules[type(module).__module__].eager_attention_forward
 
 
 def _prefix_mask(*args, config=None, **kwargs):
     base = getattr(config, "_ptv2_base", "sdpa")
+    if config is not None and is_decoder(config):
+        # never None for a causal mask: sdpa's is_causal shortcut would crop the prefixed keys (module docstring)
+        kwargs["allow_is_causal_skip"] = False
     return (eager_mask if base == "eager" else sdpa_mask)(*args, config=config, **kwargs)
 
 
@@ -207,9 +259,9 @@ ALL_MASK_ATTENTION_FUNCTIONS.register(_PREFIX_IMPL, _prefix_mask)
 def _inject_interface(model: nn.Module, modules: list[nn.Module]) -> None:
     config = model.config
     base = config._attn_implementation or "sdpa"
-    if base not in ("sdpa", "eager", _PREFIX_IMPL):
+    if base not in ("sdpa", "eager", _PREFIX_IMPL):  # flash/flex kernels take no widened (P + n) mask
         raise UnsupportedArchitecture(
-            f"attention implementation '{base}' is not supported with prefixes; load the encoder with "
+            f"attention implementation '{base}' is not supported with prefixes; load the model with "
             "attn_implementation='sdpa' or 'eager'"
         )
     if base != _PREFIX_IMPL:
@@ -289,10 +341,25 @@ def _wrap_deberta_bias(cls: type) -> None:
 def attention_modules(model: nn.Module) -> list[nn.Module]:
     """The self-attention modules that receive a prefix, in layer order."""
     spec = architecture_spec(model.config)
-    found = [m for m in model.modules() if type(m).__name__ == spec.attention_class]
+    found = [m for m in model.modules() if type(m).__name__ == spec.attention_class
+             and not getattr(m, "is_cross_attention", False)]  # GPT-2 built with cross-attention: self only
     if not found:
         raise UnsupportedArchitecture(f"no {spec.attention_class} module found in {type(model).__name__}")
     return found
+
+
+def kv_width(model: nn.Module) -> int:
+    """Width of one prefix key (or value) row of ``model``: the key/value heads times the head size.
+
+    Encoders: all heads (``attention_head_size`` where the config has one).  Decoders: the key/value heads
+    (grouped-query attention: fewer than the query heads) times the head size of the attention module, which
+    need not be hidden_size / heads (Gemma, GLM)."""
+    config = model.config
+    heads = config.num_attention_heads
+    if not architecture_spec(config).decoder:
+        return getattr(config, "attention_head_size", config.hidden_size // heads) * heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    return kv_heads * attention_modules(model)[0].head_dim
 
 
 def inject_prefix(model: nn.Module) -> PrefixSlot:

@@ -86,6 +86,8 @@ def save_artifact(model: AdaptedModel, out_dir: str | Path, records: dict[str, A
     save_file(tensors, str(out / WEIGHTS))
     config = {"format": FORMAT, "backbone": model.backbone_name, "backbone_fingerprint": model.backbone_fingerprint,
               "method": model.method_record()}
+    if model.base_record():  # how the base was loaded beyond its weights (attention mode, quantisation)
+        config["base"] = model.base_record()
     heads = {task: {"name": model.heads[task].head_name, "config": model.heads[task].config} for task in model.tasks}
     if single:
         task = model.tasks[0]
@@ -221,7 +223,7 @@ def load_artifact(artifact_dir: str | Path, family: "TaskFamily | None" = None,
     if family is not None:
         check_family(config, family, where)
     name = backbone if backbone is not None else config["backbone"]
-    model = AdaptedModel(_load_encoder(name, where))
+    model = AdaptedModel(_load_encoder(name, where, config.get("base") or {}))
     model.backbone_name, model.backbone_fingerprint = name, fingerprint(model.backbone)
     attach_artifact(model, path, config, task="task", method_key=SHARED)
     model.eval()
@@ -229,10 +231,10 @@ def load_artifact(artifact_dir: str | Path, family: "TaskFamily | None" = None,
     return LoadedArtifact(model, tokenizer, config["task"], config, path)
 
 
-def _load_encoder(name: str, where: Path):
+def _load_encoder(name: str, where: Path, base: dict[str, Any]):
     try:
-        return load_backbone(name)
-    except EncoderNotFound as err:
+        return load_backbone(name, **base)  # the same base as in training: attention mode, quantisation
+    except (EncoderNotFound, ValueError) as err:  # ValueError: a recorded base this install cannot rebuild (nf4)
         raise DataError(where, None, str(err)) from None
     except OSError as err:  # moved folder, unknown hub name, no network
         raise DataError(where, None, f"cannot load encoder '{name}': {str(err).splitlines()[0]}") from None

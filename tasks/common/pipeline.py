@@ -69,7 +69,8 @@ def build_task_model(settings: ModelSettings, heads, max_length: int, seed: int)
     set_seed(seed)
     try:
         model = build_model(settings.model, heads, settings.method, settings.method_config, layers=settings.layers,
-                            encoder_dropout=settings.encoder_dropout)
+                            encoder_dropout=settings.encoder_dropout, attention=settings.attention,
+                            quantize_base=settings.quantize_base)
         if settings.gradient_checkpointing:
             model.enable_gradient_checkpointing()
     except (UnsupportedArchitecture, PeftMissing, EncoderNotFound) as err:

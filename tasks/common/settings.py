@@ -12,8 +12,10 @@ from typing import Any
 
 from heads import POOLING
 from models.backbone import DEFAULT_MODEL
+from models.decoders import ATTENTION_MODES
 from models.options import option
 from models.precision import PRECISIONS
+from models.quantize import QUANTIZE_SCHEMES, REFUSED_SCHEMES
 from models.readout import LAYERS
 
 from .data_root import DATA_ENV
@@ -43,6 +45,14 @@ class ModelSettings:
                                    "else first", choices=(*POOLING, "auto"))
     gradient_checkpointing: bool = option(False, "recompute encoder activations during backward instead of storing "
                                                  "them (less memory, about a third more compute); not with peft-prefix")
+    attention: str | None = option(None, "decoders (Llama, Qwen, Gemma, Mistral, GLM, Phi, GPT-2): causal attention "
+                                         "as pre-trained, or bidirectional (every token sees every real token; "
+                                         "padding stays masked); default: the model's own", choices=ATTENTION_MODES)
+    quantize_base: str | None = option(None, "store the frozen base's linear layers quantised and train through them: "
+                                             "int8 (weight-only, one scale per output row; no dependency) or nf4 "
+                                             "(needs bitsandbytes); the artifact records it, holds only what "
+                                             "trained; dynamic-int8 is refused (it cuts the gradient to the prefix)",
+                                       choices=(*QUANTIZE_SCHEMES, *REFUSED_SCHEMES))
 
 
 @dataclass
