@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from tasks.common.devices import parse_device
-
-
-def default_device() -> str:
-    """``cuda`` when a GPU is visible, else ``cpu``."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from tasks.common.devices import default_device, parse_device  # noqa: F401  (the one default, re-exported)
 
 
 def resolve(name: str | None) -> torch.device:

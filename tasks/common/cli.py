@@ -19,7 +19,7 @@ from models.options import dest_of, flag_name
 from models.precision import check_precision
 
 from .allocator import keep_large_allocations
-from .devices import check_processes, close_process_group, resolve_device
+from .devices import check_processes, close_process_group, default_device, resolve_device
 from .errors import UsageError
 from .flags import HelpFormatter, add_dataclass, argument_kwargs, field_default, flag_fields, from_namespace
 from .settings import DataSettings, ModelSettings, PredictSettings, RunSettings, TrainSettings
@@ -171,10 +171,8 @@ def predict_settings(args: argparse.Namespace, family) -> PredictSettings:
 
 
 def _check_precision(precision: str, device: str | None = None) -> None:
-    import torch
-
     try:
-        check_precision(precision, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        check_precision(precision, device or default_device())
     except ValueError as err:
         raise UsageError(str(err)) from None
 

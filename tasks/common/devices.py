@@ -14,11 +14,17 @@ import torch
 from .errors import EXIT_BAD_INPUT, UsageError
 
 
+def default_device() -> str:
+    """The one default for every entry point (training's Trainer, predict, the server, the benchmarks): ``cuda``
+    when a GPU is visible, else ``cpu``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def parse_device(name: str | None) -> torch.device:
     """A device name (cpu, cuda or cuda:N; None: cuda when a GPU is visible, else cpu) as a device with its index;
     ValueError for one that is not there.  ``resolve_device`` (predict) and the benchmarks' ``--device`` use it."""
     try:
-        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = torch.device(name or default_device())
     except RuntimeError:
         raise ValueError(f"--device {name}: expected cpu, cuda or cuda:N") from None
     if device.type == "cpu":
