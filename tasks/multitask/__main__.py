@@ -19,8 +19,11 @@ import sys
 from tasks.common import cli
 from tasks.common.errors import UsageError, exit_on_bad_input
 from tasks.common.family import MultiTask
+from tasks.common.flags import add_dataclass, from_namespace
 from tasks.common.pipeline import train_and_evaluate
 from tasks.families import FAMILIES, get_family
+
+from .settings import MultitaskSettings
 
 USAGE = (f"usage: python -m tasks.multitask {{{','.join(FAMILIES)}}} --tasks A B ... [training flags]\n"
          "       python -m tasks.multitask FAMILY --help   (every flag of that family)")
@@ -31,12 +34,7 @@ def parser(family) -> argparse.ArgumentParser:
     p.prog = f"python -m tasks.multitask {family.name}"
     p.description = (f"Multi-task training over several {family.title} datasets (one shared method, one head per "
                      "dataset).")
-    group = p.add_argument_group("multi-task")
-    group.add_argument("--tasks", nargs="+", required=True, metavar="NAME[=FOLDER]",
-                       help="the datasets (named ones of the family, or NAME=FOLDER of local files for NER)")
-    group.add_argument("--temperature", type=float, default=1.0,
-                       help="draw each batch's dataset with probability size^(1/T): 1 is proportional to size, "
-                            "larger values favour the smaller datasets")
+    add_dataclass(p.add_argument_group("multi-task"), MultitaskSettings)
     return p
 
 
@@ -51,13 +49,13 @@ def run(argv: list[str]) -> dict:
     if not isinstance(family, MultiTask):
         raise UsageError(f"{family.title} has no multi-task training")
     args = parser(family).parse_args(argv[1:])
-    if args.temperature <= 0:
-        raise UsageError(f"--temperature must be positive, got {args.temperature}")
-    if len(args.tasks) < 2:
-        raise UsageError("multi-task training needs at least two datasets (--tasks A B ...)")
+    try:
+        multitask = from_namespace(MultitaskSettings, args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     base = cli.family_settings(family, args, **{name: None for name in family.selectors()})
-    members = [family.member(base, name) for name in args.tasks]
-    return train_and_evaluate(family, cli.run_settings(args, family, members), args.temperature)
+    members = [family.member(base, name) for name in multitask.tasks]
+    return train_and_evaluate(family, cli.run_settings(args, family, members), multitask.temperature)
 
 
 def main(argv: list[str] | None = None) -> None:

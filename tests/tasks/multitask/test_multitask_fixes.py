@@ -54,3 +54,23 @@ def test_gradient_accumulation_is_applied_once(tmp_path, tiny_model_dir, shared_
                            key=lambda p: int(p.parent.name.split("-")[1])).read_text())
     # 24 + 24 examples in batches of 4: 12 batches an epoch, 2 per optimizer step
     assert state["global_step"] == 6
+
+
+def test_every_multitask_flag_is_a_settings_field():
+    """One source for every setting: each flag of ``tasks.multitask`` comes from a dataclass field (the shared
+    settings, the method configs, the family's settings, the multi-task settings), none is written by hand."""
+    from models.methods import METHODS
+    from models.options import dest_of
+    from tasks.common.flags import flag_fields
+    from tasks.common.settings import DataSettings, ModelSettings, TrainSettings
+    from tasks.families import FAMILIES, get_family
+    from tasks.multitask.__main__ import parser
+    from tasks.multitask.settings import MultitaskSettings
+
+    for name in FAMILIES:
+        family = get_family(name)
+        classes = [DataSettings, ModelSettings, TrainSettings, MultitaskSettings, family.Settings,
+                   *(spec.config_class for spec in METHODS.values())]
+        dests = {dest_of(field) for cls in classes for field, _ in flag_fields(cls)}
+        flags = {action.dest for action in parser(family)._actions if action.dest != "help"}
+        assert flags <= dests, (name, flags - dests)
