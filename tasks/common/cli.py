@@ -19,8 +19,10 @@ from models.options import dest_of, flag_name
 from models.precision import check_precision
 
 from .allocator import keep_large_allocations
+from .config_file import FLAG as CONFIG_FLAG
+from .config_file import expand_config
 from .devices import check_processes, close_process_group, default_device, resolve_device
-from .errors import UsageError
+from .errors import UsageError, exit_on_bad_input
 from .flags import HelpFormatter, add_dataclass, argument_kwargs, field_default, flag_fields, from_namespace
 from .settings import DataSettings, ModelSettings, PredictSettings, RunSettings, TrainSettings
 
@@ -93,7 +95,10 @@ def train_parser(family, multitask: bool = False) -> argparse.ArgumentParser:
     """Every flag of a training run of ``family`` (``multitask``: without the flags that pick one dataset)."""
     recipe = family.recipe
     parser = argparse.ArgumentParser(prog=f"python -m tasks.{family.name}", description=family.description,
-                                     formatter_class=HelpFormatter)
+                                     formatter_class=HelpFormatter, epilog=(
+                                         f"subcommand: python -m tasks.{family.name} predict ...  "
+                                         f"{family.predict_description} (predict --help lists its flags)"))
+    add_config_flag(parser)
     defaults = _shared_defaults(family, recipe)
     model = parser.add_argument_group("model and method")
     layers = _recipe_layers(recipe) + "".join(f"; {m}: {v}" for m, v in recipe.get("method_layers", {}).items())
@@ -115,9 +120,16 @@ def train_parser(family, multitask: bool = False) -> argparse.ArgumentParser:
 def predict_parser(family) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m tasks.{family.name} predict",
                                      description=family.predict_description, formatter_class=HelpFormatter)
+    add_config_flag(parser)
     add_dataclass(parser, PredictSettings)
     add_dataclass(parser.add_argument_group(f"{family.title} inputs and outputs"), family.PredictSettings)
     return parser
+
+
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    """``--config`` in the help; ``run_subcommand`` reads the file before parsing (``config_file.py``)."""
+    parser.add_argument(CONFIG_FLAG, metavar="FILE", help="settings from a JSON or YAML file (keys are flag names, "
+                                                          "e.g. prefix_len: 32); flags on the command line win")
 
 
 # --------------------------------------------------------------------------- Namespace -> settings
@@ -180,14 +192,13 @@ def _check_precision(precision: str, device: str | None = None) -> None:
 def run_subcommand(argv: list[str] | None, train_main: Callable, predict_main: Callable) -> None:
     """``[train] FLAGS`` trains and evaluates; ``predict FLAGS`` applies a saved artifact."""
     argv = sys.argv[1:] if argv is None else argv
+    predicting = argv[:1] == ["predict"]
+    rest = exit_on_bad_input(expand_config)(argv[1:] if argv[:1] in (["predict"], ["train"]) else argv)
     check_processes()  # torchrun: no more processes on this node than GPUs (devices.py says why)
     keep_large_allocations()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun/accelerate: rank 0 alone prints reports (errors still show)
         sys.stdout = open(os.devnull, "w")
-    if argv[:1] == ["predict"]:
-        predict_main(argv[1:])
-    else:
-        train_main(argv[1:] if argv[:1] == ["train"] else argv)
+    (predict_main if predicting else train_main)(rest)
     close_process_group()  # every rank ends together (devices.py says why)
 
 

@@ -31,7 +31,7 @@ USAGE = (f"usage: python -m tasks.multitask {{{','.join(FAMILIES)}}} --tasks A B
 
 def parser(family) -> argparse.ArgumentParser:
     p = cli.train_parser(family, multitask=True)
-    p.prog = f"python -m tasks.multitask {family.name}"
+    p.prog, p.epilog = f"python -m tasks.multitask {family.name}", None
     p.description = (f"Multi-task training over several {family.title} datasets (one shared method, one head per "
                      "dataset).")
     add_dataclass(p.add_argument_group("multi-task"), MultitaskSettings)
