@@ -6,15 +6,17 @@
 Tasks are artifacts on the bundled encoder built here with random prefixes and heads (throughput and
 memory do not depend on the values): NER-style token tagging and SST-2-style classification, prefix
 lengths cycling through 8, 16 and 32.  Throughput compares the same number of rows, of the same
-length, answered as one task or spread over 2, 4 and 8 tasks, timed round-robin.  The server runs in
+length, answered as one task or spread over 2, 4 and 8 tasks, timed round-robin through ``Engine.answer`` (the
+route a request takes: reading, tokenizing, the forward and decoding).  The server runs in
 a subprocess (``python -m tasks.serve``) and is driven by 16 client threads for 60 s.  Unless skipped, the
 load-and-fault phases follow (``serving_faults.py``: unloaded baseline, overload, a 5-minute soak, poison
-requests, clients hanging up, SIGTERM under load, the same answer alone and in a mixed batch).
+requests, clients hanging up, SIGTERM under load, the same answer alone and in a mixed batch).  Then the
+overload phase driven by ``wrk`` (``serving_overload.py``; skipped, with a note, where wrk is not installed:
+``apt-get install -y wrk``).
 """
 from __future__ import annotations
 
 import json
-import math
 import random
 import statistics
 import tempfile
@@ -38,6 +40,7 @@ from tasks.serve.launch import start_server
 from . import layout
 from .alias import forward
 from .env import environment
+from .serving_overload import OverloadOptions, overload_phase, percentile
 from .store import write_results
 from .tables.serving import serving_markdown
 from .timing import Timer
@@ -74,15 +77,15 @@ def request(task: str, rng: random.Random, words: int) -> tuple[str, dict]:
 
 
 def throughput(engine: Engine, rows: int, words: int, warmup: int, repeats: int) -> dict:
-    """Rows per second for ``rows`` requests of one task vs spread round-robin over 2, 4, 8 tasks."""
+    """Rows per second for ``rows`` requests of one task vs spread round-robin over 2, 4, 8 tasks, through
+    ``Engine.answer``: the route every request takes (read, tokenize, forward, decode)."""
     rng = random.Random(0)
     names, calls = list(engine.tasks), {}
     for count in (1, 2, 4, 8):
         if count > len(names):
             continue
         requests = [request(names[i % count], rng, words) for i in range(rows)]
-        pending = [engine.prepare(*r) for r in requests]
-        calls[f"{count} task{'s' if count > 1 else ''}"] = lambda p=pending: engine.logits(p)
+        calls[f"{count} task{'s' if count > 1 else ''}"] = lambda r=requests: engine.answer(r)
     timed = Timer(warmup, repeats).run(calls)
     base = timed["1 task"]["median_s"]
     return {name: {**t, "rows_per_s": rows / t["median_s"], "relative_to_one_task": base / t["median_s"]}
@@ -142,14 +145,6 @@ def client(url: str, names: list[str], words: int, stop: float, index: int, tall
             tally.add(took, failure=f"{response.status_code} {response.text[:100]}")
         else:
             tally.add(took, wrong_task=None if right_answer(response.json(), task, text) else task)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (None for no values): every latency table of the serving benchmarks reads this."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def load_summary(tally: Tally, clients: int, elapsed: float, health: dict) -> dict:
@@ -273,10 +268,19 @@ def memory_rows(names: list[str], paths: list[Path], rows: int, baseline: float)
     return memory, engine
 
 
+def overload_bodies(names: list[str], words: int, count: int = 32) -> list[bytes]:
+    """Valid request bodies of the served tasks in turn, for wrk (``serving_overload.py``)."""
+    rng = random.Random(9000)
+    asked = [request(names[i % len(names)], rng, words) for i in range(count)]
+    return [json.dumps({"task": task, "input": payload}).encode() for task, payload in asked]
+
+
 def run_serving(model: str | None = None, rows: int = 32, words: int = 20, seconds: float = 60.0, clients: int = 16,
                 out: Path | None = None,
-                more: Callable[[list[str], list[Path], dict], None] | None = None) -> Path:
-    """Measure memory, throughput and the server under load; returns the Markdown page.
+                more: Callable[[list[str], list[Path], dict], None] | None = None,
+                overload_seconds: float = 10.0) -> Path:
+    """Measure memory, throughput and the server under load, then overload it with wrk (``overload_seconds``
+    per level); returns the Markdown page.
 
     ``more(names, artifacts, result)``, when given, adds its phases' results to ``result`` on the served
     artifacts (the CLI passes ``serving_faults.fault_phases``: this module must not import that one, which
@@ -301,6 +305,9 @@ def run_serving(model: str | None = None, rows: int = 32, words: int = 20, secon
         result["hostile"] = hostile_load_test(mixed[:4], seconds / 2, 2 * clients, words, max_queue=clients)
         if more is not None:
             more(names[:4], mixed[:4], result)
+        print("overload (wrk)", flush=True)
+        result["overload_wrk"] = overload_phase(names[:4], mixed[:4], overload_bodies(names[:4], words),
+                                                OverloadOptions(seconds=overload_seconds))
     return write_results(out or layout.RESULTS, "serving", result, serving_markdown(result))
 
 

@@ -131,6 +131,39 @@ def faults_section(result: dict) -> str:
         *([f"- equal answers skipped: {'; '.join(skipped)}\n"] if skipped else [])])
 
 
+def _opt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def wrk_rows(levels: list[dict]) -> list[list[str]]:
+    rows = []
+    for level in levels:
+        who = level["refusals_answered_by"]
+        rows.append([f"{level['multiple']}x ({level['connections']})", f"{level['answered_per_s']:.1f}",
+                     str(level["refused"]), f"{_opt_ms(level['refused_p50_ms'])} / {_opt_ms(level['refused_p99_ms'])}",
+                     f"{_opt_ms(level['accepted_p50_ms'])} / {_opt_ms(level['accepted_p99_ms'])}",
+                     f"{who['server JSON']} / {who['plain text']} / {who['socket errors']}", str(level["other"])])
+    return rows
+
+
+def wrk_section(result: dict) -> str:
+    """The overload phase driven by wrk (``serving_overload.py``); nothing for a result measured before it."""
+    if "overload_wrk" not in result:
+        return ""
+    over = result["overload_wrk"]
+    if "skipped" in over:
+        return f"\n## Overload (wrk)\n\nSkipped: {over['skipped']}.\n"
+    settings = over["settings"]
+    return "".join([
+        "\n## Overload (wrk)\n\n",
+        f"`wrk`, one connection per thread, {settings['seconds']:g} s per level against `{settings['server_flags']}` "
+        f"(1x = {settings['base']} connections, the server's --max-batch); the refusals should stay fast and "
+        "cheap enough that answered/s holds as they grow.\n\n",
+        markdown_table(["concurrency (connections)", "answered/s", "refused", "refusal p50 / p99 ms",
+                        "accepted p50 / p99 ms", "refusals by: server JSON / plain text / socket", "other"],
+                       wrk_rows(over["levels"]))])
+
+
 def serving_markdown(result: dict) -> str:
     env, settings = result["environment"], result["settings"]
     return "".join([
@@ -147,4 +180,5 @@ def serving_markdown(result: dict) -> str:
         "\n## Memory: one backbone + N x (prefix + head)\n\n",
         markdown_table(["tasks", "backbone MiB", "per task MiB (prefix + head)", "process RSS MiB"],
                        memory_rows(result)),
-        "\n## HTTP server under load\n\n", load_paragraph(result), hostile_section(result), faults_section(result)])
+        "\n## HTTP server under load\n\n", load_paragraph(result), hostile_section(result), faults_section(result),
+        wrk_section(result)])

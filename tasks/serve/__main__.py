@@ -6,9 +6,12 @@
 
 A request is ``{"task": NAME, "input": ...}``: NER ``{"tokens": [...]}`` or ``{"text": "..."}``, QA
 ``{"question", "context"}``, a GLUE/SuperGLUE task a record with its file's fields (e.g. RTE
-``{"premise", "hypothesis"}``). The HTTP server's endpoints, bounds and status codes: ``tasks/serve/server.py``.
+``{"premise", "hypothesis"}``); or ``{"task": NAME, "inputs": [...]}``, several inputs of the task, each answered
+with its own output or error. The HTTP server's endpoints, bounds and status codes: ``tasks/serve/server.py``;
+every flag is a field of ``settings.py``.
 
-Offline (JSONL), every non-blank line gets one output line, in order: ``{"id"?, "task", "output"}``, or
+Offline (JSONL), every non-blank line gets one output line, in order: ``{"id"?, "task", "output"}`` (``"outputs":
+[{"output"} or {"error", "status"}, ...]`` for several inputs), or
 ``{"id"?, "task"?, "line", "error", "status"}`` for a line that failed: 400 not UTF-8/JSON/an object with
 "task" and "input", 404/413/422 refused by the engine, 500 the engine failed on it. A failed line never
 stops the others. The answers are written to a temporary file next to ``--output`` and renamed over it at
@@ -32,69 +35,30 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from models.precision import PRECISIONS
 from tasks.common.allocator import keep_large_allocations
-from tasks.common.flags import POSITIVE
 from tasks.common.errors import DataError, exit_on_bad_input
+from tasks.common.flags import HelpFormatter, add_dataclass, from_namespace
 
 from . import limits
 from .engine import Engine
 from .isolation import answer_isolated
-from .protocol import BadRequest, parse_json, read_request
+from .protocol import BadRequest, error_json, parse_json, read_request, result_json
+from .settings import FLAG_OPTIONS, ServeCommand, ServeSettings
 
 MAX_EXIT_STATUS = 100
 SHOWN_ERRORS = 20
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
+    """Every flag derived from the fields of ``ServeCommand`` and ``ServeSettings`` (``settings.py``)."""
     p = argparse.ArgumentParser(prog="python -m tasks.serve", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                formatter_class=HelpFormatter,
                                 epilog="exit status (JSONL mode): 0 when every line was answered, else the number "
                                        f"of failed lines (at most {MAX_EXIT_STATUS}), each with an error line in "
                                        "--output; 2 also when the input file cannot be read at all (one line on "
                                        "stderr, nothing written)")
-    p.add_argument("--artifact", action="append", required=True, metavar="[NAME=]FOLDER",
-                   help="a trained artifact (repeatable); its task is named NAME, else its dataset or task name")
-    p.add_argument("--model", default=None, help="the backbone to serve on (default: the first artifact's encoder)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-batch", type=POSITIVE, default=limits.MAX_BATCH,
-                   help="requests answered together at most (also the JSONL mode's batch)")
-    p.add_argument("--max-batch-tokens", type=POSITIVE, default=limits.MAX_BATCH_TOKENS,
-                   help="tokens in one batch at most: the batcher estimates a request as its bytes / 4, the engine "
-                        "counts padded sub-tokens per forward; a larger request runs alone")
-    p.add_argument("--batch-wait-ms", type=float, default=5.0,
-                   help="how long a request waits for others to join its batch")
-    p.add_argument("--max-rows", type=POSITIVE, default=64, help="encoder rows in one forward pass at most")
-    p.add_argument("--max-request-rows", type=POSITIVE, default=32,
-                   help="encoder rows one request may need (QA windows, choices, options) at most; more get 413")
-    p.add_argument("--max-request-tokens", type=POSITIVE, default=8192,
-                   help="sub-tokens of one request at most; more get 413 (text over 16 characters per allowed "
-                        "sub-token is refused before it is tokenized)")
-    p.add_argument("--max-body-bytes", type=POSITIVE, default=limits.MAX_BODY_BYTES,
-                   help="larger request bodies get 413, before they are read when they declare their length")
-    p.add_argument("--max-queue", type=POSITIVE, default=limits.MAX_QUEUE,
-                   help="requests waiting for a batch at most; more get 503 with Retry-After")
-    p.add_argument("--request-timeout", type=_positive_float, default=limits.REQUEST_TIMEOUT,
-                   help="seconds from a request's arrival to its answer; later: 503, its queued work dropped")
-    p.add_argument("--drain-seconds", type=_positive_float, default=limits.DRAIN_SECONDS,
-                   help="after SIGTERM: new requests get 503, in-flight ones are answered for this long, then exit")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="precision of the shared backbone: bf16 (native bf16 hardware only) or int8 (CPU; each "
-                        "request then runs alone, since int8 scales activations over the whole batch)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is a GPU)")
-    p.add_argument("--input", type=Path, default=None, help="answer this JSONL file of requests instead of serving")
-    p.add_argument("--output", type=Path, default=None, help="where the JSONL answers go (with --input)")
+    add_dataclass(p, ServeCommand, options=FLAG_OPTIONS)
+    add_dataclass(p.add_argument_group("engine, batching and HTTP server"), ServeSettings, options=FLAG_OPTIONS)
     return p
 
 
@@ -139,13 +103,17 @@ def read_requests(path: Path) -> list[Line]:
 
 
 def _record(line: Line, result: Any) -> dict:
+    """The output line of ``line``: ``{"output"}``, ``{"outputs": [...]}`` for several inputs (each with its own
+    output or error), or the line's error."""
     record: dict[str, Any] = {}
     if line.message is not None and "id" in line.message:
         record["id"] = line.message["id"]
     if line.task is not None:
         record["task"] = line.task
-    if hasattr(result, "status") and isinstance(result, BaseException):
-        record.update(line=line.number, error=str(result) or type(result).__name__, status=result.status)
+    if isinstance(result, BaseException):
+        record.update(line=line.number, **error_json(result))
+    elif isinstance(result, list):
+        record["outputs"] = [result_json(item) for item in result]
     else:
         record["output"] = result
     return record
@@ -201,33 +169,28 @@ class _NotJSON(Exception):
 def run(argv: list[str]) -> int:
     """Serve, or answer a JSONL file; the exit status (see the module docstring)."""
     args = parser().parse_args(argv)
-    if (args.input is None) != (args.output is None):
+    command, settings = from_namespace(ServeCommand, args), from_namespace(ServeSettings, args)
+    if (command.input is None) != (command.output is None):
         raise DataError(None, None, "--input and --output go together (the offline JSONL mode)")
     # an unreadable input file fails before the engine loads, not after
-    lines = read_requests(args.input) if args.input is not None else None
-    engine = Engine(args.artifact, backbone=args.model, max_rows=args.max_rows, precision=args.precision,
-                    device=args.device, max_batch_tokens=args.max_batch_tokens,
-                    max_request_rows=args.max_request_rows, max_request_tokens=args.max_request_tokens)
+    lines = read_requests(command.input) if command.input is not None else None
+    engine = Engine(command.artifacts, settings)
     print(f"serving {', '.join(f'{n} ({t.family.name}, {t.method})' for n, t in engine.tasks.items())} on "
           f"{engine.backbone_name}", flush=True)
-    if args.input is not None:
-        counts = answer_file(engine, args.input, args.output, args.max_batch, args.max_batch_tokens, lines)
-        failed = len(counts["errors"])
-        for number, message in counts["errors"][:SHOWN_ERRORS]:
-            print(f"{args.input}: line {number}: {message}", file=sys.stderr)
-        if failed > SHOWN_ERRORS:
-            print(f"... and {failed - SHOWN_ERRORS} more failed lines (see --output)", file=sys.stderr)
-        print(f"{counts['answered']} answered, {counts['refused']} refused, {counts['unreadable']} unreadable, "
-              f"{counts['faults']} server faults (see their error lines); wrote {args.output}")
-        return min(failed, MAX_EXIT_STATUS)
-    from .server import create_app, run_server
+    if command.input is None:
+        from .server import create_app, run_server
 
-    app = create_app(engine, args.max_batch, args.batch_wait_ms, args.max_body_bytes,
-                     max_batch_tokens=args.max_batch_tokens, max_queue=args.max_queue,
-                     request_timeout=args.request_timeout)
-    run_server(app, args.host, args.port, drain_seconds=args.drain_seconds,
-               limit_concurrency=limits.concurrency_limit(args.max_queue, args.max_batch))
-    return 0
+        run_server(create_app(engine, settings))
+        return 0
+    counts = answer_file(engine, command.input, command.output, settings.max_batch, settings.max_batch_tokens, lines)
+    failed = len(counts["errors"])
+    for number, message in counts["errors"][:SHOWN_ERRORS]:
+        print(f"{command.input}: line {number}: {message}", file=sys.stderr)
+    if failed > SHOWN_ERRORS:
+        print(f"... and {failed - SHOWN_ERRORS} more failed lines (see --output)", file=sys.stderr)
+    print(f"{counts['answered']} answered, {counts['refused']} refused, {counts['unreadable']} unreadable, "
+          f"{counts['faults']} server faults (see their error lines); wrote {command.output}")
+    return min(failed, MAX_EXIT_STATUS)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,6 +12,11 @@ class UnknownTask(RequestError):
     status = 404
 
 
+def unknown_task(name: str, served: list[str]) -> UnknownTask:
+    """The 404 of a request for a task this server does not answer (the engine's and the server's one message)."""
+    return UnknownTask(f"unknown task '{name}'; this server answers: {', '.join(served)}")
+
+
 class TooLong(RequestError):
     """The input is over a bound (the message names the bound and the flag that sets it)."""
 

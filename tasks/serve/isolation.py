@@ -1,11 +1,11 @@
 """One request's failure is that request's answer, never its batch mates'.
 
 ``answer_isolated`` calls ``Engine.answer`` for a batch and turns whatever comes back into one result per
-request: the engine's answer, its ``RequestError`` (4xx), or a ``ServerFault`` (500) when the engine
-returned an exception object for that request. When the call itself fails (it raises anything but
-KeyboardInterrupt/SystemExit, or returns something that is not one answer per request), every request
-of the batch is retried alone, so only the culprit gets the 500. The server runs it in its engine thread
-and the JSONL mode calls it directly.
+request: the engine's answer (a list of them for a request of several inputs), its ``RequestError`` (4xx), or
+a ``ServerFault`` (500) when the engine returned an exception object for that request. When the call itself
+fails (it raises anything but KeyboardInterrupt/SystemExit, or returns something that is not one answer per
+request), every request of the batch is retried alone, so only the culprit gets the 500. The server runs it in
+its engine thread and the JSONL mode calls it directly.
 """
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ def _call(engine: Any, requests: list[tuple[str, Any]]) -> tuple[list | None, Ba
 
 
 def _result(result: Any) -> Any:
+    """The engine's result for one request, an exception object without a status made a ServerFault (also
+    inside the list that answers a request of several inputs)."""
+    if isinstance(result, list):
+        return [_result(item) for item in result]
     if isinstance(result, BaseException) and not hasattr(result, "status"):
         log.error("the engine answered a request with an error", exc_info=result)
         return ServerFault(f"the engine failed on this request: {_describe(result)}")

@@ -6,7 +6,15 @@ Defaults:
 * ``MAX_BATCH`` 32 requests and ``MAX_BATCH_TOKENS`` 16,384 estimated tokens per engine call (the value
   text-embeddings-inference uses for ``--max-batch-tokens``): at a few hundred tokens a request the
   token budget binds before the count does, so one batch of long inputs cannot cost 32 times one long input.
+* ``MAX_ROWS`` 64 encoder rows in one forward pass: two full batches of single-row requests.
+* ``MAX_REQUEST_ROWS`` 32 rows and ``MAX_REQUEST_TOKENS`` 8,192 sub-tokens for one request (QA windows,
+  choices, several ``"inputs"``): one request cannot cost more than half a forward's rows.
+* ``BATCH_WAIT_MS`` 5 ms a request waits for others to join its batch: well under one forward's time.
 * ``MAX_BODY_BYTES`` 1,000,000: a request body larger than that is refused (413) before it is parsed.
+* ``LINGER_BYTES`` 8,000,000 and ``LINGER_SECONDS`` 5 s: after a 413 for a body over the cap, up to that much
+  of the body is read and thrown away before the connection closes (nginx's lingering close, whose
+  ``lingering_timeout`` is 5 s), so a client that sends its whole body before reading hears the 413 instead
+  of a reset; a client that sent ``Expect: 100-continue`` is answered before it sends anything.
 * ``MAX_QUEUE`` 256 waiting requests (8 full batches): beyond it a request is refused at once with 503
   instead of waiting longer than any client would.
 * ``REQUEST_TIMEOUT`` 60 s from a request's arrival to its answer (TorchServe's default is 120 s); its
@@ -22,13 +30,19 @@ from collections.abc import Sequence
 
 MAX_BATCH = 32
 MAX_BATCH_TOKENS = 16_384
+MAX_ROWS = 64
+MAX_REQUEST_ROWS = 32
+MAX_REQUEST_TOKENS = 8192
+BATCH_WAIT_MS = 5.0
 MAX_BODY_BYTES = 1_000_000
+LINGER_BYTES = 8_000_000
+LINGER_SECONDS = 5.0
 MAX_QUEUE = 256
 REQUEST_TIMEOUT = 60.0
 DRAIN_SECONDS = 20.0
 READY_HIGH_WATER = 0.8
 RETRY_AFTER_SECONDS = 1  # the Retry-After of every 503: overload passes in about a batch's time
-CONNECTION_HEADROOM = 64  # connections beyond the queued and computing requests: probes, bodies being read
+HOST, PORT = "127.0.0.1", 8000  # loopback unless told otherwise: the server has no authentication
 
 BYTES_PER_TOKEN = 4  # English text runs about 4 bytes per (sub)token; the JSON keys make this an overestimate
 
@@ -66,13 +80,3 @@ def plan_batches(costs: Sequence[int], max_batch: int, max_batch_tokens: int) ->
     if current:
         batches.append(current)
     return batches
-
-
-def concurrency_limit(max_queue: int, max_batch: int) -> int:
-    """uvicorn's ``limit_concurrency``: the queue, the batch being computed, and some headroom.
-
-    uvicorn counts open connections and running requests against it and answers its own plain-text 503
-    above it; sized so the server's JSON 503 (queue full) comes first and uvicorn's bound only stops floods
-    of connections that never get as far as the queue (slow bodies, idle keep-alives).
-    """
-    return max_queue + max_batch + CONNECTION_HEADROOM

@@ -6,7 +6,10 @@ a ``BadRequest`` (status 400) with a message, never an exception that escapes or
 * JSON nested deeper than ``MAX_DEPTH`` (a request is a shallow record): ``json.loads`` itself would stop at
   the interpreter's recursion limit with a RecursionError, which is caught too;
 * an integer of more than ``sys.get_int_max_str_digits()`` digits (4,300; ``int()`` refuses it, a ValueError);
-* a value that is not an object ``{"task": NAME, "input": ...}`` with a non-empty string ``task``.
+* a value that is not an object ``{"task": NAME, "input": ...}`` (or ``"inputs": [...]``, several inputs of the
+  task, answered in order) with a non-empty string ``task``.
+
+``result_json`` and ``error_json`` are the answer's side: one input's output, or an error with its status.
 """
 from __future__ import annotations
 
@@ -18,7 +21,12 @@ from typing import Any
 from .errors import RequestError
 
 MAX_DEPTH = 64
-SHAPE = 'a request is a JSON object {"task": NAME, "input": {...}}'
+SHAPE = 'a request is a JSON object {"task": NAME, "input": {...}} or {"task": NAME, "inputs": [{...}, ...]}'
+
+
+class Inputs(list):
+    """The inputs of a request that has several (``"inputs": [...]``): the engine answers each in order, with its
+    own output or error, and the request as a whole is bounded by ``--max-request-rows``."""
 
 
 class BadRequest(RequestError):
@@ -85,15 +93,38 @@ def parse_json(data: bytes | str) -> Any:
 
 
 def read_request(value: Any) -> tuple[str, Any]:
-    """(task, input) of a parsed request; BadRequest when it is not ``{"task": NAME, "input": ...}``."""
+    """(task, input) of a parsed request, the input an ``Inputs`` list for ``"inputs"``; BadRequest when it is
+    not ``{"task": NAME, "input": ...}`` or ``{"task": NAME, "inputs": [...]}``."""
     if not isinstance(value, dict):
         raise BadRequest(f"{SHAPE}, not a JSON {_type_name(value)}")
     task = value.get("task")
     if not isinstance(task, str) or not task:
         raise BadRequest(f'{SHAPE}: "task" must be a non-empty string')
+    if "input" in value and "inputs" in value:
+        raise BadRequest(f'{SHAPE}: "input" or "inputs", not both')
+    if "inputs" in value:
+        inputs = value["inputs"]
+        if not isinstance(inputs, list) or not inputs:
+            raise BadRequest(f'{SHAPE}: "inputs" must be a non-empty array')
+        return task, Inputs(inputs)
     if "input" not in value:
         raise BadRequest(f'{SHAPE}: "input" is missing')
     return task, value["input"]
+
+
+def status_of(error: BaseException) -> int:
+    """The HTTP status of an error: its ``status`` when that is a 4xx/5xx, else 500."""
+    status = getattr(error, "status", 500)
+    return status if isinstance(status, int) and 400 <= status <= 599 else 500
+
+
+def error_json(error: BaseException) -> dict[str, Any]:
+    return {"error": str(error) or type(error).__name__, "status": status_of(error)}
+
+
+def result_json(result: Any) -> dict[str, Any]:
+    """One input's answer: ``{"output": ...}``, or ``{"error", "status"}`` when it failed."""
+    return error_json(result) if isinstance(result, BaseException) else {"output": result}
 
 
 def _max_digits() -> int:

@@ -1,51 +1,59 @@
 """HTTP serving on FastAPI (served by uvicorn): concurrent requests of any task batched into shared forwards.
 
 FastAPI and uvicorn are the Python ecosystem's most used async web stack, actively maintained, with
-a plain ASGI interface; the batching is ours: requests wait at most ``wait_ms`` for others to join,
-at most ``max_batch`` of them and ``max_batch_tokens`` estimated tokens (body bytes / 4, see
+a plain ASGI interface; the batching is ours: requests wait at most ``--batch-wait-ms`` for others to join,
+at most ``--max-batch`` of them and ``--max-batch-tokens`` estimated tokens (body bytes / 4, see
 ``limits.py``) go into one ``Engine.answer`` call, run in an engine thread so the event loop keeps
-accepting requests meanwhile. A request larger than the token budget runs alone.
+accepting requests meanwhile. A request larger than the token budget runs alone. Every setting is a field
+of ``ServeSettings`` (``settings.py``).
 
     POST /predict   {"task": "conll2003", "input": {"text": "John lives in Paris"}}  ->  {"task", "output", "seconds"}
+                    {"task": "conll2003", "inputs": [{...}, {...}]}  ->  {"task", "outputs": [{"output"} or
+                    {"error", "status"}, ...], "seconds"}: several inputs of one task, answered in order, each
+                    with its own result; together bounded by --max-request-rows
     GET  /health    liveness: 200 while the process serves, {"status": "ok", "ready", "draining", "tasks", counters}
     GET  /ready     readiness: 200 {"status": "ready"}; 503 before the batching worker runs, while the queue
                     holds the high-water mark (80 % of ``max_queue``) or more, and while shutting down
                     (``python -m tasks.serve`` loads the engine before it listens: no answer at all before)
-    GET  /tasks     every task: family, method, labels, artifact (its folder's name, not its path)
+    GET  /tasks     every task: family, method, placement, labels, artifact (its folder's name, not its path)
+    GET  /info      the encoder and its fingerprint, the tasks with their methods, the limits in force, the version
+    GET  /metrics   Prometheus text format (``metrics.py``)
+    GET  /docs      OpenAPI (``/openapi.json``): each task's input and output (``schemas.py``)
+
+Admission and overload (``admission.py``): refusals are decided from the request's headers, before its body is
+read; every refusal is this server's JSON 503 with ``Retry-After``, never uvicorn's plain text (its
+``limit_concurrency`` is not used). 503 rather than 429, because the refusal is about this server's capacity,
+not about one client's rate (429 is a per-client rate limit, RFC 6585), a load balancer takes 503 as "try
+another replica", and TorchServe answers 503 when its job queue is full. A request not answered within
+``--request-timeout`` seconds of its arrival gets 503 as well (not 504: there is no upstream gateway here, the
+cause is the same overload, and the dropped work makes a retry safe); if it was still queued its work is
+dropped (the batcher skips requests nobody waits for). A client that disconnects while waiting has its request
+dropped the same way. After SIGTERM (``run_server``) new requests get 503, in-flight ones are answered for up
+to ``--drain-seconds``, then the listener closes (new connections are refused), each open connection's next
+request gets 503 and ``Connection: close`` (for up to 1 s), and the process exits.
 
 Isolation: one request's failure is that request's answer. The engine's per-request errors answer their
 request only; if ``Engine.answer`` raises for a batch (anything but KeyboardInterrupt/SystemExit), each
 request of the batch is retried alone so only the culprit gets the 500 (``isolation.py``); the worker
 never dies of an engine error or a bug of its own.
 
-Back-pressure: at most ``max_queue`` requests wait; more are refused with 503 and ``Retry-After`` rather
-than 429, because the refusal is about this server's capacity, not about one client's rate (429 is a
-per-client rate limit, RFC 6585), a load balancer takes 503 as "try another replica", TorchServe answers
-503 when its job queue is full, and uvicorn's own ``limit_concurrency`` answers 503 too: one status for
-overload. A request not answered within ``request_timeout`` seconds of its arrival gets 503 as well (not
-504: there is no upstream gateway here, the cause is the same overload, and the dropped work makes a retry
-safe); if it was still queued its work is dropped (the batcher skips requests nobody waits for). A client
-that disconnects while waiting has its request dropped the same way. After SIGTERM (``run_server``) new
-requests get 503, in-flight ones are answered for up to ``drain_seconds``, then the listener closes (new
-connections are refused), each open connection's next request gets 503 and ``Connection: close`` (for up
-to 1 s), and the process exits.
-
 Every error is JSON ``{"error": "...", "status": N}``:
 
     400  the body is not a request: not UTF-8, not JSON (or NaN/Infinity), nested deeper than 64 levels,
          an integer of more than 4,300 digits, not an object, "task" missing or not a non-empty string,
-         "input" missing; also a Content-Length that is not a number
+         "input"/"inputs" missing (or both); also a Content-Length that is not a number
     404  unknown task (or an unknown path)
     405  a method the path does not take
     408  the body did not arrive within the request timeout
-    413  the body is larger than ``max_body_bytes`` (``--max-body-bytes``; refused from its Content-Length
-         before it is read, or cut off while a chunked body streams in), or the engine refuses an input too
-         long to answer without cutting it (``--max-rows``/the task's max length)
-    422  an input the task cannot read
+    413  the body is larger than ``--max-body-bytes`` (refused from its Content-Length before it is read, or cut
+         off while a chunked body streams in; the rest of the body is read and dropped before the connection
+         closes), more "inputs" than ``--max-request-rows``, or the engine refuses an input too long to answer
+         without cutting it (``--max-request-rows``, ``--max-request-tokens``, the task's max length)
+    422  an input the task cannot read: a field of the wrong type (the message names it, ``schemas.py``), or
+         what the task's reader refuses
     500  a server fault: the engine failed on this request, or gave an answer that is not JSON
-    503  the queue is full (``--max-queue``), no answer within ``--request-timeout``, the worker is not
-         running, or the server is shutting down (``--drain-seconds``); always with ``Retry-After``.
-         uvicorn itself answers a plain-text 503 above ``limit_concurrency`` connections
+    503  too many requests waiting (``--max-queue``), no answer within ``--request-timeout``, the worker is not
+         running, or the server is shutting down (``--drain-seconds``); always with ``Retry-After``
 """
 from __future__ import annotations
 
@@ -57,19 +65,26 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from . import limits
+from .admission import PREDICT, SLOT, Admission, Front, Lingering, Slot
 from .engine import Engine
-from .errors import ServerFault
+from .errors import RequestError, ServerFault, TooLong, unknown_task
 from .isolation import ABANDONED, answer_isolated
-from .protocol import BadRequest, parse_json, read_request
+from .metrics import Metrics
+from .protocol import BadRequest, Inputs, parse_json, read_request, result_json, status_of
+from .schemas import Schemas
+from .settings import ENGINE_FIELDS, ServeSettings
 
 log = logging.getLogger("tasks.serve")
 
@@ -121,48 +136,46 @@ def _settle(future: asyncio.Future, outcome: tuple[bool, Any]) -> None:
 
 # --------------------------------------------------------------------------- the batcher
 class Entry:
-    __slots__ = ("task", "payload", "cost", "future", "taken")
+    __slots__ = ("task", "payload", "cost", "future", "taken", "slot")
 
-    def __init__(self, task: str, payload: Any, cost: int, future: asyncio.Future) -> None:
+    def __init__(self, task: str, payload: Any, cost: int, future: asyncio.Future, slot: Slot | None) -> None:
         self.task, self.payload, self.cost, self.future, self.taken = task, payload, cost, future, False
+        self.slot = slot
 
 
 class Batcher:
-    """A bounded queue of requests, answered in batches of at most ``max_batch`` requests and
-    ``max_batch_tokens`` estimated tokens, collected for up to ``wait_ms``, in arrival order.
+    """A queue of requests, answered in batches of at most ``max_batch`` requests and ``max_batch_tokens``
+    estimated tokens, collected for up to ``batch_wait_ms``, in arrival order. Its length is bounded by
+    admission (``admission.py``: a request's slot is given back when a batch takes it).
 
     A request whose future is done (timed out, client gone, aborted) is skipped, never computed.
     """
 
-    def __init__(self, engine: Engine, max_batch: int = limits.MAX_BATCH, wait_ms: float = 5.0,
-                 max_batch_tokens: int = limits.MAX_BATCH_TOKENS, max_queue: int = limits.MAX_QUEUE) -> None:
-        self.engine, self.max_batch, self.wait = engine, max_batch, wait_ms / 1000
-        self.max_batch_tokens, self.max_queue = max_batch_tokens, max_queue
+    def __init__(self, engine: Engine, settings: ServeSettings,
+                 on_batch: Callable[[int], None] | None = None) -> None:
+        self.engine, self.settings, self.on_batch = engine, settings, on_batch
         self.pending: deque[Entry] = deque()
         self.current: list[Entry] = []  # the batch the engine is computing
         self._arrived = asyncio.Event()
         self.thread: EngineThread | None = None
         self.running = False
         self.batches = self.requests = 0  # engine calls made and requests sent to them
-        self.refused = self.skipped = self.faults = 0
+        self.skipped = self.faults = 0
 
     # ------------------------------------------------------------ the event loop's side
     def queued(self) -> int:
         """Requests waiting that somebody still waits for."""
         return sum(not entry.future.done() for entry in self.pending)
 
-    def submit(self, task: str, payload: Any, cost: int) -> Entry:
-        """Queue a request; Unavailable when the worker is not running or the queue is full."""
+    def submit(self, task: str, payload: Any, cost: int, slot: Slot | None = None) -> Entry:
+        """Queue a request; Unavailable when the worker is not running."""
         if not self.running:
             raise Unavailable("the batching worker is not running")
-        if len(self.pending) >= self.max_queue:  # drop the abandoned before counting
+        if len(self.pending) >= 2 * self.settings.max_queue:  # abandoned requests pile up behind a stuck batch
             live = deque(entry for entry in self.pending if not entry.future.done())
             self.skipped += len(self.pending) - len(live)
             self.pending = live
-        if len(self.pending) >= self.max_queue:
-            self.refused += 1
-            raise Unavailable(f"overloaded: {self.max_queue} requests already queued (--max-queue); retry later")
-        entry = Entry(task, payload, cost, asyncio.get_running_loop().create_future())
+        entry = Entry(task, payload, cost, asyncio.get_running_loop().create_future(), slot)
         self.pending.append(entry)
         self._arrived.set()
         return entry
@@ -181,30 +194,34 @@ class Batcher:
             self.skipped += 1
         return self.pending[0] if self.pending else None
 
+    async def _next(self, deadline: float) -> Entry | None:
+        """The next live request, waiting for one until ``deadline`` (the loop's time); None when none came."""
+        loop = asyncio.get_running_loop()
+        while (entry := self._head()) is None:
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except asyncio.TimeoutError:
+                return None
+        return entry
+
     async def _collect(self) -> list[Entry]:
         while self._head() is None:
             self._arrived.clear()
             await self._arrived.wait()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait
+        deadline = asyncio.get_running_loop().time() + self.settings.batch_wait_ms / 1000
         batch: list[Entry] = []
         tokens = 0
-        while True:
-            entry = self._head()
-            if entry is None:
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                self._arrived.clear()
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), left)
-                except asyncio.TimeoutError:
-                    break
-                continue
-            if not limits.fits(len(batch), tokens, entry.cost, self.max_batch, self.max_batch_tokens):
+        while (entry := await self._next(deadline)) is not None:
+            if not limits.fits(len(batch), tokens, entry.cost, self.settings.max_batch, self.settings.max_batch_tokens):
                 break
             self.pending.popleft()
             entry.taken = True
+            if entry.slot is not None:
+                entry.slot.release()
             batch.append(entry)
             tokens += entry.cost
         return batch
@@ -216,6 +233,8 @@ class Batcher:
             return
         self.current = live
         self.batches, self.requests = self.batches + 1, self.requests + len(live)
+        if self.on_batch is not None:
+            self.on_batch(len(live))
         ok, value = await self.thread.call(answer_isolated, self.engine, [(e.task, e.payload) for e in live],
                                            lambda index: not live[index].future.done())
         if not ok:
@@ -260,16 +279,8 @@ class Batcher:
             self.thread.close()
 
 
-# --------------------------------------------------------------------------- admission and drain
-class Admission:
-    """What ``run_server``'s drain needs: refuse new requests, count the admitted ones, abort the rest."""
-
-    def __init__(self, batcher: Batcher) -> None:
-        self.batcher, self.draining, self.inflight = batcher, False, 0
-        self.closing = False  # the drain is over and the listener closed: every answer closes its connection
-
-    def abort(self, reason: str) -> None:
-        self.batcher.abort_all(reason)
+# --------------------------------------------------------------------------- the handlers
+_TIMED_OUT, _GONE = object(), object()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -278,9 +289,223 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
-def _status(result: BaseException) -> int:
-    status = getattr(result, "status", 500)
-    return status if isinstance(status, int) and 400 <= status <= 599 else 500
+def _failed(error: BaseException) -> JSONResponse:
+    return _error(status_of(error), str(error) or type(error).__name__)
+
+
+class Checked:
+    """A readable request on its way: its task, what goes to the engine, and the errors of inputs that do not
+    (several inputs: a 422 for each input of the wrong types, by position)."""
+
+    def __init__(self, task: str, payload: Any) -> None:
+        self.task, self.payload = task, payload
+        self.refused: dict[int, RequestError] = {}
+
+    def merge(self, result: Any) -> Any:
+        """The engine's result with the refused inputs put back in their places."""
+        if not self.refused or not isinstance(result, list):
+            return result
+        answers = iter(result)
+        count = len(result) + len(self.refused)
+        return [self.refused[i] if i in self.refused else next(answers) for i in range(count)]
+
+
+class Service:
+    """The app's state and its handlers, one method per endpoint (``create_app`` registers them)."""
+
+    def __init__(self, engine: Engine, settings: ServeSettings, poll_seconds: float) -> None:
+        self.engine, self.settings, self.poll_seconds = engine, settings, poll_seconds
+        self.batcher = Batcher(engine, settings)
+        self.admission = Admission(settings.max_queue, lambda: self.batcher.running, self.batcher.abort_all)
+        self.metrics = Metrics(self.admission, self.batcher.queued)
+        self.batcher.on_batch = self.metrics.batch_size.observe
+        if hasattr(engine, "on_forward"):
+            engine.on_forward = self.metrics.forward_rows.observe
+        self.schemas = Schemas(engine.tasks)
+        self.high_water = max(1, math.ceil(limits.READY_HIGH_WATER * settings.max_queue))
+        self.counters = {"timeouts": 0, "disconnected": 0}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: FastAPI):
+        worker = asyncio.create_task(self.batcher.run(), name="batcher")
+        await asyncio.sleep(0)  # the worker runs (and /ready can say so) before the first request
+        try:
+            yield
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            self.batcher.close()
+
+    # ------------------------------------------------------------ GET
+    def readiness(self) -> str | None:
+        """Why the server is not ready, or None."""
+        if not self.batcher.running:
+            return "not ready: the batching worker is not running"
+        if self.admission.draining:
+            return "shutting down"
+        queued = self.batcher.queued()
+        if queued >= self.high_water:
+            return (f"saturated: {queued} requests queued (high-water mark {self.high_water} of --max-queue "
+                    f"{self.settings.max_queue})")
+        return None
+
+    async def health(self) -> dict:
+        b, refused = self.batcher, self.admission.refused
+        return {"status": "ok", "ready": self.readiness() is None, "draining": self.admission.draining,
+                "tasks": list(self.engine.tasks), "backbone": self.engine.backbone_name,
+                "batches": b.batches, "requests": b.requests, "queued": b.queued(),
+                "in_flight": self.admission.inflight,
+                "refused": sum(refused.values()), "refused_by_reason": dict(refused), "skipped": b.skipped,
+                "faults": b.faults, **self.counters}
+
+    async def ready(self) -> Response:
+        reason = self.readiness()
+        if reason is not None:
+            return _error(503, reason)
+        return JSONResponse({"status": "ready", "queued": self.batcher.queued(), "max_queue": self.settings.max_queue})
+
+    async def tasks(self) -> dict:
+        return {name: {"family": t.family.name, "method": t.method, "placement": getattr(t, "placement", None),
+                       "shared_backbone": t.shared, "labels": t.record.get("labels"), "artifact": Path(t.artifact).name}
+                for name, t in self.engine.tasks.items()}
+
+    async def info(self) -> dict:
+        return {"encoder": self.engine.backbone_name, "fingerprint": getattr(self.engine, "fingerprint", None),
+                "tasks": {name: {"family": t.family.name, "method": t.method,
+                                 "placement": getattr(t, "placement", None)} for name, t in self.engine.tasks.items()},
+                "precision": self.settings.precision, "limits": self.settings.bounds(), "version": _version()}
+
+    async def metrics_text(self) -> Response:
+        text, content_type = self.metrics.exposition()
+        return Response(text, media_type=content_type)
+
+    # ------------------------------------------------------------ POST /predict
+    async def predict(self, request: Request) -> Response:
+        started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + self.settings.request_timeout
+        task, response = await self._predict(request, deadline, started)
+        self.metrics.answered(task, response.status_code, time.perf_counter() - started)
+        if self.admission.closing:  # no keep-alive once the listener is closed: the exit would close the connection
+            response.headers["Connection"] = "close"  # under the client's next request (sent, and no status)
+        return response
+
+    async def _predict(self, request: Request, deadline: float, started: float) -> tuple[str | None, Response]:
+        """(the served task it named or None, the answer)."""
+        body = await self._body(request, deadline)
+        if isinstance(body, Response):
+            return None, body
+        task, checked = self._check(body)
+        if isinstance(checked, Response):
+            return task, checked
+        if not isinstance(checked.payload, Inputs) or checked.payload:
+            result = await self._compute(request, checked, len(body), deadline)
+            if isinstance(result, Response):
+                return task, result
+        else:  # every input refused: nothing to compute
+            result = Inputs()
+        return task, self._respond(task, checked.merge(result), started)
+
+    async def _body(self, request: Request, deadline: float) -> bytes | Response:
+        """The body, or the answer that refuses it: 413 past the cap (the rest read and dropped), 408, 400."""
+        cap = self.settings.max_body_bytes
+        try:
+            body = await asyncio.wait_for(_read_capped(request, cap), max(0.0, deadline - _now()))
+        except asyncio.TimeoutError:
+            return _error(408, f"the request body did not arrive within {self.settings.request_timeout:g} s "
+                               "(--request-timeout)", {"Connection": "close"})
+        except ClientDisconnect:
+            self.counters["disconnected"] += 1
+            return _error(400, "the client disconnected before its body arrived")
+        if body is None:
+            return Lingering(413, f"a request body of more than {cap} bytes; at most {cap} (--max-body-bytes)",
+                             read_yet=True)
+        return body
+
+    def _check(self, body: bytes) -> tuple[str | None, Checked | Response]:
+        """(the served task, or None), and the request read (400), its task known (404), its input(s) of the task's
+        types (422) and count (413)."""
+        try:
+            task, payload = read_request(parse_json(body))
+        except BadRequest as err:
+            return None, _error(400, f"malformed JSON: {err}" if err.malformed_json else str(err))
+        if task not in self.engine.tasks:
+            return None, _failed(unknown_task(task, list(self.engine.tasks)))
+        if not isinstance(payload, Inputs):
+            problem = self.schemas.problem(task, payload)
+            return task, _error(422, problem) if problem else Checked(task, payload)
+        if len(payload) > self.settings.max_request_rows:
+            return task, _failed(TooLong(f"task '{task}': {len(payload)} inputs; at most "
+                                         f"{self.settings.max_request_rows} (--max-request-rows)"))
+        checked = Checked(task, Inputs())
+        for index, item in enumerate(payload):
+            problem = self.schemas.problem(task, item, f"inputs[{index}]")
+            if problem:
+                checked.refused[index] = RequestError(problem)
+            else:
+                checked.payload.append(item)
+        return task, checked
+
+    async def _compute(self, request: Request, checked: Checked, size: int, deadline: float) -> Any:
+        """The engine's result for the request, or the 503 that ends its wait."""
+        if self.admission.draining:
+            return _error(503, "shutting down: not taking new requests")
+        try:
+            entry = self.batcher.submit(checked.task, checked.payload, limits.estimate_tokens(size),
+                                        request.scope.get(SLOT))
+        except Unavailable as err:
+            return _error(503, str(err))
+        try:
+            result = await self._wait(request, entry, deadline)
+        finally:
+            if not entry.future.done():  # timed out, client gone, or this handler cancelled: drop the work
+                entry.future.cancel()
+        if result is _TIMED_OUT:
+            self.counters["timeouts"] += 1
+            where = "its batch was still computing" if entry.taken else "it was dropped from the queue"
+            return _error(503, f"no answer within {self.settings.request_timeout:g} s (--request-timeout); {where}")
+        if result is _GONE:
+            self.counters["disconnected"] += 1
+            return _error(503, "the client disconnected")  # nobody reads it
+        return result
+
+    async def _wait(self, request: Request, entry: Entry, deadline: float) -> Any:
+        """The entry's result; _TIMED_OUT at ``deadline``, _GONE when the client went away."""
+        while True:
+            left = deadline - _now()
+            if left <= 0:
+                return _TIMED_OUT
+            done, _ = await asyncio.wait({entry.future}, timeout=min(self.poll_seconds, left))
+            if done:
+                return entry.future.result()
+            if await request.is_disconnected():
+                return _GONE
+
+    def _respond(self, task: str, result: Any, started: float) -> Response:
+        """200 with the output (or each input's output or error), the error's own status, or 500 for an answer
+        that is not JSON."""
+        if isinstance(result, BaseException):
+            return _failed(result)
+        seconds = round(time.perf_counter() - started, 4)
+        content = ({"task": task, "outputs": [result_json(r) for r in result], "seconds": seconds}
+                   if isinstance(result, list) else {"task": task, "output": result, "seconds": seconds})
+        try:
+            return JSONResponse(content)
+        except (TypeError, ValueError) as err:  # e.g. NaN, or an object JSON cannot hold
+            log.error("the engine's answer is not JSON", exc_info=err)
+            self.batcher.faults += 1
+            return _error(500, f"the engine's answer is not JSON: {err}")
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ptv2-nlu")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 async def _read_capped(request: Request, cap: int) -> bytes | None:
@@ -295,158 +520,49 @@ async def _read_capped(request: Request, cap: int) -> bytes | None:
     return b"".join(chunks)
 
 
-_TIMED_OUT, _GONE = object(), object()
-
-
-def create_app(engine: Engine, max_batch: int = limits.MAX_BATCH, wait_ms: float = 5.0,
-               max_body_bytes: int = limits.MAX_BODY_BYTES, *, max_batch_tokens: int = limits.MAX_BATCH_TOKENS,
-               max_queue: int = limits.MAX_QUEUE, request_timeout: float = limits.REQUEST_TIMEOUT,
-               ready_high_water: float = limits.READY_HIGH_WATER, poll_seconds: float = 0.25) -> FastAPI:
-    """The app; ``poll_seconds`` is how often a waiting request checks that its client is still there."""
-    batcher = Batcher(engine, max_batch, wait_ms, max_batch_tokens, max_queue)
-    admission = Admission(batcher)
-    high_water = max(1, math.ceil(ready_high_water * max_queue))
-    counters = {"timeouts": 0, "disconnected": 0}
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI):
-        worker = asyncio.create_task(batcher.run(), name="batcher")
-        await asyncio.sleep(0)  # the worker runs (and /ready can say so) before the first request
-        try:
-            yield
-        finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
-            batcher.close()
-
-    app = FastAPI(title="ptv2-nlu", lifespan=lifespan)
-    app.state.batcher, app.state.admission = batcher, admission
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
-        return _error(err.status_code, str(err.detail), dict(err.headers or {}))
-
-    @app.exception_handler(Exception)
-    async def server_error(_request: Request, err: Exception) -> JSONResponse:  # a bug: still JSON
-        log.error("unhandled error", exc_info=err)
-        return _error(500, f"internal server error: {type(err).__name__}")
-
-    def readiness() -> str | None:
-        """Why the server is not ready, or None."""
-        if not batcher.running:
-            return "not ready: the batching worker is not running"
-        if admission.draining:
-            return "shutting down"
-        queued = batcher.queued()
-        if queued >= high_water:
-            return f"saturated: {queued} requests queued (high-water mark {high_water} of --max-queue {max_queue})"
-        return None
-
-    @app.get("/health")
-    async def health() -> dict:
-        return {"status": "ok", "ready": readiness() is None, "draining": admission.draining,
-                "tasks": list(engine.tasks), "backbone": engine.backbone_name,
-                "batches": batcher.batches, "requests": batcher.requests, "queued": batcher.queued(),
-                "refused": batcher.refused, "skipped": batcher.skipped, "faults": batcher.faults, **counters}
-
-    @app.get("/ready")
-    async def ready():
-        reason = readiness()
-        if reason is not None:
-            return _error(503, reason)
-        return {"status": "ready", "queued": batcher.queued(), "max_queue": max_queue}
-
-    @app.get("/tasks")
-    async def tasks() -> dict:
-        return {name: {"family": t.family.name, "method": t.method, "shared_backbone": t.shared,
-                       "labels": t.record.get("labels"), "artifact": Path(t.artifact).name}
-                for name, t in engine.tasks.items()}
-
-    async def wait_for(request: Request, entry: Entry, deadline: float) -> Any:
-        loop = asyncio.get_running_loop()
-        while True:
-            left = deadline - loop.time()
-            if left <= 0:
-                return _TIMED_OUT
-            done, _ = await asyncio.wait({entry.future}, timeout=min(poll_seconds, left))
-            if done:
-                return entry.future.result()
-            if await request.is_disconnected():
-                return _GONE
-
-    async def answer(request: Request, deadline: float) -> JSONResponse:
-        started = time.perf_counter()
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.strip().isdigit():
-                return _error(400, f"Content-Length '{declared}' is not a number")
-            if int(declared) > max_body_bytes:
-                return _error(413, f"a request body of {int(declared)} bytes; at most {max_body_bytes} "
-                                   f"(--max-body-bytes)", {"Connection": "close"})
-        loop = asyncio.get_running_loop()
-        try:
-            body = await asyncio.wait_for(_read_capped(request, max_body_bytes), max(0.0, deadline - loop.time()))
-        except asyncio.TimeoutError:
-            return _error(408, f"the request body did not arrive within {request_timeout:g} s (--request-timeout)",
-                          {"Connection": "close"})
-        except ClientDisconnect:
-            counters["disconnected"] += 1
-            return _error(400, "the client disconnected before its body arrived")
-        if body is None:
-            return _error(413, f"a request body of more than {max_body_bytes} bytes; at most {max_body_bytes} "
-                               f"(--max-body-bytes)", {"Connection": "close"})
-        try:
-            task, payload = read_request(parse_json(body))
-        except BadRequest as err:
-            return _error(400, f"malformed JSON: {err}" if err.malformed_json else str(err))
-        if admission.draining:
-            return _error(503, "shutting down: not taking new requests")
-        try:
-            entry = batcher.submit(task, payload, limits.estimate_tokens(len(body)))
-        except Unavailable as err:
-            return _error(503, str(err))
-        try:
-            result = await wait_for(request, entry, deadline)
-        finally:
-            if not entry.future.done():  # timed out, client gone, or this handler cancelled: drop the work
-                entry.future.cancel()
-        if result is _TIMED_OUT:
-            counters["timeouts"] += 1
-            where = ("its batch was still computing" if entry.taken else "it was dropped from the queue")
-            return _error(503, f"no answer within {request_timeout:g} s (--request-timeout); {where}")
-        if result is _GONE:
-            counters["disconnected"] += 1
-            return _error(503, "the client disconnected")  # nobody reads it
-        if isinstance(result, BaseException):
-            return _error(_status(result), str(result) or type(result).__name__)
-        try:
-            return JSONResponse({"task": task, "output": result, "seconds": round(time.perf_counter() - started, 4)})
-        except (TypeError, ValueError) as err:  # e.g. NaN, or an object JSON cannot hold
-            log.error("the engine's answer is not JSON", exc_info=err)
-            batcher.faults += 1
-            return _error(500, f"the engine's answer is not JSON: {err}")
-
-    async def admit(request: Request) -> JSONResponse:
-        deadline = asyncio.get_running_loop().time() + request_timeout
-        if admission.draining:
-            return _error(503, "shutting down: not taking new requests")
-        if not batcher.running:
-            return _error(503, "not ready: the batching worker is not running")
-        admission.inflight += 1
-        try:
-            return await answer(request, deadline)
-        finally:
-            admission.inflight -= 1
-
-    @app.post("/predict")
-    async def predict(request: Request) -> JSONResponse:
-        response = await admit(request)
-        if admission.closing:  # no keep-alive once the listener is closed: the exit would close the connection
-            response.headers["Connection"] = "close"  # under the client's next request (sent, and no status)
-        return response
-
+# --------------------------------------------------------------------------- the app
+def create_app(engine: Engine, settings: ServeSettings | None = None, *, poll_seconds: float = 0.25,
+               **changes: Any) -> FastAPI:
+    """The app for ``engine`` under ``settings`` (default: the engine's own, or ``ServeSettings()``) with
+    ``changes`` (its field names); the engine's bounds are fixed when it is built, so a setting it reads that
+    differs from its own is a ValueError. ``poll_seconds`` is how often a waiting request checks that its client
+    is still there."""
+    own = getattr(engine, "settings", None)
+    settings = (settings or own or ServeSettings()).changed(**changes)
+    differ = settings.differences(own, ENGINE_FIELDS) if own is not None else {}
+    if differ:
+        raise ValueError(f"the engine was built with other settings ({differ}): build it with the app's")
+    service = Service(engine, settings, poll_seconds)
+    app = FastAPI(title="ptv2-nlu", version=_version(), lifespan=service.lifespan,
+                  description="Many tasks on one frozen backbone: python -m tasks.serve")
+    app.state.service, app.state.settings = service, settings
+    app.state.batcher, app.state.admission = service.batcher, service.admission
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _server_error)
+    for path, handler in (("/health", service.health), ("/ready", service.ready), ("/tasks", service.tasks),
+                          ("/info", service.info), ("/metrics", service.metrics_text)):
+        app.add_api_route(path, handler, methods=["GET"])
+    app.add_api_route(PREDICT, service.predict, methods=["POST"], summary="answer a request of one task")
+    app.add_middleware(Front, admission=service.admission, max_body_bytes=settings.max_body_bytes)
+    app.openapi = lambda: _openapi(app, service.schemas)
     return app
+
+
+async def _http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+    return _error(err.status_code, str(err.detail), dict(err.headers or {}))
+
+
+async def _server_error(_request: Request, err: Exception) -> JSONResponse:  # a bug: still JSON
+    log.error("unhandled error", exc_info=err)
+    return _error(500, f"internal server error: {type(err).__name__}")
+
+
+def _openapi(app: FastAPI, schemas: Schemas) -> dict[str, Any]:
+    """FastAPI's OpenAPI document, with every task's request and response bodies on POST /predict."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        app.openapi_schema = schemas.document(document, PREDICT)
+    return app.openapi_schema
 
 
 # --------------------------------------------------------------------------- uvicorn with a drain
@@ -467,6 +583,13 @@ def _draining_server_class():
             self.admission, self.drain_seconds = admission, drain_seconds
             self._drain_signal: int | None = None
             self._drain_task: asyncio.Task | None = None
+
+        async def startup(self, sockets: list | None = None) -> None:
+            await super().startup(sockets)
+            for listener in self.servers:  # the address bound (port 0: the one the system chose)
+                for sock in listener.sockets:
+                    host, port = sock.getsockname()[:2]
+                    print(f"listening on http://{host}:{port} (API docs: http://{host}:{port}/docs)", flush=True)
 
         def handle_exit(self, sig: int, frame) -> None:
             if self._drain_signal is None and not self.should_exit:
@@ -509,16 +632,19 @@ def _draining_server_class():
     return DrainingServer
 
 
-def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, *,
-               drain_seconds: float = limits.DRAIN_SECONDS, limit_concurrency: int | None = None,
-               log_level: str = "warning") -> None:
-    """Serve ``app`` (from ``create_app``) with uvicorn until SIGTERM/SIGINT, then drain (see DrainingServer).
+def run_server(app: FastAPI, log_level: str = "warning") -> None:
+    """Serve ``app`` (from ``create_app``) with uvicorn on its settings' host and port until SIGTERM/SIGINT, then
+    drain (see DrainingServer); ``--access-log`` adds uvicorn's line per request.
 
     The process exits within about ``drain_seconds`` + 2 s of the signal, with the signal's status (uvicorn
     re-raises it once shut down).
     """
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, limit_concurrency=limit_concurrency,
-                            timeout_graceful_shutdown=drain_seconds, lifespan="on")
-    _draining_server_class()(config, app.state.admission, drain_seconds).run()
+    settings: ServeSettings = app.state.settings
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
+                            access_log=settings.access_log, timeout_graceful_shutdown=settings.drain_seconds,
+                            lifespan="on")  # no limit_concurrency: every refusal is the app's JSON 503
+    if settings.access_log:
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    _draining_server_class()(config, app.state.admission, settings.drain_seconds).run()

@@ -4,8 +4,9 @@ run an app on a real uvicorn in a thread and to speak raw HTTP to it.
 Inputs steer the fake: ``{"raise": true}`` makes ``answer`` raise for its whole batch, ``{"raise_base": true}``
 raise a BaseException subclass, ``{"error": true}`` returns an Exception object for that request only,
 ``{"refuse": true}`` a RequestError (422), ``{"nan": true}`` an answer JSON cannot hold, ``{"hold": PATH}``
-waits until the file PATH exists (for a subprocess). ``gate`` (a threading.Event, set) makes every call
-wait while it is cleared; ``entered`` is set when a call starts. Every batch the engine saw is in ``calls``.
+waits until the file PATH exists (for a subprocess). Several inputs (``Inputs``) get one answer each. ``gate``
+(a threading.Event, set) makes every call wait while it is cleared; ``entered`` is set when a call starts. Every
+batch the engine saw is in ``calls``.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.serve.errors import RequestError, UnknownTask
+from tasks.serve.protocol import Inputs
 
 
 class Poison(RuntimeError):
@@ -45,6 +47,7 @@ class FakeTask:
 
 class FakeEngine:
     backbone_name = "fake-encoder"
+    fingerprint = "fake-fingerprint"
 
     def __init__(self, tasks: tuple[str, ...] = ("echo",)) -> None:
         self.tasks = {name: FakeTask(name) for name in tasks}
@@ -65,30 +68,30 @@ class FakeEngine:
         self.entered.set()
         if not self.gate.wait(timeout=60):
             raise RuntimeError("the test never opened the gate")
-        results: list = []
-        for task, payload in requests:
-            steer = payload if isinstance(payload, dict) else {}
-            if steer.get("hold"):
-                Path(str(steer["hold"]) + ".started").touch()
-                while not Path(steer["hold"]).exists():
-                    time.sleep(0.02)
-            if steer.get("raise"):
-                raise Poison(f"poisoned by {payload}")
-            if steer.get("raise_base"):
-                raise Weird("not even an Exception")
-            if task not in self.tasks:
-                results.append(UnknownTask(f"unknown task '{task}'"))
-            elif not isinstance(payload, dict):
-                results.append(RequestError(f"task '{task}': the input must be an object"))
-            elif steer.get("refuse"):
-                results.append(RequestError(f"task '{task}': cannot read this input"))
-            elif steer.get("error"):
-                results.append(ValueError("broken for this one"))
-            elif steer.get("nan"):
-                results.append({"score": float("nan")})
-            else:
-                results.append({"echo": payload})
-        return results
+        return [[self._one(task, item) for item in payload] if isinstance(payload, Inputs) else
+                self._one(task, payload) for task, payload in requests]
+
+    def _one(self, task: str, payload: Any) -> Any:
+        steer = payload if isinstance(payload, dict) else {}
+        if steer.get("hold"):
+            Path(str(steer["hold"]) + ".started").touch()
+            while not Path(steer["hold"]).exists():
+                time.sleep(0.02)
+        if steer.get("raise"):
+            raise Poison(f"poisoned by {payload}")
+        if steer.get("raise_base"):
+            raise Weird("not even an Exception")
+        if task not in self.tasks:
+            return UnknownTask(f"unknown task '{task}'")
+        if not isinstance(payload, dict):
+            return RequestError(f"task '{task}': the input must be an object")
+        if steer.get("refuse"):
+            return RequestError(f"task '{task}': cannot read this input")
+        if steer.get("error"):
+            return ValueError("broken for this one")
+        if steer.get("nan"):
+            return {"score": float("nan")}
+        return {"echo": payload}
 
 
 # --------------------------------------------------------------------------- a real uvicorn in a thread

@@ -30,7 +30,7 @@ def one_batch(client: TestClient, engine: FakeEngine, inputs: list) -> list:
 
 
 def client_for(engine: FakeEngine, **kwargs) -> TestClient:
-    return TestClient(create_app(engine, max_batch=16, wait_ms=1, **kwargs))
+    return TestClient(create_app(engine, max_batch=16, batch_wait_ms=1, **kwargs))
 
 
 def test_a_poisoned_request_fails_alone_and_its_batch_mates_are_answered():

@@ -112,3 +112,14 @@ def test_a_run_that_dies_leaves_the_previous_output_untouched(tmp_path):
         answer_file(Dying(), source, target, batch=2)
     assert target.read_text() == "the previous answers\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.jsonl", "requests.jsonl"]
+
+
+def test_a_line_of_several_inputs_gets_each_its_own_output_or_error(tmp_path):
+    source = write(tmp_path / "requests.jsonl", [
+        b'{"id": 1, "task": "echo", "inputs": [{"n": 1}, {"refuse": true}, {"n": 3}]}',
+        b'{"id": 2, "task": "echo", "inputs": []}'])
+    counts = answer_file(FakeEngine(), source, tmp_path / "answers.jsonl", batch=4)
+    several, empty = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
+    assert several["outputs"][0] == {"output": {"echo": {"n": 1}}} and several["outputs"][2]["output"]
+    assert several["outputs"][1]["status"] == 422 and empty["status"] == 400 and '"inputs"' in empty["error"]
+    assert counts["answered"] == 1 and counts["unreadable"] == 1

@@ -102,7 +102,7 @@ def test_plan_batches_keeps_order_and_runs_an_oversized_request_alone():
 
 def test_the_server_bounds_each_batch_by_its_token_budget():
     engine = FakeEngine()
-    app = create_app(engine, max_batch=16, wait_ms=1, max_batch_tokens=250)
+    app = create_app(engine, max_batch=16, batch_wait_ms=1, max_batch_tokens=250)
     batcher = app.state.batcher
     text = "x" * 360  # a body of about 400 bytes: 100 estimated tokens, two of them fit 250
     with TestClient(app) as client, ThreadPoolExecutor(max_workers=8) as pool:
@@ -122,7 +122,7 @@ def test_the_server_bounds_each_batch_by_its_token_budget():
 # --------------------------------------------------------------------------- back-pressure
 def test_a_full_queue_refuses_with_503_and_retry_after():
     engine = FakeEngine()
-    app = create_app(engine, max_batch=1, wait_ms=1, max_queue=1)
+    app = create_app(engine, max_batch=1, batch_wait_ms=1, max_queue=1)
     with TestClient(app) as client, ThreadPoolExecutor(max_workers=2) as pool:
         engine.gate.clear()
         computing = pool.submit(post, client, {"n": 0})
@@ -139,7 +139,7 @@ def test_a_full_queue_refuses_with_503_and_retry_after():
 
 def test_a_request_timeout_answers_503_and_its_queued_work_is_never_computed():
     engine = FakeEngine()
-    app = create_app(engine, max_batch=1, wait_ms=1, request_timeout=1.0, poll_seconds=0.05)
+    app = create_app(engine, max_batch=1, batch_wait_ms=1, request_timeout=1.0, poll_seconds=0.05)
     with TestClient(app) as client, ThreadPoolExecutor(max_workers=2) as pool:
         engine.gate.clear()
         computing = pool.submit(post, client, {"n": 0})
@@ -158,7 +158,7 @@ def test_a_request_timeout_answers_503_and_its_queued_work_is_never_computed():
 
 def test_a_disconnected_clients_request_is_never_computed():
     engine = FakeEngine()
-    app = create_app(engine, max_batch=1, wait_ms=1, poll_seconds=0.05)
+    app = create_app(engine, max_batch=1, batch_wait_ms=1, poll_seconds=0.05)
     with uvicorn_thread(app) as (host, port), ThreadPoolExecutor(max_workers=1) as pool:
         import requests
 
@@ -194,7 +194,7 @@ def test_not_ready_before_the_worker_runs():
 
 def test_not_ready_while_the_queue_is_saturated():
     engine = FakeEngine()
-    app = create_app(engine, max_batch=1, wait_ms=1, max_queue=4)  # high-water mark: 80 % of 4 -> 4
+    app = create_app(engine, max_batch=1, batch_wait_ms=1, max_queue=4)  # high-water mark: 80 % of 4 -> 4
     with TestClient(app) as client, ThreadPoolExecutor(max_workers=5) as pool:
         engine.gate.clear()
         futures = [pool.submit(post, client, {"n": 0})]
@@ -210,6 +210,3 @@ def test_not_ready_while_the_queue_is_saturated():
         assert all(f.result().status_code == 200 for f in futures)
         assert client.get("/ready").status_code == 200
 
-
-def test_the_concurrency_limit_leaves_room_for_the_queue_and_a_batch():
-    assert limits.concurrency_limit(256, 32) > 256 + 32
