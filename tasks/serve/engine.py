@@ -134,7 +134,9 @@ class Engine:
             raise UsageError(str(err)) from None
         self.on_forward: Callable[[int], None] | None = None
         self.backbone_name = self.settings.backbone or configs[0][2]["backbone"]
-        self.shared = AdaptedModel(load_backbone(self.backbone_name).eval())
+        # the base as the first artifact trained on it (a decoder's attention mode, a quantised base): an artifact of
+        # another base has another fingerprint and is refused below, as one of another encoder is
+        self.shared = AdaptedModel(load_backbone(self.backbone_name, **(configs[0][2].get("base") or {})).eval())
         self.shared.backbone_name, self.shared.backbone_fingerprint = self.backbone_name, fingerprint(
             self.shared.backbone)
         self.fingerprint = self.shared.backbone_fingerprint

@@ -50,3 +50,20 @@ def test_an_artifact_of_a_bidirectional_base_is_not_served_on_the_causal_one(tmp
                                                       "labels": ["entailment", "not_entailment"], "max_length": 32})
     with pytest.raises(DataError, match="not on the served encoder"):
         Engine([str(paths["ner"]), str(tmp_path / "bidirectional")], device="cpu")
+
+
+def test_a_quantised_or_bidirectional_base_is_served_as_it_was_trained(tmp_path):
+    """The served base is rebuilt from the first artifact's base record: an int8 (or bidirectional) artifact serves,
+    and answers as its own ``load_artifact`` model does."""
+    decoder = save_tiny_decoder(tmp_path / "llama")
+    record = {"family": "glue", "benchmark": "glue", "name": "sst2", "labels": ["0", "1"], "max_length": 32}
+    for name, options in {"int8": {"quantize_base": "int8"}, "bidi": {"attention": "bidirectional"}}.items():
+        torch.manual_seed(0)
+        model = build_model(str(decoder), SequenceClassificationHead(HIDDEN, 2, pooling="last"), "prefix",
+                            PrefixConfig(prefix_len=2), **options)
+        save_artifact(model, tmp_path / name, record)
+        engine = Engine([str(tmp_path / name)], device="cpu")
+        pending = [engine.prepare("sst2", {"sentence": "the cat sleeps"})]
+        with torch.no_grad():
+            alone = load_artifact(tmp_path / name).model(**dict(pending[0].batch)).logits.numpy()
+        np.testing.assert_allclose(engine.logits(pending)[0], alone, atol=1e-5, rtol=0, err_msg=name)
