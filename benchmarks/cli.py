@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .speed_grid import BASES, SIZES
 from .speed_grid import METHODS as SPEED_METHODS
-from .speed_grid import SIZES
 from .studies import MULTITASK, MULTITASK_SEEDS
 from .suites import SUITES
 
@@ -114,7 +114,8 @@ def do_speed(args: argparse.Namespace) -> Path:
 
     check_device(args.device)
     page = run_speed(SpeedOptions(quick=args.quick, model=args.model, sizes=tuple(args.sizes),
-                                  methods=tuple(args.methods), prefix_len=args.prefix_len,
+                                  methods=None if args.methods is None else tuple(args.methods),
+                                  bases=None if args.bases is None else tuple(args.bases), prefix_len=args.prefix_len,
                                   skip_memory=args.skip_memory, skip_epoch=args.skip_epoch,
                                   skip_precision=args.skip_precision, data_dir=args.data_dir, out=args.out,
                                   device=args.device))
@@ -218,8 +219,14 @@ def add_speed(commands: Any) -> None:
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when a GPU is visible, else cpu)")
     parser.add_argument("--model", default=None, help="the 'bundled' row's encoder (default: the bundled one)")
-    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=SIZES)
-    parser.add_argument("--methods", nargs="+", default=list(SPEED_METHODS), choices=SPEED_METHODS)
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=SIZES,
+                        help="model sizes (qwen2-0.5b: a random decoder of Qwen2-0.5B's shape, built in code)")
+    parser.add_argument("--methods", nargs="+", default=None, choices=SPEED_METHODS,
+                        help="methods to time on every size (default: every registered method; the decoder: "
+                             "finetune, prefix, lora); finetune is always timed (the ratios' base)")
+    parser.add_argument("--bases", nargs="+", default=None, choices=BASES,
+                        help="how the decoder's frozen base is stored, as --quantize-base (default: all; a scheme "
+                             "that cannot run here gets a row saying why); the encoders run fp32")
     parser.add_argument("--prefix-len", type=int, default=32, help="prefix / prompt length for every method")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-epoch", action="store_true")

@@ -2,7 +2,9 @@
 
 An encoder forward is almost all matrix multiplication: per layer the Q/K/V, attention-output and
 two feed-forward projections (``tokens x in -> out``) and the two attention products
-(``(batch x heads) x length x (prefix + length)``).  ``matmul_limit`` times exactly those shapes
+(``(batch x heads) x length x (prefix + length)``).  A decoder's keys/values are as wide as its key/value heads
+(grouped-query attention) and a gated feed-forward (Llama, Qwen, Gemma, Mistral, GLM, Phi-3) has three
+projections.  ``matmul_limit`` times exactly those shapes
 with plain ``torch.mm``/``torch.bmm`` in a precision and returns the FLOP rate the whole forward
 would reach if every multiplication ran as fast as it does alone: the ceiling a method's measured
 FLOP rate is compared with.  FLOPs count 2 per multiply-add; training steps count the backward as
@@ -36,12 +38,25 @@ class Shape:
         return 2.0 * self.batch * self.m * self.k * self.n * self.count
 
 
+# decoders whose feed-forward is gated (gate and up projections, then down)
+GATED = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "glm", "glm4", "phi3")
+
+
 def encoder_shapes(config, batch: int, length: int, prefix: int = 0) -> list[Shape]:
     hidden, layers, heads = config.hidden_size, config.num_hidden_layers, config.num_attention_heads
-    inner, tokens, dim = config.intermediate_size, batch * length, hidden // heads
+    inner, tokens = config.intermediate_size, batch * length
+    dim = getattr(config, "head_dim", None) or hidden // heads
+    kv = (getattr(config, "num_key_value_heads", None) or heads) * dim  # fewer key/value heads: narrower K and V
     keys = length + prefix
-    return [Shape("linear", 1, tokens, hidden, hidden, 4 * layers),  # Q, K, V, attention output
-            Shape("linear", 1, tokens, hidden, inner, layers),  # feed-forward in
+    if kv == hidden and heads * dim == hidden:
+        projections = [Shape("linear", 1, tokens, hidden, hidden, 4 * layers)]  # Q, K, V, attention output
+    else:
+        projections = [Shape("linear", 1, tokens, hidden, heads * dim, layers),  # Q
+                       Shape("linear", 1, tokens, hidden, kv, 2 * layers),  # K, V
+                       Shape("linear", 1, tokens, heads * dim, hidden, layers)]  # attention output
+    gated = 2 if getattr(config, "model_type", None) in GATED else 1
+    return [*projections,
+            Shape("linear", 1, tokens, hidden, inner, gated * layers),  # feed-forward in (gate and up)
             Shape("linear", 1, tokens, inner, hidden, layers),  # feed-forward out
             Shape("attention", batch * heads, length, dim, keys, layers),  # scores
             Shape("attention", batch * heads, length, keys, dim, layers)]  # weighted values

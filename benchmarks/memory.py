@@ -1,4 +1,4 @@
-"""Peak training memory: one fresh subprocess per (size, method), read from the process's high-water mark.
+"""Peak training memory: one fresh subprocess per (size, base, method), read from the process's high-water mark.
 
 Why a subprocess: a process's high-water mark never goes down, and freed tensors stay in
 the allocator, so measuring several methods in one process would charge each method with
@@ -12,6 +12,10 @@ imports (``echo 5 > /proc/self/clear_refs``).  Not ``ru_maxrss``: Linux carries 
 parent's peak into a child across fork+exec, so a child of a big benchmark process would
 report the parent's peak.  On a GPU it is ``torch.cuda.max_memory_allocated`` (reset after imports), the
 tensors' memory rather than the process's.
+
+A quantised base is built as the task CLIs build one: the fp32 model first, its linear layers then quantised
+(``--quantize-base``).  On a GPU only the quantised weights ever reach the device; on the CPU the fp32 weights
+were resident before quantisation, so the high-water mark includes them (as the CLI's does).
 """
 from __future__ import annotations
 
@@ -51,12 +55,17 @@ def peak_mib(device: torch.device) -> float:
 
 
 def worker(size: str, method: str, length: int, batch: int, prefix_len: int, model: str, steps: int,
-           device: str = "cpu", precision: str = "fp32") -> dict:
+           device: str = "cpu", precision: str = "fp32", base: str = "fp32") -> dict:
+    """The numbers of one (size, base, method); ``{"refused": reason}`` when the method cannot run on that base."""
     from .timing import build_all, fake_batch, optimizer_for, train_stepper  # imports before the baseline
 
     where = resolve(device)
     baseline = baseline_mib(where)
-    adapted = build_all(size, (method,), prefix_len, model, where)[method]
+    refused: dict[str, str] = {}
+    models = build_all(size, (method,), prefix_len, model, where, base, refused)
+    if method in refused:
+        return {"refused": refused[method]}
+    adapted = models[method]
     adapted.train()
     built = peak_mib(where)
     optimizer = optimizer_for(adapted, method)
@@ -70,14 +79,14 @@ def worker(size: str, method: str, length: int, batch: int, prefix_len: int, mod
 
 
 def measure(size: str, method: str, length: int, batch: int, prefix_len: int, model: str, steps: int = 2,
-            device: str = "cpu", precision: str = "fp32") -> dict:
+            device: str = "cpu", precision: str = "fp32", base: str = "fp32") -> dict:
     """Run :func:`worker` in a fresh interpreter and return its numbers."""
     command = [sys.executable, "-m", "benchmarks.memory", json.dumps(
         {"size": size, "method": method, "length": length, "batch": batch, "prefix_len": prefix_len,
-         "model": model, "steps": steps, "device": device, "precision": precision})]
+         "model": model, "steps": steps, "device": device, "precision": precision, "base": base})]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"memory worker failed for {size}/{method}: {done.stderr.strip()[-800:]}")
+        raise RuntimeError(f"memory worker failed for {size}/{base}/{method}: {done.stderr.strip()[-800:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

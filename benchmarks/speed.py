@@ -1,29 +1,35 @@
-"""Speed and memory of prefix vs finetune vs peft-prefix vs prompt; writes benchmarks/results/speed.{md,json}.
+"""Speed and memory of every registered method; writes benchmarks/results/speed.{md,json}.
 
 (``--quick`` writes speed-quick.{md,json} instead.)
 
-    python -m benchmarks speed                 # full grid (about 20 minutes on 2 CPU cores), on the GPU if any
-    python -m benchmarks speed --quick         # a few configurations, a few minutes
+    python -m benchmarks speed                 # full grid (well over 20 minutes on 2 CPU cores), on the GPU if any
+    python -m benchmarks speed --quick         # a few configurations (the decoder's alone: minutes on 2 cores)
     python -m benchmarks speed --device cpu    # cpu, cuda or cuda:N
+    python -m benchmarks speed --sizes qwen2-0.5b --bases fp32 int8   # the decoder shape alone
 
-Step time and throughput: every method of one encoder size lives in the same process
+Sizes: the bundled encoder, random BERT-base/large, and a random decoder of Qwen2-0.5B's shape (speed_grid.py),
+whose frozen base is also timed quantised (``--quantize-base`` int8 and nf4 where bitsandbytes and a GPU are
+there); a method or base that cannot run on a size gets a row saying why (``skipped``) instead of a number.
+Step time and throughput: every (method, base) of one size lives in the same process
 (weights shared, see timing.share_weights) and is timed round-robin, median over repeats
 after warm-up (on a GPU with ``torch.cuda.synchronize()`` around every timed call).  Achieved FLOP/s
 are compared with plain matrix products of the same shapes timed in the same process (limits.py).
-Memory: a fresh subprocess per (size, method), see memory.py.  Epoch time on CoNLL-2003: see epoch.py.
+Memory: a fresh subprocess per (size, base, method), see memory.py.  Epoch time on CoNLL-2003: see epoch.py.
 Every result names the device (the GPU's name, or ``cpu``) next to the CPU's machine label.
 """
 from __future__ import annotations
 
 import copy
+import ctypes
 import gc
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
 
 from models.backbone import DEFAULT_MODEL
+from models.methods import get_method
 from models.precision import native_bf16
 from tasks.common.allocator import keep_large_allocations
 
@@ -35,8 +41,12 @@ from .epoch import measure_epoch
 from .limits import TRAIN_FACTOR, forward_flops, matmul_limit
 from .memory import measure as measure_memory
 from .report import write_speed
-from .speed_grid import EPOCH_STEPS, GRID, MEMORY, METHODS, PREFIX_LEN, REPEATS, SIZES
-from .timing import Timer, build_all, fake_batch, infer, make_backbone, optimizer_for, train_step, train_stepper
+from .speed_grid import (DECODER_SIZES, EPOCH_STEPS, GRID, MEMORY, METHODS, PREFIX_LEN, REPEATS, SIZES, bases_for,
+                         methods_for)
+from .timing import (Timer, build_all, fake_batch, infer, make_backbone, optimizer_for, train_step, train_stepper,
+                     unavailable_base)
+
+EVERY_METHOD = "every method"  # a skipped row's method when its whole base cannot run
 
 
 @dataclass
@@ -46,7 +56,8 @@ class SpeedOptions:
     quick: bool = False
     model: str | None = None  # the 'bundled' row's encoder (None: the bundled encoder)
     sizes: tuple[str, ...] = SIZES
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] | None = None  # None: each size's own (speed_grid.SIZE_METHODS; else every method)
+    bases: tuple[str, ...] | None = None  # None: each size's own (speed_grid.SIZE_BASES; else fp32)
     prefix_len: int = PREFIX_LEN
     skip_memory: bool = False
     skip_epoch: bool = False
@@ -65,23 +76,38 @@ def timer(warmup: int, repeats: int, device: torch.device) -> Timer:
 
 
 def time_size(size: str, grid: list[tuple[int, int]], methods: tuple[str, ...], prefix_len: int, model: str,
-              warmup: int, repeats: int, device: torch.device) -> tuple[list[dict], list[dict]]:
-    """Training step and inference of every method of one encoder size, for each (length, batch) of ``grid``."""
-    models = build_all(size, methods, prefix_len, model, device)
-    optimizers = {m: optimizer_for(models[m], m) for m in methods}
-    config = models[methods[0]].backbone.config
+              warmup: int, repeats: int, device: torch.device,
+              bases: tuple[str, ...] = ("fp32",)) -> tuple[list[dict], list[dict], list[dict]]:
+    """Training step and inference of every method on every base of one size, for each (length, batch) of
+    ``grid``; returns the training rows, the inference rows and a row per (base, method) that could not run."""
+    models, refused = {}, {}
+    for base in bases:
+        why = unavailable_base(base, device)
+        if why is not None:
+            refused[(EVERY_METHOD, base)] = why
+            continue
+        reasons: dict[str, str] = {}
+        built = build_all(size, methods, prefix_len, model, device, base, reasons)
+        models.update({(method, base): adapted for method, adapted in built.items()})
+        refused.update({(method, base): reason for method, reason in reasons.items()})
+    skipped = [{"size": size, "base": base, "method": method, "reason": reason}
+               for (method, base), reason in refused.items()]
+    if not models:
+        return [], [], skipped
+    optimizers = {key: optimizer_for(models[key], key[0]) for key in models}
+    config = next(iter(models.values())).backbone.config
     train_rows, infer_rows = [], []
     for length, batch in grid:
         data = fake_batch(batch, length, config.vocab_size, device=device)
         print(f"  {size} length {length} batch {batch}: training step", flush=True)
-        for m in methods:
-            models[m].train()
-        steps = {m: (lambda m=m: train_step(models[m], optimizers[m], data)) for m in methods}
+        for adapted in models.values():
+            adapted.train()
+        steps = {key: (lambda key=key: train_step(models[key], optimizers[key], data)) for key in models}
         train_rows += rows_of(size, length, batch, timer(warmup, repeats, device).run(steps))
         print(f"  {size} length {length} batch {batch}: inference", flush=True)
-        for m in methods:
-            models[m].eval()
-        timed = timer(warmup, repeats, device).run({m: (lambda m=m: infer(models[m], data)) for m in methods})
+        for adapted in models.values():
+            adapted.eval()
+        timed = timer(warmup, repeats, device).run({key: (lambda key=key: infer(models[key], data)) for key in models})
         infer_rows += [{**row, "sequences_per_s": batch / row["median_s"]}
                        for row in rows_of(size, length, batch, timed)]
     limits: dict = {}
@@ -90,7 +116,7 @@ def time_size(size: str, grid: list[tuple[int, int]], methods: tuple[str, ...], 
     models.clear()  # (not del: the timing lambdas above close over these names)
     optimizers.clear()
     gc.collect()
-    return train_rows, infer_rows
+    return train_rows, infer_rows, skipped
 
 
 def precision_runners(built, names: list[str]) -> dict:
@@ -127,16 +153,25 @@ def time_precisions(grid: list[tuple[int, int]], prefix_len: int, model: str, wa
     return infer_rows, train_rows
 
 
+def added_positions(method: str, prefix_len: int) -> tuple[int, int]:
+    """(input positions, attention keys) ``method`` adds at ``prefix_len``, read from its config's fields: a prompt
+    (``prompt_len``: prompt, peft-ptuning) is input tokens, a prefix (``prefix_len``) only keys."""
+    names = {f.name for f in fields(get_method(method).config_class)}
+    return (prefix_len if "prompt_len" in names else 0, prefix_len if "prefix_len" in names else 0)
+
+
 def with_limits(rows: list[dict], config, prefix_len: int, training: bool, cache: dict,
                 device: torch.device = torch.device("cpu")) -> None:
-    """Each row's achieved FLOP rate, and its fraction of the device's matmul rate for the same shapes."""
+    """Each row's achieved FLOP rate, and its fraction of the device's matmul rate for the same shapes.
+
+    A quantised base computes in fp32 (its weights dequantised per call): its rows are held to the fp32 rate."""
     for row in rows:
         method, precision = row.get("method", "prefix"), row.get("precision", "fp32")
-        length = row["length"] + (prefix_len if method == "prompt" else 0)  # the prompt is input tokens
-        keys = prefix_len if method in ("prefix", "peft-prefix") else 0
+        inputs, keys = added_positions(method, prefix_len)
+        length = row["length"] + inputs
         flops = forward_flops(config, row["batch"], length, keys)
         if training:
-            flops *= TRAIN_FACTOR["finetune" if method == "finetune" else "frozen"]
+            flops *= TRAIN_FACTOR["finetune" if get_method(method).trains_backbone else "frozen"]
         limit_precision = "fp32" if training and precision == "fp32" else precision
         if limit_precision == "int8":
             limit_precision = "fp32"  # the feed-forward layers, most of the work, stay fp32 in int8 mode
@@ -150,25 +185,34 @@ def with_limits(rows: list[dict], config, prefix_len: int, training: bool, cache
 
 
 def rows_of(size: str, length: int, batch: int, timed: dict) -> list[dict]:
-    """One row per method with its ratio of median time to finetune's."""
-    base = timed.get("finetune", {}).get("median_s")
-    return [{"size": size, "length": length, "batch": batch, "method": m, **stats,
-             "ratio_to_finetune": None if base is None else stats["median_s"] / base} for m, stats in timed.items()]
+    """One row per method (``timed`` keyed by method, or by (method, base)) with its ratio of median time to
+    finetune's on the fp32 base (the only base finetune runs on: a quantised base's rows are compared with it)."""
+    keyed = {key if isinstance(key, tuple) else (key, "fp32"): stats for key, stats in timed.items()}
+    finetune = keyed.get(("finetune", "fp32"), {}).get("median_s")
+    return [{"size": size, "base": base, "length": length, "batch": batch, "method": m, **stats,
+             "ratio_to_finetune": None if finetune is None else stats["median_s"] / finetune}
+            for (m, base), stats in keyed.items()]
 
 
 def new_result(options: SpeedOptions, model: str, device: torch.device, tuned: bool) -> dict:
     env, mode = environment(), options.mode
     return {"environment": env, "mode": mode,
             "settings": {"malloc_tuning": tuned, "prefix_len": options.prefix_len, "methods": methods_of(options),
+                         "size_methods": {s: methods_for(s, options.methods) for s in options.sizes},
+                         "bases": {s: bases_for(s, options.bases) for s in options.sizes},
+                         "decoder_sizes": {s: DECODER_SIZES[s] for s in options.sizes if s in DECODER_SIZES},
                          "grid": GRID[mode], "warmup_repeats": REPEATS[mode], "memory_config": MEMORY[mode],
                          "epoch_steps": EPOCH_STEPS[mode], "model": model, "optimizer": "torch AdamW",
                          "head": "token classification, 9 labels", "device": str(device),
                          "device_name": device_name(device), "machine": machine_label(env)},
-            "train": [], "inference": [], "memory": [], "epoch": None, "precision": None}
+            "train": [], "inference": [], "memory": [], "skipped": [], "epoch": None, "precision": None}
 
 
 def methods_of(options: SpeedOptions) -> tuple[str, ...]:
-    return tuple(["finetune"] + [m for m in options.methods if m != "finetune"])  # finetune: the ratio base
+    """The page's method columns: every method some size times, in the registry's order, finetune (the ratio base)
+    first."""
+    timed = {m for size in options.sizes for m in methods_for(size, options.methods)}
+    return tuple(m for m in METHODS if m in timed)
 
 
 def stamp(rows: list[dict], result: dict) -> list[dict]:
@@ -177,23 +221,56 @@ def stamp(rows: list[dict], result: dict) -> list[dict]:
     return [{**row, **where} for row in rows]
 
 
+def return_freed_memory() -> None:
+    """Give the heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    ``keep_large_allocations`` keeps freed tensors in the heap for reuse, so after timing a size the process would
+    still hold that size's weights, gradients and AdamW state: memory the fresh memory subprocesses that follow
+    need (a 0.5B decoder's finetune takes about 9 GB in each).
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc
+        pass
+
+
+def add_skipped(result: dict, rows: list[dict]) -> None:
+    """Rows of what could not run, each (size, base, method) once."""
+    seen = {(r["size"], r["base"], r["method"]) for r in result["skipped"]}
+    fresh = [r for r in rows if (r["size"], r["base"], r["method"]) not in seen]
+    result["skipped"] += stamp(fresh, result)
+
+
 def measure_size(result: dict, options: SpeedOptions, size: str, model: str, device: torch.device) -> None:
-    """Timing (and memory, unless skipped) of one encoder size, added to ``result``."""
-    mode, methods = options.mode, methods_of(options)
+    """Timing (and memory, unless skipped) of one size on each of its bases, added to ``result``."""
+    mode, methods, bases = options.mode, methods_for(size, options.methods), bases_for(size, options.bases)
     if GRID[mode].get(size):
-        print(f"timing {size}", flush=True)
+        print(f"timing {size} ({', '.join(bases)})", flush=True)
         warmup, repeats = REPEATS[mode][size]
-        train_rows, infer_rows = time_size(size, GRID[mode][size], methods, options.prefix_len, model, warmup,
-                                           repeats, device)
+        train_rows, infer_rows, skipped = time_size(size, GRID[mode][size], methods, options.prefix_len, model,
+                                                    warmup, repeats, device, bases)
         result["train"] += stamp(train_rows, result)
         result["inference"] += stamp(infer_rows, result)
+        add_skipped(result, skipped)
+        gc.collect()
+        return_freed_memory()  # the models of time_size are gone now
     if not options.skip_memory and size in MEMORY[mode]:
         length, batch = MEMORY[mode][size]
-        for method in methods:
-            print(f"memory {size} {method} (fresh process)", flush=True)
-            numbers = measure_memory(size, method, length, batch, options.prefix_len, model, device=str(device))
-            result["memory"] += stamp([{"size": size, "method": method, "length": length, "batch": batch,
-                                        **numbers}], result)
+        for base in bases:
+            why = unavailable_base(base, device)
+            if why is not None:
+                add_skipped(result, [{"size": size, "base": base, "method": EVERY_METHOD, "reason": why}])
+                continue
+            for method in methods:
+                print(f"memory {size} {base} {method} (fresh process)", flush=True)
+                numbers = measure_memory(size, method, length, batch, options.prefix_len, model, device=str(device),
+                                         base=base)
+                if "refused" in numbers:
+                    add_skipped(result, [{"size": size, "base": base, "method": method,
+                                          "reason": numbers["refused"]}])
+                    continue
+                result["memory"] += stamp([{"size": size, "base": base, "method": method, "length": length,
+                                            "batch": batch, **numbers}], result)
 
 
 def measure_precisions(result: dict, options: SpeedOptions, model: str, device: torch.device) -> None:

@@ -1,6 +1,8 @@
-"""Encoders of several sizes, one AdaptedModel per method, and the timed training step / inference batch."""
+"""Encoders and decoders of several sizes (a base per quantisation scheme), one AdaptedModel per method, and the
+timed training step / inference batch."""
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
@@ -15,15 +17,25 @@ from models.backbone import DEFAULT_MODEL, load_backbone
 from models.methods import get_method
 
 from .device import autocast_bf16
-from .speed_grid import BERT_SIZES, LR, NUM_LABELS
+from .speed_grid import BERT_SIZES, DECODER_SIZES, LR, NUM_LABELS
 
 CPU = torch.device("cpu")
 
 
 def make_backbone(size: str, model: str = DEFAULT_MODEL) -> nn.Module:
-    """``bundled`` loads ``model`` (default: the bundled encoder); BERT sizes are random (seeded)."""
+    """``bundled`` loads ``model`` (default: the bundled encoder); BERT and decoder sizes are random (seeded), built
+    from their config in code (no download); a decoder is prepared as ``load_backbone`` prepares one (no cache)."""
     if size == "bundled":
         return load_backbone(model)
+    if size in DECODER_SIZES:
+        from transformers import AutoConfig, AutoModel
+
+        from models.decoders import prepare_decoder
+
+        shape = dict(DECODER_SIZES[size])
+        torch.manual_seed(0)
+        config = AutoConfig.for_model(shape.pop("model_type"), **shape)
+        return prepare_decoder(AutoModel.from_config(config, attn_implementation="sdpa"))  # load_backbone's kernel
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
@@ -32,18 +44,55 @@ def make_backbone(size: str, model: str = DEFAULT_MODEL) -> nn.Module:
     return BertModel(config, add_pooling_layer=False)
 
 
-def share_weights(target: nn.Module, source: nn.Module) -> None:
-    """Point every parameter of ``target`` at ``source``'s storage (new Parameter objects: own requires_grad).
+def base_backbone(size: str, model: str = DEFAULT_MODEL, base: str = "fp32") -> nn.Module:
+    """``make_backbone`` with its linear layers stored as ``base`` says (``--quantize-base``; fp32: as built)."""
+    backbone = make_backbone(size, model)
+    if base != "fp32":
+        from models.quantize import quantize_base
 
-    Lets all methods of one size live in one process without 4 copies of BERT-large.  The
-    arithmetic is identical whatever the weights hold, so sharing does not change timings.
+        quantize_base(backbone, base)
+    return backbone
+
+
+def unavailable_base(base: str, device: torch.device) -> str | None:
+    """Why ``base`` cannot be timed here (one line), or None: a scheme this install lacks, nf4 off the GPU."""
+    if base == "fp32":
+        return None
+    from models.quantize import QuantizationUnavailable, check_scheme
+
+    try:
+        check_scheme(base)
+    except QuantizationUnavailable as err:
+        return str(err)
+    if base == "nf4" and device.type != "cuda":
+        return f"--quantize-base nf4: bitsandbytes quantises on the GPU, and this run is on {device.type}"
+    return None
+
+
+def weights_of(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of ``module`` by full name (a snapshot: later wrapping does not rename them)."""
+    return {**dict(module.named_parameters(remove_duplicate=False)),
+            **dict(module.named_buffers(remove_duplicate=False))}
+
+
+def share_weights(target: nn.Module, source: nn.Module | dict[str, torch.Tensor]) -> None:
+    """Point every parameter and buffer of ``target`` at ``source``'s storage (new Parameter objects: own
+    requires_grad; buffers, such as a quantised base's int8 weights, shared as they are).
+
+    Lets all methods of one size live in one process without a copy of BERT-large or of a decoder per method.  The
+    arithmetic is identical whatever the weights hold, so sharing does not change timings.  ``source``: a module
+    of the same architecture, or its ``weights_of`` taken before a method wrapped its layers.
     """
-    sources = dict(source.named_parameters())
+    sources = source if isinstance(source, dict) else weights_of(source)
     for module_name, module in target.named_modules():
         for name, parameter in list(module._parameters.items()):
             if parameter is not None:
                 full = f"{module_name}.{name}" if module_name else name
                 module._parameters[name] = nn.Parameter(sources[full].data, requires_grad=parameter.requires_grad)
+        for name, buffer in list(module._buffers.items()):
+            full = f"{module_name}.{name}" if module_name else name
+            if buffer is not None and full in sources:
+                module._buffers[name] = sources[full]
 
 
 def build(method: str, backbone: nn.Module, prefix_len: int) -> AdaptedModel:
@@ -54,21 +103,46 @@ def build(method: str, backbone: nn.Module, prefix_len: int) -> AdaptedModel:
 
 
 def build_all(size: str, methods: tuple[str, ...], prefix_len: int, model: str = DEFAULT_MODEL,
-              device: torch.device = CPU) -> dict[str, AdaptedModel]:
-    """One model per method on ``device``, all sharing the first one's encoder weights (see share_weights)."""
-    source = make_backbone(size, model).to(device)
+              device: torch.device = CPU, base: str = "fp32",
+              refused: dict[str, str] | None = None) -> dict[str, AdaptedModel]:
+    """One model per method on ``device`` over a ``base`` backbone, all sharing the first one's weights (see
+    share_weights; an nf4 base is not shared: bitsandbytes keeps its quantisation state on its own parameters).
+
+    A method that refuses the backbone (finetune on a quantised base, a method whose package is missing) raises,
+    unless ``refused`` is given: then its one-line reason goes there and the other methods are built.
+    """
+    sources: dict[str, torch.Tensor] | None = None  # the first backbone's weights (never set for nf4)
     built = {}
     for method in methods:
-        backbone = make_backbone(size, model) if built else source
-        if built:
-            share_weights(backbone, source)  # the parameters now live on source's device
-        built[method] = build(method, backbone, prefix_len).to(device)  # buffers, prefix and head
+        shared = sources is not None
+        # a random size that takes the first one's weights is built without values (meta), not initialised in vain
+        with torch.device("meta") if shared and size != "bundled" else contextlib.nullcontext():
+            backbone = base_backbone(size, model, base)
+        if shared:
+            share_weights(backbone, sources)  # the parameters now live on the first backbone's device
+        else:
+            backbone.to(device)  # nf4: bitsandbytes quantises as the weights reach the GPU
+            if base != "nf4":
+                sources = weights_of(backbone)  # before a method wraps its layers (LoRA)
+        try:
+            built[method] = build(method, backbone, prefix_len).to(device)  # buffers, prefix and head
+        except (ValueError, ImportError) as err:
+            if refused is None:
+                raise
+            refused[method] = str(err).splitlines()[0]
+            if not shared:
+                sources = None  # the next method's backbone is the source instead
     return built
+
+
+def learning_rate(method: str) -> float:
+    """The rate of the benchmark's AdamW (``LR``; a method not listed there: its config's default)."""
+    return LR[method] if method in LR else get_method(method).config_class().default_lr()
 
 
 def optimizer_for(model: AdaptedModel, method: str) -> torch.optim.Optimizer:
     # the Trainer's default optimizer (AdamW, torch implementation) over the trainable tensors only
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR[method])
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate(method))
 
 
 def fake_batch(batch: int, length: int, vocab: int, seed: int = 0,

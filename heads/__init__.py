@@ -3,7 +3,8 @@
 Every head maps the encoder's hidden states (B, n, hidden_size) to logits and has a
 ``loss(logits, labels)`` method; heads are registered by name (``build_head("span", ...)``) and
 share a small base (``Head``: ``config_keys``, default loss).  ``Pooler`` is the sequence pooling
-(first token or mean) the sequence-level heads use.
+the sequence-level heads use (``POOLING``: the first token, the mean of the real tokens, or the last real token,
+a decoder's).
 """
 from .base import IGNORE_INDEX, Head
 from .choice import MultipleChoiceHead

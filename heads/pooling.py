@@ -1,4 +1,9 @@
-"""Pooling a sequence into one vector for the sequence-level heads."""
+"""Pooling a sequence into one vector for the sequence-level heads (``POOLING``).
+
+``first``: the first token ([CLS] of BERT-style encoders); ``mean``: the mean of the real tokens (how
+sentence-transformers encoders such as the bundled one were trained); ``last``: the last real token, found from the
+mask (a causal decoder's only token that has seen the whole input; the decoders' default).
+"""
 from __future__ import annotations
 
 import torch
