@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .predict_scaling import add_predict_scaling
 from .speed_grid import BASES, SIZES
 from .speed_grid import METHODS as SPEED_METHODS
 from .studies import MULTITASK, MULTITASK_SEEDS
@@ -31,7 +32,9 @@ OTHERS = {"speed": "step time, throughput, memory, FLOP rate (python -m benchmar
           "serving": "many tasks on one backbone (python -m benchmarks serving)",
           "precision": "fp32 / bf16 / int8 predict on real artifacts (python -m benchmarks precision)",
           "multitask": "multi-task prefix, MPT-2 (python -m benchmarks multitask)",
-          "gpu-check": "one ~5-minute check on a GPU, one log (python -m benchmarks gpu-check --out DIR)"}
+          "gpu-check": "one ~5-minute check on a GPU, one log (python -m benchmarks gpu-check --out DIR)",
+          "predict-scaling": "predict's peak memory and rows/s at 1x/4x/16x an input (python -m benchmarks "
+                             "predict-scaling)"}
 
 
 def catalogue() -> str:
@@ -316,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Run `python -m benchmarks COMMAND --help` for a command's flags.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_list, add_run, add_report, add_speed, add_serving, add_precision, add_multitask, add_gpu_check):
+    for add in (add_list, add_run, add_report, add_speed, add_serving, add_precision, add_multitask, add_gpu_check,
+                add_predict_scaling):
         add(commands)
     return parser
 

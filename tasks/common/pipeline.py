@@ -8,10 +8,11 @@ method, one head per dataset, each batch from one dataset).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import torch
 from transformers import set_seed
@@ -25,12 +26,12 @@ from models.prefix import UnsupportedArchitecture
 from . import cli, rundir
 from .artifacts import CONFIG, check_family, finish_run, init_from, load_artifact, member_view, read_artifact_config
 from .errors import UsageError, exit_on_bad_input
-from .family import TaskData, TaskFamily
+from .family import Job, TaskData, TaskFamily
 from .sampling import MemberCollator, TaskBatchSampler
 from .selection import hold_out_jointly, selection_record
-from .settings import ModelSettings, PredictSettings, RunSettings, TrainSettings, train_subset
-from .task import Encoded, Task
-from .training import bf16_mode, predict, train
+from .settings import CHUNK_SIZE, ModelSettings, PredictSettings, RunSettings, TrainSettings, train_subset
+from .task import Encoded, Task, add_stats
+from .training import Predictor, bf16_mode, train
 
 SINGLE = "task"  # the task name of a single-task model
 
@@ -93,24 +94,91 @@ def describe_parameters(model: AdaptedModel) -> str:
             f"({counts['trainable_percent']:.3f}%) [method {model.method_name}{heads}]")
 
 
-def answer(task: Task, model: AdaptedModel, examples: list, batch_size: int, work_dir: Path,
-           precision: str = "fp32", name: str | None = None) -> tuple[Any, Encoded, dict[str, float]]:
-    """(predictions, the encoded inputs, seconds spent encoding / in the model / decoding) of ``task`` (the model's
-    task ``name``), the backbone's forward in ``precision`` (models/precision.py)."""
-    started = time.time()
-    encoded = task.encode(examples, train=False)
-    encoded_at = time.time()
+@dataclasses.dataclass
+class Answered:
+    """One chunk's examples, their predictions, their encoded inputs, and seconds spent encoding / in the model /
+    decoding."""
+
+    examples: list
+    predictions: Any
+    encoded: Encoded
+    seconds: dict[str, float]
+
+
+def chunks(examples: Iterable, size: int | None) -> Iterator[list]:
+    """Consecutive lists of ``size`` examples (all of them at once with None), read from ``examples`` as needed."""
+    iterator = iter(examples)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def answer_chunks(task: Task, model: AdaptedModel, examples: Iterable, batch_size: int, work_dir: Path,
+                  precision: str = "fp32", name: str | None = None,
+                  chunk_size: int | None = None) -> Iterator[Answered]:
+    """``examples`` answered ``chunk_size`` at a time (encoded, run, decoded), in input order: only one chunk's
+    features and logits exist at a time (the memory of issue 43).  A chunk's predictions do not depend on where the
+    chunks are cut: every family decodes an example from its own features (QA: all windows of a question)."""
     collate = task.collate
     if len(model.tasks) > 1:  # a multi-task model reads the rows with this task's head
         index = model.tasks.index(name)
         collate = lambda features: {**task.collate(features), "task_index": torch.full(  # noqa: E731
             (len(features),), index, dtype=torch.long)}
-    with model.inference(precision) as runner:
-        logits = predict(runner, encoded.features, collate, batch_size, work_dir)
-    predicted_at = time.time()
-    predictions = task.decode(examples, encoded, logits)
-    seconds = {"encode": encoded_at - started, "model": predicted_at - encoded_at, "decode": time.time() - predicted_at}
-    return predictions, encoded, {k: round(v, 2) for k, v in seconds.items()}
+    with model.inference(precision) as runner:  # once for every chunk (int8: one copy of the model)
+        predictor = Predictor(runner, collate, batch_size, work_dir)
+        for chunk in chunks(examples, chunk_size):
+            started = time.time()
+            encoded = task.encode(chunk, train=False)
+            encoded_at = time.time()
+            logits = predictor(encoded.features)
+            predicted_at = time.time()
+            predictions = task.decode(chunk, encoded, logits)
+            del logits
+            seconds = {"encode": encoded_at - started, "model": predicted_at - encoded_at,
+                       "decode": time.time() - predicted_at}
+            yield Answered(chunk, predictions, encoded, seconds)
+
+
+class Tally:
+    """What the console and metrics.json say of a whole input answered in chunks: its summed stats, one report
+    line, the example count and the seconds per stage."""
+
+    def __init__(self, task: Task) -> None:
+        self.task, self.stats, self.reports, self.examples = task, {}, [], 0
+        self.seconds = {"encode": 0.0, "model": 0.0, "decode": 0.0}
+
+    def add(self, answered: Answered) -> None:
+        self.stats = add_stats(self.stats, answered.encoded.stats, self.task.constant_stats)
+        self.reports.append(answered.encoded.report)
+        self.examples += len(answered.examples)
+        self.seconds = {k: v + answered.seconds[k] for k, v in self.seconds.items()}
+
+    @property
+    def report(self) -> str:
+        return self.task.report_of(self.stats, self.reports, self.examples) if self.reports else "no examples"
+
+    @property
+    def rounded(self) -> dict[str, float]:
+        return {k: round(v, 2) for k, v in self.seconds.items()}
+
+    def timing(self) -> str:
+        return (f"answered {self.examples:,} examples in {sum(self.seconds.values()):.1f} s ("
+                + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()) + ")")
+
+
+def answer(task: Task, model: AdaptedModel, examples: list, batch_size: int, work_dir: Path,
+           precision: str = "fp32", name: str | None = None,
+           chunk_size: int | None = None) -> tuple[Any, Encoded, dict[str, float]]:
+    """(predictions, the encoded inputs, seconds spent encoding / in the model / decoding) of ``task`` (the model's
+    task ``name``), the backbone's forward in ``precision`` (models/precision.py); run ``chunk_size`` examples at a
+    time (``answer_chunks``) and joined.  With several chunks the encoded inputs have their summed stats and one
+    report, no features: they are gone with their chunk."""
+    tally, parts, last = Tally(task), [], None
+    for last in answer_chunks(task, model, examples, batch_size, work_dir, precision, name, chunk_size):
+        tally.add(last)
+        parts.append(last.predictions)
+    if last is not None and len(parts) == 1:
+        return last.predictions, last.encoded, tally.rounded
+    return task.join(parts), Encoded([], tally.report, tally.stats), tally.rounded
 
 
 def _timing(examples: list, seconds: dict[str, float]) -> str:
@@ -168,7 +236,7 @@ def dev_evaluator(members: list[Member], batch_size: int, work_dir: Path, precis
     several members, their headlines and ``mean``, the mean headline (what selects checkpoints)."""
     def scores_of(model: AdaptedModel, member: Member) -> dict[str, float]:
         predictions, _, _ = answer(member.task, model, member.selection[1], batch_size, work_dir, precision,
-                                   member.name)
+                                   member.name, CHUNK_SIZE)
         scores = member.task.score(member.selection[1], predictions) or {}
         return {k: v for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
@@ -218,7 +286,7 @@ def evaluate_splits(member: Member, model: AdaptedModel, settings: RunSettings,
     for split, (examples, source) in evaluations.items():
         examples = examples[: settings.data.max_eval_samples]
         predictions, encoded, seconds = answer(member.task, model, examples, settings.train.eval_batch_size,
-                                               output_dir, settings.train.eval_precision, member.name)
+                                               output_dir, settings.train.eval_precision, member.name, CHUNK_SIZE)
         scores = member.task.score(examples, predictions) or {}
         metrics[split] = {**scores, "examples": len(examples), "source": source, "seconds": seconds, **encoded.stats}
         print(f"{split}: {encoded.report}\n{_timing(examples, seconds)}")
@@ -341,7 +409,8 @@ def _evaluate_members(members: list[Member], model: AdaptedModel, settings: RunS
 
 # --------------------------------------------------------------------------- predict
 def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list[dict]:
-    """Answer every job of ``predict`` with the artifact; the inputs are read before the encoder is loaded."""
+    """Answer every job of ``predict`` with the artifact; the inputs are read (checked) before the encoder is loaded,
+    then each is read, run, decoded and written ``settings.chunk_size`` examples at a time (``predict_job``)."""
     where = settings.artifact / CONFIG
     config = member_view(read_artifact_config(settings.artifact), family, settings.member, where)
     check_family(config, family, where)
@@ -351,18 +420,51 @@ def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list
     jobs = family.predict_jobs(settings.task, task)  # bad input fails here, before the encoder is loaded
     loaded = load_artifact(settings.artifact, family, settings.model, settings.member)
     loaded.model.to(settings.device or "cpu")  # predict() runs where the model is
-    results = []
-    for job in jobs:
-        predictions, encoded, seconds = answer(task, loaded.model, job.examples, settings.eval_batch_size,
-                                               settings.artifact, settings.precision)
-        print(f"{job.source}: {encoded.report}\n{_timing(job.examples, seconds)}")
-        scores = task.score(job.examples, predictions)
-        if scores is not None:
-            print(task.describe(job.name, scores, job.examples))
-        paths = family.write_predictions(settings.task, task, job, predictions, settings.artifact)
-        print(f"wrote {', '.join(str(p) for p in paths)} ({len(job.examples)} examples)")
-        results.append({"job": job.name, "scores": scores, "files": paths})
-    return results
+    return [predict_job(family, settings, task, loaded.model, job) for job in jobs]
+
+
+class Scorer:
+    """Scores a predict input with gold answers once every chunk is in, keeping of each chunk only what the metric
+    needs (``Task.gold_view``: answers and predictions, not texts); nothing once an example has no gold."""
+
+    def __init__(self, task: Task) -> None:
+        self.task, self.gold, self.parts = task, [], []
+
+    def add(self, examples: list, predictions: Any) -> None:
+        view = None if self.gold is None else self.task.gold_view(examples)
+        if view is None:  # an input without gold is not scored: keep nothing
+            self.gold, self.parts = None, []
+            return
+        self.gold += view
+        self.parts.append(predictions)
+
+    def result(self) -> dict | None:
+        if not self.gold:
+            return None
+        return self.task.score(self.gold, self.task.join(self.parts))
+
+
+def predict_job(family: TaskFamily, settings: PredictSettings, task: Task, model: AdaptedModel, job: Job) -> dict:
+    """One job streamed: each chunk written before the next is read; the files appear (renamed from temporary
+    names) only when every chunk is written, so a killed predict leaves no complete-looking output."""
+    writer = family.writer(settings.task, task, job, settings.artifact)
+    tally, scorer = Tally(task), Scorer(task)
+    try:
+        for answered in answer_chunks(task, model, job.examples, settings.eval_batch_size, settings.artifact,
+                                      settings.precision, chunk_size=settings.chunk_size):
+            tally.add(answered)
+            scorer.add(answered.examples, answered.predictions)
+            writer.write(answered.examples, answered.predictions)
+        paths = writer.close()
+    except BaseException:  # KeyboardInterrupt too: no partial file stays behind
+        writer.discard()
+        raise
+    print(f"{job.source}: {tally.report}\n{tally.timing()}")
+    scores = scorer.result()
+    if scores is not None:
+        print(task.describe(job.name, scores, scorer.gold))
+    print(f"wrote {', '.join(str(p) for p in paths)} ({tally.examples} examples)")
+    return {"job": job.name, "scores": scores, "files": paths}
 
 
 # --------------------------------------------------------------------------- entry point

@@ -21,6 +21,10 @@ from models.readout import LAYERS
 from .data_root import DATA_ENV
 
 SCHEDULES = ("linear", "constant", "exponential")
+# examples predict reads, runs and writes at a time, and evaluation during and after training scores at a time: the
+# memory of one chunk's features and logits (a few MB for NER and QA) instead of the whole input's; large enough that
+# the per-chunk cost (and the padding of sorting by length within a chunk only) is lost in the forward passes
+CHUNK_SIZE = 1024
 
 
 @dataclass
@@ -156,6 +160,8 @@ class PredictSettings:
                                     "AMX CPUs, bf16 GPUs) or int8 (dynamic int8 attention projections, CPU only); "
                                     "the prefix and head stay fp32", choices=PRECISIONS)
     device: str | None = option(None, "where the model runs: cpu, cuda or cuda:N (default: cuda when there is a GPU)")
+    chunk_size: int = option(CHUNK_SIZE, "examples read, run and written at a time: predict's memory grows with this, "
+                                         "not with the input", minimum=1)
     task: Any = None
 
 

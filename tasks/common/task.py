@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from torch import nn
 
@@ -33,6 +33,8 @@ class Task(ABC):
     """One task: a family's behaviour for one record (labels, max length, decoding settings) and tokenizer."""
 
     headline: str = "f1"  # the key of ``score``'s result that a run's headline reports
+    # keys of ``Encoded.stats`` that are settings, not counts: chunks of one input share them (``add_stats``)
+    constant_stats: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, record: dict, tokenizer) -> None:
         self.record, self.tokenizer = record, tokenizer
@@ -64,6 +66,35 @@ class Task(ABC):
     def write_evaluation(self, split: str, examples: list, predictions: Any, output_dir: Path) -> list[Path]:
         """Files written after evaluating a split during training (none by default)."""
         return []
+
+    # ------------------------------------------------------------------ chunks (predict and evaluation run inputs
+    # a chunk of examples at a time, so logits never exist for a whole input)
+    def join(self, parts: list) -> Any:
+        """The predictions of consecutive chunks as ``decode`` gives them for all their examples at once."""
+        return [p for part in parts for p in part]
+
+    def gold_view(self, examples: list) -> list | None:
+        """What ``score`` needs of ``examples`` (their gold answers, not their texts), or None when they carry no
+        gold: predict keeps this of every chunk to score a gold input at the end."""
+        return list(examples)
+
+    def report_of(self, stats: dict, reports: list[str], examples: int) -> str:
+        """The console line of a whole input of ``examples`` from its chunks' summed ``stats`` (``add_stats``) and
+        ``reports``; families render the summed stats as one chunk's report would read."""
+        return reports[0] if len(reports) == 1 else f"{'; '.join(dict.fromkeys(reports))} ({len(reports)} chunks)"
+
+
+def add_stats(total: dict, part: dict, constants: frozenset[str] = frozenset()) -> dict:
+    """``Encoded.stats`` of two chunks as one: counts add up, ``constants`` (settings such as a limit) are kept."""
+    out = dict(total)
+    for key, value in part.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict):
+            out[key] = add_stats(out[key], value, constants)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and key not in constants:
+            out[key] = out[key] + value
+    return out
 
 
 @runtime_checkable

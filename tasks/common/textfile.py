@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from .errors import DataError
 
@@ -36,11 +38,36 @@ def read_lines(path: str | Path) -> list[str]:
     return [line.removesuffix("\r") for line in lines]
 
 
+def iter_lines(path: str | Path) -> Iterator[str]:
+    """``read_lines`` one line at a time (the same lines, the same errors), holding one line in memory: what the
+    streaming predict readers use.  A bad byte or a broken gzip stream fails when its line is reached."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "file not found")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        try:
+            for number, raw in enumerate(handle, start=1):  # binary lines end at b"\n" only
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataError(path, number, f"not valid UTF-8 (byte 0x{raw[err.start]:02x})") from None
+                if number == 1:
+                    text = text.removeprefix("\ufeff")
+                yield text.removesuffix("\n").removesuffix("\r")
+        except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+            raise DataError(path, None, f"not a readable gzip file ({err})") from None
+
+
 def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
     """(line number, object) for every non-blank line; a line that is not a JSON object is a DataError naming it."""
+    return list(iter_jsonl(path, read_lines(path)))
+
+
+def iter_jsonl(path: str | Path, lines: Iterable[str] | None = None) -> Iterator[tuple[int, dict]]:
+    """``read_jsonl`` one record at a time (``lines``: the file's, streamed by default)."""
     path = Path(path)
-    records = []
-    for number, line in enumerate(read_lines(path), start=1):
+    for number, line in enumerate(iter_lines(path) if lines is None else lines, start=1):
         if not line.strip():
             continue
         try:
@@ -49,5 +76,4 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict]]:
             raise DataError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
         if not isinstance(value, dict):
             raise DataError(path, number, f"expected a JSON object, got {type(value).__name__}")
-        records.append((number, value))
-    return records
+        yield number, value

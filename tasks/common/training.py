@@ -1,6 +1,7 @@
 """Training and inference on the transformers Trainer (checkpoints, resume, DDP, mixed precision come from it)."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +18,7 @@ from .trainer import CHECKPOINT_WEIGHTS, COMPLETE, AdapterTrainer, TrainingDiver
 
 CHECKPOINTS = "checkpoints"
 __all__ = ["CHECKPOINTS", "CHECKPOINT_WEIGHTS", "COMPLETE", "AdapterTrainer", "TrainingDiverged", "bf16_mode",
-           "predict", "train", "training_arguments"]
+           "Predictor", "predict", "train", "training_arguments"]
 
 
 def bf16_mode(settings: TrainSettings, model: AdaptedModel) -> str | None:
@@ -122,23 +123,70 @@ def train(model: AdaptedModel, settings: TrainSettings, learning_rate: float, ou
     return trainer
 
 
-def predict(model: AdaptedModel, dataset: list[dict], collator, batch_size: int, work_dir: Path) -> np.ndarray:
-    """Logits for every example of ``dataset``, in its order, computed where the model is (the CPU, or the GPU:
-    ``predict --device`` puts it there, and training leaves it on the Trainer's device).
+class Predictor:
+    """Logits of one chunk of features after another (``pipeline.answer_chunks``), computed where the model is (the
+    CPU, or the GPU: ``predict --device`` puts it there, and training leaves it on the Trainer's device).
 
-    Examples are run shortest-first (little padding per batch) and put back in order;
-    rows are padded with -100 to the longest example.
+    Not the Trainer's ``predict``: it gathers a call's logits by concatenating every batch's into a growing array
+    padded to the longest row, which over a whole input took ~16x the logits' own size (issue 43).  And each batch
+    here holds rows of one padded length only, so no row is padded: a row's logits then do not depend on which other
+    rows share its batch (padding changes the attention's float sums in the last bits: the same question's SQuAD 2.0
+    null odds differed with the file around it), and predictions are the same whatever the chunks.
     """
-    if not dataset:  # nothing to run (a predict input with no predicate found): no rows, any decoder's rank
-        return np.zeros((0, 1, 1), dtype=np.float32)
-    order = sorted(range(len(dataset)), key=lambda i: len(dataset[i]["input_ids"]))
-    arguments = TrainingArguments(
-        output_dir=str(work_dir), per_device_eval_batch_size=batch_size, report_to="none",
-        remove_unused_columns=False, label_names=["labels"], train_sampling_strategy="sequential",
-        dataloader_num_workers=0, use_cpu=next(model.parameters()).device.type == "cpu",
-    )
-    trainer = AdapterTrainer(model=model, args=arguments, data_collator=collator)
-    logits = trainer.predict([dataset[i] for i in order]).predictions
-    restored = np.empty_like(logits)
-    restored[np.asarray(order)] = logits
-    return restored
+
+    def __init__(self, model: AdaptedModel, collator, batch_size: int, work_dir: Path | None = None) -> None:
+        self.model, self.collator, self.batch_size = model, collator, batch_size
+
+    def __call__(self, dataset: list[dict]) -> np.ndarray:
+        """Logits for every example of ``dataset``, in its order; token-level rows are padded with -100 to the
+        longest example."""
+        if not dataset:  # nothing to run (a predict input with no predicate found): no rows, any decoder's rank
+            return np.zeros((0, 1, 1), dtype=np.float32)
+        device, training = next(self.model.parameters()).device, self.model.training
+        self.model.eval()
+        parts: list[tuple[list[int], np.ndarray]] = []
+        try:
+            with torch.no_grad():
+                for rows in batches([padded_length(f) for f in dataset], self.batch_size):
+                    batch = self.collator([{k: v for k, v in dataset[i].items() if k != "labels"} for i in rows])
+                    logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
+                    parts.append((rows, logits.float().cpu().numpy()))
+        finally:
+            self.model.train(training)
+        return _assembled(parts, len(dataset))
+
+
+def padded_length(feature: dict) -> int:
+    """The length a batch pads ``feature`` to when it is the longest: its tokens (the longest of its choices)."""
+    ids = feature["input_ids"]
+    return max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids)
+
+
+def batches(lengths: list[int], size: int) -> list[list[int]]:
+    """Indices of rows in batches of at most ``size`` rows of one length, shortest first, in input order within."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    out: list[list[int]] = []
+    for _, group in itertools.groupby(order, key=lengths.__getitem__):
+        rows = list(group)
+        out += [rows[k: k + size] for k in range(0, len(rows), size)]
+    return out
+
+
+def _assembled(parts: list[tuple[list[int], np.ndarray]], count: int) -> np.ndarray:
+    """Every batch's logits in one array, rows back at their indices; a longer dimension 1 is padded with -100 (as
+    the Trainer's gathering pads), so that decoders read each row's own positions only."""
+    first = parts[0][1]
+    if first.ndim == 1:  # one value per row (a regression head)
+        out = np.empty(count, dtype=first.dtype)
+        for rows, logits in parts:
+            out[rows] = logits
+        return out
+    out = np.full((count, max(p.shape[1] for _, p in parts), *first.shape[2:]), -100, dtype=first.dtype)
+    for rows, logits in parts:
+        out[rows, : logits.shape[1]] = logits
+    return out
+
+
+def predict(model: AdaptedModel, dataset: list[dict], collator, batch_size: int, work_dir: Path) -> np.ndarray:
+    """Logits for every example of ``dataset`` at once (one ``Predictor`` call)."""
+    return Predictor(model, collator, batch_size, work_dir)(dataset)

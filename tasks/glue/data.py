@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import Iterator
 
 from tasks.common.data_root import data_roots, sources_hint
 from tasks.common.errors import DataError
 
-from .formats import build_examples, read_jsonl, read_tsv
+from .formats import build_examples, iter_examples, iter_jsonl, iter_tsv, read_jsonl, read_tsv
 from .spec import BOOL, Example, Record, TaskSpec
 
 Splits = dict[str, tuple[list[Example], str]]  # split -> (examples, source)
@@ -41,6 +42,23 @@ def read_file(spec: TaskSpec, path: str | Path, require_labels: bool) -> list[Ex
     if path.suffix == ".jsonl":
         return build_examples(spec, read_jsonl(path), path, require_labels, spec.jsonl_fields)
     return build_examples(spec, read_tsv(path, spec.header), path, require_labels)
+
+
+def iter_file(spec: TaskSpec, path: str | Path, require_labels: bool) -> Iterator[Example]:
+    """``read_file`` one example at a time, reading the file as it goes (predict)."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        return iter_examples(spec, iter_jsonl(path), path, require_labels, spec.jsonl_fields)
+    return iter_examples(spec, iter_tsv(path, spec.header), path, require_labels)
+
+
+def local_files(spec: TaskSpec, data_dir: str | None, splits: tuple[str, ...]) -> dict[str, Path] | None:
+    """{split: local file} when every split is there (``load_splits`` reads those), else None (the hub)."""
+    folder = find_folder(spec, data_dir)
+    if folder is None:
+        return None
+    paths = {split: split_file(spec, folder, split) for split in splits}
+    return None if None in paths.values() else paths
 
 
 def load_splits(spec: TaskSpec, data_dir: str | None, splits: tuple[str, ...],

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from models.options import option
 from tasks.common.errors import DataError, UsageError
-from tasks.common.family import Job, TaskData, TaskFamily
+from tasks.common.family import Job, PredictionWriter, Stream, TaskData, TaskFamily
 from tasks.common.task import Encoded, Task
 
 from . import kinds
-from .data import Splits, load_splits, read_file
+from .data import Splits, iter_file, load_splits, local_files
 from .features import Collator
-from .formats import build_examples, write_submission
+from .formats import SubmissionWriter, build_examples
+from .spec import Example
 from .metric import format_scores, score
 from .spec import TaskSpec
 from .tasks import TASKS
@@ -76,6 +77,9 @@ class GlueTask(Task):
     def encode(self, examples: list, train: bool) -> Encoded:
         inputs = kinds.encode(self.spec, examples, self.tokenizer, self.record["max_length"])
         stats = {"inputs": len(inputs.owners), "at_max_length": inputs.at_max_length, "spans_cut": inputs.spans_cut}
+        realigned = sum(getattr(e, "realigned", False) for e in examples)
+        if realigned:  # WSC's off-by-a-word spans: summed over chunks for the report (``report_of``)
+            stats["realigned"] = realigned
         return Encoded(inputs.features, inputs.report(self.record["max_length"]), {"encoding": stats}, state=inputs)
 
     def collate(self, features: list[dict]) -> dict:
@@ -92,6 +96,23 @@ class GlueTask(Task):
 
     def describe(self, split: str, scores: dict, examples: list) -> str:
         return format_scores(split, scores, len(examples))
+
+    def gold_view(self, examples: list[Example]) -> list[Example] | None:
+        """The gold value of each example (its label, or ReCoRD's answers), without its texts."""
+        gold = [self.spec.gold_of(e) for e in examples]
+        if any(g is None or (isinstance(g, list) and not g) for g in gold):
+            return None
+        return [Example(e.idx, "", label=e.label, answers=e.answers) for e in examples]
+
+    def report_of(self, stats: dict, reports: list[str], examples: int) -> str:
+        counts = stats["encoding"]
+        inputs = kinds.Inputs([], [], counts["at_max_length"], counts["spans_cut"])
+        if counts.get("realigned"):
+            inputs.notes.append(f"{counts['realigned']} examples with a span index off by 1-2 words in the data "
+                                "(realigned)")
+        # every example has at least one input: the count of examples is that of the inputs' owners
+        return inputs.report(self.record["max_length"]).replace(
+            "0 inputs from 0 examples", f"{counts['inputs']} inputs from {examples} examples", 1)
 
     # ------------------------------------------------------------------ serving
     def parse_request(self, payload) -> list:
@@ -176,21 +197,23 @@ class GlueFamily(TaskFamily):
         return GlueTask(record, tokenizer, spec, self.title)
 
     def predict_jobs(self, settings: GluePredictSettings, task: GlueTask) -> list[Job]:
+        """Local files are streamed (checked through once first); the hub's splits are read whole."""
         spec = task.spec
         if settings.input:
-            return [Job(spec.test_splits[0], read_file(spec, settings.input, require_labels=False),
-                        str(settings.input))]
+            return [Job(spec.test_splits[0], _checked_stream(spec, Path(settings.input)), str(settings.input))]
         unknown = [s for s in settings.split or () if s not in spec.files]
         if unknown:
             raise UsageError(f"unknown split {unknown[0]!r} for {spec.name}; splits: {', '.join(spec.files)}")
-        splits = load_splits(spec, settings.data_dir, tuple(settings.split or spec.test_splits), require_labels=False)
+        wanted = tuple(settings.split or spec.test_splits)
+        local = local_files(spec, settings.data_dir, wanted)
+        if local is not None:
+            return [Job(split, _checked_stream(spec, path), str(path)) for split, path in local.items()]
+        splits = load_splits(spec, settings.data_dir, wanted, require_labels=False)
         return [Job(split, examples, source) for split, (examples, source) in splits.items()]
 
-    def write_predictions(self, settings: GluePredictSettings, task: GlueTask, job: Job, predictions,
-                          artifact: Path) -> list[Path]:
+    def writer(self, settings: GluePredictSettings, task: GlueTask, job: Job, artifact: Path) -> PredictionWriter:
         out_dir = settings.output_dir or Path(artifact) / "predictions"
-        return [write_submission(task.spec, job.examples, kinds.submission_values(task.spec, predictions),
-                                 out_dir / submission_name(task.spec, job.name))]
+        return _ValuesWriter(task.spec, out_dir / submission_name(task.spec, job.name))
 
     # ------------------------------------------------------------------ multi-task
     def member(self, settings: GlueSettings, name: str) -> GlueSettings:
@@ -203,6 +226,20 @@ class GlueFamily(TaskFamily):
 
     def prepare_members(self, members: dict[str, TaskData]) -> list[str]:
         return []
+
+
+def _checked_stream(spec: TaskSpec, path: Path) -> Stream:
+    """The examples of a local file, read through once now (a bad file fails before the encoder loads)."""
+    examples = Stream(lambda: iter_file(spec, path, require_labels=False))
+    examples.count()
+    return examples
+
+
+class _ValuesWriter(SubmissionWriter):
+    """A submission file from predictions: each chunk's as the submission writes them (``kinds.submission_values``)."""
+
+    def write(self, examples: list[Example], predictions: list) -> None:
+        super().write(examples, kinds.submission_values(self.spec, predictions))
 
 
 GLUE_FAMILY, SUPERGLUE_FAMILY = GlueFamily("glue"), GlueFamily("superglue")

@@ -14,35 +14,43 @@ outside the label set is an error, never coerced.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from tasks.common.errors import DataError
-from tasks.common.textfile import read_jsonl, read_lines  # noqa: F401 (read_jsonl: this family's reader too)
+from tasks.common.family import AtomicFile, PredictionWriter
+from tasks.common.textfile import iter_jsonl, iter_lines, read_jsonl, read_lines  # noqa: F401 (this family's too)
 
 from .spec import BOOL, Example, Record, TaskSpec
 
+
 def read_tsv(path: str | Path, header: tuple[str, ...] | None = None) -> list[Record]:
     """Rows as {column: value}; ``header`` gives the column names of a file without a header row."""
+    return list(iter_tsv(path, header, read_lines(path)))
+
+
+def iter_tsv(path: str | Path, header: tuple[str, ...] | None = None,
+             lines: Iterable[str] | None = None) -> Iterator[Record]:
+    """``read_tsv`` one row at a time (``lines``: the file's, streamed by default)."""
     path = Path(path)
-    lines = read_lines(path)
-    if not lines:
+    lines = iter(iter_lines(path) if lines is None else lines)
+    first = next(lines, None)
+    if first is None:
         raise DataError(path, None, "empty file")
-    start = 0
-    if header is None or lines[0].split("\t")[0] == "index":
-        header, start = tuple(lines[0].split("\t")), 1
-    records = []
-    for number, line in enumerate(lines[start:], start=start + 1):
+    start, rest = 0, itertools.chain([first], lines)
+    if header is None or first.split("\t")[0] == "index":
+        header, start, rest = tuple(first.split("\t")), 1, lines
+    for number, line in enumerate(rest, start=start + 1):
         values = line.split("\t")
         if len(values) != len(header):
             raise DataError(path, number, f"{len(values)} tab-separated columns, expected {len(header)} "
                                           f"({', '.join(header)})")
-        records.append((number, dict(zip(header, values))))
-    return records
+        yield number, dict(zip(header, values))
 
 
 # ---------------------------------------------------------------- field helpers
@@ -83,16 +91,23 @@ def _score(value: Any, valid: tuple[float, float], path, line: int) -> float:
 
 
 # ---------------------------------------------------------------- builders (one per input shape)
-def build_examples(spec: TaskSpec, records: list[Record], path, require_labels: bool,
+def build_examples(spec: TaskSpec, records: Iterable[Record], path, require_labels: bool,
                    fields: dict[str, str] | None = None) -> list[Example]:
     """Examples of ``spec`` from parsed records; labels must be present when ``require_labels``."""
+    return list(iter_examples(spec, records, path, require_labels, fields))
+
+
+def iter_examples(spec: TaskSpec, records: Iterable[Record], path, require_labels: bool,
+                  fields: dict[str, str] | None = None) -> Iterator[Example]:
+    """``build_examples`` one record's examples at a time."""
     builder = spec.build or pair
-    examples: list[Example] = []
+    empty = True
     for order, (line, rec) in enumerate(records):
-        examples.extend(builder(spec, rec, path, line, order, require_labels, fields or spec.fields))
-    if not examples:
+        for example in builder(spec, rec, path, line, order, require_labels, fields or spec.fields):
+            empty = False
+            yield example
+    if empty:
         raise DataError(path, None, "no examples")
-    return examples
 
 
 def _labelled(rec: dict, key: str, path, line: int, require: bool) -> bool:
@@ -256,16 +271,40 @@ def write_submission(spec: TaskSpec, examples: list[Example], values: list, path
 
     ``values`` are the predictions as the submission writes them (see ``kinds.submission_values``).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if spec.submission_rows is not None:
-        lines = [json.dumps(row) for row in spec.submission_rows(examples, values)]
-    elif path.suffix == ".tsv":
-        lines = ["index\tprediction"] + [f"{e.idx}\t{v}" for e, v in zip(examples, values)]
-    else:
-        lines = [json.dumps({"idx": e.idx, "label": v}) for e, v in zip(examples, values)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    writer = SubmissionWriter(spec, path)
+    writer.write(examples, values)
+    return writer.close()[0]
+
+
+class SubmissionWriter(PredictionWriter):
+    """``write_submission`` chunk by chunk (``write`` takes submission values).  A nested row (a MultiRC passage)
+    is held until a row of another passage begins, and a chunk boundary inside it joins its halves."""
+
+    def __init__(self, spec: TaskSpec, path: str | Path) -> None:
+        self.spec, self.out = spec, AtomicFile(path)
+        super().__init__(self.out)
+        self.held: dict | None = None  # the last nested row: the next chunk may continue it
+        if spec.submission_rows is None and self.out.path.suffix == ".tsv":
+            self.out.write("index\tprediction\n")
+
+    def write(self, examples: list[Example], values: list) -> None:
+        if self.spec.submission_rows is None:
+            tsv = self.out.path.suffix == ".tsv"
+            self.out.write("".join((f"{e.idx}\t{v}" if tsv else json.dumps({"idx": e.idx, "label": v})) + "\n"
+                                   for e, v in zip(examples, values)))
+            return
+        rows = self.spec.submission_rows(examples, values)
+        if rows and self.held is not None and rows[0]["idx"] == self.held["idx"]:
+            self.held["passage"]["questions"] += rows.pop(0)["passage"]["questions"]
+        if rows:
+            self.finish()
+            self.out.write("".join(json.dumps(row) + "\n" for row in rows[:-1]))
+            self.held = rows[-1]
+
+    def finish(self) -> None:
+        if self.held is not None:
+            self.out.write(json.dumps(self.held) + "\n")
+            self.held = None
 
 
 def multirc_submission(examples: list[Example], predictions: list) -> list[dict]:

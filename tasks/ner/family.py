@@ -9,13 +9,13 @@ from transformers import DataCollatorForTokenClassification
 from heads import TokenClassificationHead
 from models.options import option
 from tasks.common.errors import DataError, UsageError
-from tasks.common.family import TOKEN_LEVEL_RECIPE, Job, TaskData, TaskFamily
+from tasks.common.family import TOKEN_LEVEL_RECIPE, Job, PredictionWriter, Stream, TaskData, TaskFamily
 from tasks.common.task import Encoded, Task
 
 from .data import KNOWN, label_list, load_splits
 from .decode import to_word_tags
-from .features import encode
-from .formats import Sentence, check_known_tags, read_conll, read_raw_text, write_conll
+from .features import AlignmentStats, encode
+from .formats import ConllWriter, Sentence, check_known_tags, iter_conll, iter_raw_text
 from .metric import entity_scores, format_scores, percent
 
 SPLITS = ("train", "dev", "test")
@@ -75,6 +75,16 @@ class NerTask(Task):
     def describe(self, split: str, scores: dict, examples: list) -> str:
         return format_scores(split, scores)
 
+    def gold_view(self, examples: list[Sentence]) -> list[Sentence] | None:
+        """Only the gold tags (one shared string per tag name): what the entity scores read."""
+        if not all(s.gold for s in examples):
+            return None
+        names = {label: label for label in self.labels}
+        return [Sentence([], [names.get(t, t) for t in s.tags], s.line) for s in examples]
+
+    def report_of(self, stats: dict, reports: list[str], examples: int) -> str:
+        return AlignmentStats(**stats["alignment"]).report()
+
     # ------------------------------------------------------------------ serving
     def parse_request(self, payload) -> list[Sentence]:
         """``{"tokens": [...]}`` (pre-split words) or ``{"text": "..."}`` (split on whitespace)."""
@@ -131,14 +141,13 @@ class NerFamily(TaskFamily):
         return NerTask(record, tokenizer)
 
     def predict_jobs(self, settings: NerPredictSettings, task: NerTask) -> list[Job]:
-        sentences = (read_conll(settings.input, with_tags=False) if settings.format == "conll"
-                     else read_raw_text(settings.input))
+        read = iter_conll if settings.format == "conll" else iter_raw_text
+        sentences = Stream(lambda: read(settings.input))
+        sentences.count()  # the whole file checked now, before the encoder is loaded; predict reads it again
         return [Job("input", sentences, str(settings.input))]
 
-    def write_predictions(self, settings: NerPredictSettings, task: NerTask, job: Job, predictions,
-                          artifact: Path) -> list[Path]:
-        write_conll(settings.output, job.examples, predictions)
-        return [settings.output]
+    def writer(self, settings: NerPredictSettings, task: NerTask, job: Job, artifact: Path) -> PredictionWriter:
+        return ConllWriter(settings.output)
 
     # ------------------------------------------------------------------ multi-task
     def member(self, settings: NerSettings, name: str) -> NerSettings:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from tasks.common.errors import DataError
-from tasks.common.textfile import read_lines
+from tasks.common.family import AtomicFile, PredictionWriter
+from tasks.common.textfile import iter_lines, read_lines
 
 DOCSTART = "-DOCSTART-"
 _FIELDS = re.compile(r"[ \t]+")
@@ -31,18 +33,43 @@ class Sentence:
 def read_fields(path: str | Path) -> list[list[str]]:
     """The file's lines split into fields; only spaces/tabs separate them (``str.split()``
     would also split on NBSP and other Unicode spaces, which can be part of a token)."""
-    return [_FIELDS.split(text) if (text := line.strip(" \t")) else [] for line in read_lines(path)]
+    return list(_fields(read_lines(path)))
+
+
+def _fields(lines: Iterable[str]) -> Iterator[list[str]]:
+    return (_FIELDS.split(text) if (text := line.strip(" \t")) else [] for line in lines)
 
 
 def read_conll(path: str | Path, with_tags: bool = True) -> list[Sentence]:
     """Parse ``path``; every problem is a DataError naming the file and line."""
     path = Path(path)
-    sentences, current, columns = [], None, None
-    for number, fields in enumerate(read_fields(path), start=1):
-        if not fields:
-            current = None
-            continue
-        if fields[0] == DOCSTART:
+    sentences = list(_sentences(path, _fields(read_lines(path)), with_tags))
+    if not sentences:
+        raise DataError(path, None, "empty file: no sentences")
+    if with_tags:
+        for sentence in sentences:
+            sentence.tags = to_iob2(sentence.tags, path, sentence.line)
+    return sentences
+
+
+def iter_conll(path: str | Path) -> Iterator[Sentence]:
+    """``read_conll(path, with_tags=False)`` one sentence at a time, reading the file as it goes (predict)."""
+    path = Path(path)
+    empty = True
+    for sentence in _sentences(path, _fields(iter_lines(path)), with_tags=False):
+        empty = False
+        yield sentence
+    if empty:
+        raise DataError(path, None, "empty file: no sentences")
+
+
+def _sentences(path: Path, lines: Iterable[list[str]], with_tags: bool) -> Iterator[Sentence]:
+    """Sentences of a CoNLL file's split lines, each yielded once its last token line is read (tags as written)."""
+    current, columns = None, None
+    for number, fields in enumerate(lines, start=1):
+        if not fields or fields[0] == DOCSTART:
+            if current is not None:
+                yield current
             current = None
             continue
         if columns is None:
@@ -53,16 +80,11 @@ def read_conll(path: str | Path, with_tags: bool = True) -> list[Sentence]:
             raise DataError(path, number, f"{len(fields)} columns, but the file's first token line has {columns}")
         if current is None:
             current = Sentence([], [], number, gold=with_tags)
-            sentences.append(current)
         current.tokens.append(fields[0])
         current.tags.append(fields[-1] if with_tags else "O")
         current.extra.append(fields[1:-1] if with_tags else fields[1:])
-    if not sentences:
-        raise DataError(path, None, "empty file: no sentences")
-    if with_tags:
-        for sentence in sentences:
-            sentence.tags = to_iob2(sentence.tags, path, sentence.line)
-    return sentences
+    if current is not None:
+        yield current
 
 
 def to_iob2(tags: list[str], path: Path | None = None, line: int | None = None) -> list[str]:
@@ -97,17 +119,39 @@ def check_known_tags(sentences: list[Sentence], labels: list[str], path: str | P
 
 def write_conll(path: str | Path, sentences: list[Sentence], predictions: list[list[str]]) -> None:
     """One ``token [middle columns] predicted_tag`` line per token, a blank line after each sentence."""
-    with open(path, "w", encoding="utf-8") as handle:
-        for sentence, tags in zip(sentences, predictions):
-            for token, extra, tag in zip(sentence.tokens, sentence.extra, tags):
-                handle.write(" ".join([token, *extra, tag]) + "\n")
-            handle.write("\n")
+    writer = ConllWriter(path)
+    writer.write(sentences, predictions)
+    writer.close()
+
+
+def conll_lines(sentences: list[Sentence], predictions: list[list[str]]) -> str:
+    return "".join("".join(" ".join([token, *extra, tag]) + "\n"
+                           for token, extra, tag in zip(sentence.tokens, sentence.extra, tags)) + "\n"
+                   for sentence, tags in zip(sentences, predictions))
+
+
+class ConllWriter(PredictionWriter):
+    """``write_conll`` chunk by chunk (sentences are independent: a chunk boundary changes nothing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.out = AtomicFile(path)
+        super().__init__(self.out)
+
+    def write(self, examples: list[Sentence], predictions: list[list[str]]) -> None:
+        self.out.write(conll_lines(examples, predictions))
 
 
 def read_raw_text(path: str | Path) -> list[Sentence]:
     """Whitespace-tokenized text (spaces/tabs), one sentence per line (blank lines skipped)."""
-    sentences = [Sentence(words, ["O"] * len(words), n, [[] for _ in words], gold=False)
-                 for n, words in enumerate(read_fields(path), 1) if words]
-    if not sentences:
+    return list(iter_raw_text(path, read_lines(path)))
+
+
+def iter_raw_text(path: str | Path, lines: Iterable[str] | None = None) -> Iterator[Sentence]:
+    """``read_raw_text`` one sentence at a time (``lines``: the file's, streamed by default)."""
+    empty = True
+    for n, words in enumerate(_fields(iter_lines(path) if lines is None else lines), 1):
+        if words:
+            empty = False
+            yield Sentence(words, ["O"] * len(words), n, [[] for _ in words], gold=False)
+    if empty:
         raise DataError(path, None, "empty file: no sentences")
-    return sentences

@@ -9,13 +9,14 @@ from transformers import DataCollatorWithPadding
 from heads import SpanHead
 from models.options import option
 from tasks.common.errors import DataError, UsageError
-from tasks.common.family import TOKEN_LEVEL_RECIPE, Job, TaskData, TaskFamily
+from tasks.common.family import TOKEN_LEVEL_RECIPE, Job, PredictionWriter, Stream, TaskData, TaskFamily
 from tasks.common.task import Encoded, Task
 
 from .data import KNOWN, is_v2, load_train_eval
 from .decode import best_answers
-from .features import check_tokenizer, encode, question_token_limit
-from .formats import Question, describe, read_squad, write_predictions
+from .features import WindowStats, check_tokenizer, encode, question_token_limit
+from .formats import (PredictionsWriter, Question, check_stream, describe, read_squad, stream_questions,
+                      write_predictions)
 from .metric import format_scores, squad_v1, squad_v2
 
 
@@ -62,6 +63,7 @@ class QaTask(Task):
     """Answer spans in windows of a context: a span head, n-best decoding, SQuAD EM/F1."""
 
     headline = "f1"
+    constant_stats = frozenset({"question_token_limit"})
 
     def __init__(self, record: dict, tokenizer) -> None:
         super().__init__(record, tokenizer)
@@ -96,6 +98,22 @@ class QaTask(Task):
 
     def write_evaluation(self, split: str, examples: list, predictions, output_dir: Path) -> list[Path]:
         return write_predictions(output_dir, *predictions, self.record["version2"])
+
+    def join(self, parts: list[tuple[dict, dict]]) -> tuple[dict, dict]:
+        answers, null_odds = {}, {}
+        for part in parts:
+            answers.update(part[0])
+            null_odds.update(part[1])
+        return answers, null_odds
+
+    def gold_view(self, examples: list[Question]) -> list[Question] | None:
+        """Ids and gold answers, without the contexts and question texts."""
+        if not all(q.has_gold for q in examples):
+            return None
+        return [Question(q.qid, "", "", q.answers, q.impossible) for q in examples]
+
+    def report_of(self, stats: dict, reports: list[str], examples: int) -> str:
+        return WindowStats(**stats["windows"]).report(labels=False)
 
     # ------------------------------------------------------------------ serving
     def parse_request(self, payload) -> list[Question]:
@@ -160,13 +178,20 @@ class QaFamily(TaskFamily):
         return {**record, **given}
 
     def predict_jobs(self, settings: QaPredictSettings, task: QaTask) -> list[Job]:
-        data = read_squad(settings.input, task.record["version2"], "predict")
-        print(f"{settings.input}: {describe(data)}")
-        return [Job(Path(settings.input).name, data.questions, str(settings.input))]
+        """The file streamed one article at a time (checked through once first); read whole only when it is not laid
+        out as ``{"data": [...]}`` once (then it is still predicted and written in chunks)."""
+        version2 = task.record["version2"]
+        described = check_stream(settings.input, version2, "predict")
+        if described is None:
+            data = read_squad(settings.input, version2, "predict")
+            described, questions = describe(data), data.questions
+        else:
+            questions = Stream(lambda: stream_questions(settings.input, version2, "predict"))
+        print(f"{settings.input}: {described}")
+        return [Job(Path(settings.input).name, questions, str(settings.input))]
 
-    def write_predictions(self, settings: QaPredictSettings, task: QaTask, job: Job, predictions,
-                          artifact: Path) -> list[Path]:
-        return write_predictions(settings.output_dir, *predictions, task.record["version2"])
+    def writer(self, settings: QaPredictSettings, task: QaTask, job: Job, artifact: Path) -> PredictionWriter:
+        return PredictionsWriter(settings.output_dir, task.record["version2"])
 
     # ------------------------------------------------------------------ multi-task
     def member(self, settings: QaSettings, name: str) -> QaSettings:

@@ -14,13 +14,14 @@ from transformers import DataCollatorForTokenClassification
 from heads import IGNORE_INDEX, TokenClassificationHead
 from models.options import option
 from tasks.common.errors import DataError, UsageError
-from tasks.common.family import TOKEN_LEVEL_RECIPE, Job, TaskData, TaskFamily
+from tasks.common.family import TOKEN_LEVEL_RECIPE, Job, PredictionWriter, TaskData, TaskFamily
 from tasks.common.task import Encoded, Task
 
 from .data import FORMATS, KNOWN, load_splits, read_file, splits_in_order
 from .decode import DECODINGS, to_frame_tags
-from .features import MARKS, encode
-from .formats import VERB, Frame, Read, SrlSentence, frames_by_sentence, frames_json, placeholder, write_frames
+from .features import MARKS, FrameStats, encode
+from .formats import (VERB, Frame, FramesWriter, Read, SrlSentence, frames_by_sentence, frames_json, placeholder,
+                      write_frames)
 from .metric import format_scores, srl_scores
 
 TARGETS = ("frames", "predicates")
@@ -129,6 +130,15 @@ class SrlTask(Task):
             return format_scores(split, scores)
         return (f"{split}: predicate identification precision {scores['precision']:.2f}  recall "
                 f"{scores['recall']:.2f}  F1 {scores['f1']:.2f} ({scores['sentences']:,} sentences)")
+
+    def gold_view(self, examples: list[Frame]) -> list[Frame] | None:
+        """Only the gold tags: what the scores read (not the sentences)."""
+        if not all(e.gold for e in examples):
+            return None
+        return [Frame(None, e.predicate, e.tags) for e in examples]
+
+    def report_of(self, stats: dict, reports: list[str], examples: int) -> str:
+        return FrameStats(**stats["alignment"]).report()
 
     def write_evaluation(self, split: str, examples: list[Frame], predictions, output_dir: Path) -> list[Path]:
         """The split's gold and predicted frames in CoNLL-2005 props format, predicate-less sentences included (so
@@ -250,13 +260,9 @@ class SrlFamily(TaskFamily):
                                                   "(a run of python -m tasks.srl --target predicates)")
         return [SrlJob("input", read.frames, str(settings.input), read.sentences)]
 
-    def write_predictions(self, settings: SrlPredictSettings, task: SrlTask, job: SrlJob, predictions,
-                          artifact: Path) -> list[Path]:
-        if task.frames:
-            write_frames(settings.output, job.sentences, job.examples, predictions)
-        else:
-            write_frames(settings.output, job.sentences, *_predicted_frames(job.examples, predictions))
-        return [settings.output]
+    def writer(self, settings: SrlPredictSettings, task: SrlTask, job: SrlJob, artifact: Path) -> PredictionWriter:
+        return FramesWriter(settings.output, job.sentences) if task.frames else _TaggerWriter(settings.output,
+                                                                                              job.sentences)
 
     # ------------------------------------------------------------------ multi-task
     def member(self, settings: SrlSettings, name: str) -> SrlSettings:
@@ -288,6 +294,13 @@ def _has_gold(settings: SrlPredictSettings) -> bool:
 
     fmt = format_of(settings.input) if settings.format == "auto" else settings.format
     return (fmt == "conll05" and props_path(settings.input) is not None) or fmt in ("gold_conll", "oneline")
+
+
+class _TaggerWriter(FramesWriter):
+    """The predicate tagger's output (one example per sentence) written as frames with only their predicate."""
+
+    def write(self, examples: list[Frame], predictions: list[list[str]]) -> None:
+        super().write(*_predicted_frames(examples, predictions))
 
 
 def _predicted_frames(examples: list[Frame], predictions: list[list[str]]) -> tuple[list[Frame], list[list[str]]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from tasks.common.brackets import bio_spans, parse_column, to_bio, to_brackets
 from tasks.common.conll2012 import read_gold_conll
 from tasks.common.errors import DataError
+from tasks.common.family import AtomicFile, PredictionWriter
 from tasks.common.textfile import read_jsonl, read_lines
 
 NO_TARGET = "-"
@@ -307,3 +308,37 @@ def write_frames(path: str | Path, sentences: list[SrlSentence], frames: list[Fr
             else:
                 handle.write(empty(sentence.gap_before) + "\n".join(props_lines(sentence, owned)) + "\n"
                              + empty(sentence.gap_after))
+
+
+class FramesWriter(PredictionWriter):
+    """``write_frames`` (props or JSONL, no gaps) chunk by chunk: frames come in sentence order, a sentence is written
+    once a frame of a later one arrives (or at the end), so a chunk boundary inside a sentence changes nothing, and
+    the sentences without frames between them are written in their place."""
+
+    def __init__(self, path: str | Path, sentences: list[SrlSentence]) -> None:
+        self.out = AtomicFile(path)
+        super().__init__(self.out)
+        self.sentences, self.next = sentences, 0  # sentences[next:] are not written yet
+        self.index = {id(s): i for i, s in enumerate(sentences)}
+        self.owned: list[tuple[Frame, list[str]]] = []  # frames of sentences[next] so far
+
+    def write(self, examples: list[Frame], predictions: list[list[str]]) -> None:
+        for frame, tags in zip(examples, predictions):
+            at = self.index[id(frame.sentence)]
+            if at < self.next:  # every reader gives a sentence's frames together, in file order
+                raise ValueError(f"a frame of sentence {at + 1} after sentence {self.next + 1} was written")
+            self._write_until(at)
+            self.owned.append((frame, tags))
+
+    def finish(self) -> None:
+        self._write_until(len(self.sentences))
+
+    def _write_until(self, stop: int) -> None:
+        """Write every sentence before ``stop`` (the first with the frames held so far)."""
+        jsonl = self.out.path.suffix == ".jsonl"
+        while self.next < stop:
+            sentence = self.sentences[self.next]
+            owned = sorted(self.owned, key=lambda pair: pair[0].predicate)
+            self.out.write(json.dumps(frames_json(sentence, owned), ensure_ascii=False) + "\n" if jsonl
+                           else "\n".join(props_lines(sentence, owned)) + "\n")
+            self.next, self.owned = self.next + 1, []

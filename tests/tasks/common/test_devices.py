@@ -95,13 +95,13 @@ def test_predict_runs_the_artifacts_model_on_the_device_given(monkeypatch, artif
 
     out, dev = artifact
     seen = []
-    real = pipeline.predict
+    real = pipeline.Predictor
 
     def spy(model, *args, **kwargs):
         seen.append(next(model.parameters()).device)
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "predict", spy)
+    monkeypatch.setattr(pipeline, "Predictor", spy)
     gpus(monkeypatch, 0)
     main(["predict", "--artifact", str(out), "--input", str(dev), "--output", str(tmp_path / "a.conll"),
           "--device", "cpu"])
@@ -135,7 +135,7 @@ def test_predict_moves_the_loaded_model_to_the_resolved_device(monkeypatch, arti
         raise Stop
 
     monkeypatch.setattr(pipeline, "load_artifact", load)
-    monkeypatch.setattr(pipeline, "answer", stop)
+    monkeypatch.setattr(pipeline, "answer_chunks", stop)
     with pytest.raises(Stop):
         pipeline.predict_with_artifact(FAMILY, settings)
     assert moved == ["cuda:0"]
@@ -148,12 +148,13 @@ def test_prediction_uses_the_cpu_exactly_when_the_model_is_there(monkeypatch, ar
     from transformers import DataCollatorWithPadding
 
     out, _ = artifact
-    arguments, real = [], training.TrainingArguments
-    monkeypatch.setattr(training, "TrainingArguments", lambda **kwargs: arguments.append(kwargs) or real(**kwargs))
     loaded = load_artifact(out, FAMILY)
+    devices, forward = [], loaded.model.forward
+    monkeypatch.setattr(loaded.model, "forward", lambda input_ids, **kw: devices.append(input_ids.device)
+                        or forward(input_ids, **kw))
     rows = [dict(loaded.tokenizer(text)) for text in ("john lives in paris", "acme corp")]
     logits = training.predict(loaded.model, rows, DataCollatorWithPadding(loaded.tokenizer), 4, tmp_path)
-    assert arguments[-1]["use_cpu"] is True and logits.shape[:2] == (2, max(len(r["input_ids"]) for r in rows))
+    assert {d.type for d in devices} == {"cpu"} and logits.shape[:2] == (2, max(len(r["input_ids"]) for r in rows))
     assert next(loaded.model.parameters()).device.type == "cpu"  # left where it was, also on a GPU machine
 
 

@@ -1,0 +1,186 @@
+"""``python -m benchmarks predict-scaling``: predict's peak memory and speed as its input grows (issue 43).
+
+One ``python -m tasks.{ner,qa} predict`` process per (family, input size, allocator setting): the input is a file
+repeated 1x, 4x, 16x (QA: question ids and titles made unique per copy), the peak resident set of that process
+alone comes from ``os.wait4``'s rusage, and rows/s from the examples predict answered over the seconds it reports
+for encoding, the model and decoding (not imports or loading).  ``--baseline DIR`` runs the same commands with the
+code checked out in DIR (e.g. ``git archive HEAD | tar -x -C DIR``) for a before/after table.  Writes
+``results/predict-scaling.{md,json}`` with the command and the machine.  Timings taken while other processes load
+the machine are only indicative; peak memory is not affected by load.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .env import environment, environment_markdown
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+SCALES = (1, 4, 16)
+ANSWERED = re.compile(r"answered ([\d,]+) examples in ([\d.]+) s")
+
+
+@dataclass
+class Measured:
+    family: str
+    code: str  # "current" or "baseline"
+    malloc_tuning: bool
+    scale: int
+    rows: int
+    peak_rss_mb: float
+    seconds: float  # predict's own encode + model + decode
+    wall_seconds: float  # the whole process
+    rows_per_second: float
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("PTV2_DATA_DIR") or REPO.parent / "shared" / "data")
+
+
+def repeated_conll(source: Path, scale: int, out: Path, limit: int | None) -> Path:
+    """The CoNLL file's first ``limit`` sentences (all by default), ``scale`` times over."""
+    text = source.read_text(encoding="utf-8")
+    if limit is not None:
+        text = "\n\n".join(text.split("\n\n")[: limit + 1]) + "\n"  # +1: a leading -DOCSTART- block
+    out.write_text(text.rstrip("\n") + "\n\n" + (text.rstrip("\n") + "\n\n") * (scale - 1), encoding="utf-8")
+    return out
+
+
+def repeated_squad(source: Path, scale: int, out: Path, limit: int | None) -> Path:
+    """The SQuAD file's first ``limit`` articles (all by default) ``scale`` times over, ids unique per copy."""
+    opener = gzip.open if source.suffix == ".gz" else open
+    with opener(source, "rt", encoding="utf-8") as handle:
+        raw = json.load(handle)
+    articles = raw["data"][:limit]
+    copies = []
+    for copy in range(scale):
+        for article in articles:
+            paragraphs = [{**p, "qas": [{**q, "id": f"{q['id']}-{copy}"} for q in p["qas"]]}
+                          for p in article["paragraphs"]]
+            copies.append({**article, "title": f"{article['title']} {copy}", "paragraphs": paragraphs})
+    out.write_text(json.dumps({"version": raw.get("version", ""), "data": copies}), encoding="utf-8")
+    return out
+
+
+def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, float, str]:
+    """(peak RSS in MB of this process alone, wall seconds, its stdout); exits naming the log on failure."""
+    started = time.time()
+    with open(log, "w") as handle:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.time() - started
+    if process.returncode != 0:
+        raise SystemExit(f"error: {' '.join(command)} failed (exit {process.returncode}); see {log}")
+    return usage.ru_maxrss / 1024, wall, log.read_text()  # ru_maxrss is in KiB on Linux
+
+
+def measure(family: str, artifact: Path, source: Path, scale: int, code: Path, tuning: bool, work: Path,
+            limit: int | None, extra: list[str]) -> Measured:
+    name = f"{family}-{scale}x"
+    if family == "ner":
+        data = repeated_conll(source, scale, work / f"{name}.conll", limit)
+        args = ["--input", str(data), "--output", str(work / f"{name}.out.conll")]
+    else:
+        data = repeated_squad(source, scale, work / f"{name}.json", limit)
+        args = ["--input", str(data), "--output-dir", str(work / f"{name}.out")]
+    env = {**os.environ, "PTV2_MALLOC_TUNING": "1" if tuning else "0", "PYTHONPATH": str(code),
+           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", f"tasks.{family}", "predict", "--artifact", str(artifact.resolve()),
+               "--device", "cpu", *args, *extra]
+    label = "current" if code == REPO else "baseline"
+    peak, wall, out = run_measured(command, code, env, work / f"{name}-{label}-{int(tuning)}.log")
+    found = ANSWERED.findall(out)
+    rows, seconds = int(found[-1][0].replace(",", "")), float(found[-1][1])
+    return Measured(family, label, tuning, scale, rows, round(peak, 1), seconds, round(wall, 1),
+                    round(rows / seconds, 1) if seconds else 0.0)
+
+
+def table(results: list[Measured]) -> str:
+    lines = ["| family | code | malloc tuning | input | rows | peak RSS MB | vs 1x | rows/s | predict s | process s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    first = {(r.family, r.code, r.malloc_tuning): r.peak_rss_mb for r in results if r.scale == min(SCALES)}
+    for r in results:
+        base = first.get((r.family, r.code, r.malloc_tuning))
+        ratio = f"{r.peak_rss_mb / base:.2f}x" if base else "-"
+        lines.append(f"| {r.family} | {r.code} | {'on' if r.malloc_tuning else 'off'} | {r.scale}x | {r.rows:,} | "
+                     f"{r.peak_rss_mb:,.0f} | {ratio} | {r.rows_per_second:,.1f} | {r.seconds:.1f} | "
+                     f"{r.wall_seconds:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, ner_input: Path | None = None,
+                        squad_input: Path | None = None, scales: tuple[int, ...] = SCALES,
+                        tunings: tuple[bool, ...] = (True, False), baseline: Path | None = None,
+                        limit: int | None = None, work: Path | None = None, out: Path | None = None,
+                        extra: tuple[str, ...] = ()) -> Path:
+    """Measure every (family, code, tuning, scale); write predict-scaling.{md,json} into ``out``; the page."""
+    import tempfile
+
+    env = environment()
+    work = work or Path(tempfile.mkdtemp(prefix="predict-scaling-"))
+    work.mkdir(parents=True, exist_ok=True)
+    families = {"ner": (ner_artifact, ner_input or data_root() / "ner" / "conll2003" / "test.txt"),
+                "qa": (qa_artifact, squad_input or data_root() / "qa" / "squad_v1" / "dev-v1.1.json.gz")}
+    results = []
+    for family, (artifact, source) in families.items():
+        if artifact is None:
+            continue
+        for code in [REPO] + ([baseline.resolve()] if baseline else []):
+            for tuning in tunings:
+                for scale in scales:
+                    results.append(measure(family, artifact, source, scale, code, tuning, work, limit, list(extra)))
+                    print(table(results[-1:]).splitlines()[-1], flush=True)
+    out = out or RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predict-scaling.json").write_text(json.dumps({"environment": env, "limit": limit,
+                                                          "results": [asdict(r) for r in results]}, indent=1) + "\n")
+    page = out / "predict-scaling.md"
+    page.write_text("# Predict memory and speed as the input grows (issue 43)\n\n"
+                    "One predict process per row; peak RSS of that process alone (`os.wait4`); rows/s over predict's "
+                    "own encode + model + decode seconds. Inputs are the file repeated"
+                    + (f" (its first {limit} sentences / articles)" if limit else "") + ". Timings under load are "
+                    "only indicative; peak memory is not.\n\n" + environment_markdown(env) + "\n" + table(results))
+    return page
+
+
+# ------------------------------------------------------------------ the command (registered in cli.py)
+def do_predict_scaling(args: argparse.Namespace) -> Path:
+    tunings = {"both": (True, False), "on": (True,), "off": (False,)}[args.malloc_tuning]
+    page = run_predict_scaling(args.ner_artifact, args.qa_artifact, args.ner_input, args.squad_input,
+                               tuple(args.scales), tunings, args.baseline, args.limit, args.work, args.out,
+                               tuple(args.predict_flags or ()))
+    print(page.read_text())
+    return page
+
+
+def add_predict_scaling(commands: Any) -> None:
+    parser = commands.add_parser("predict-scaling", help="predict's peak memory and rows/s at 1x/4x/16x an input",
+                                 description="One predict process per family, input size and allocator setting; "
+                                             "writes results/predict-scaling.{md,json} (benchmarks/predict_scaling.py)")
+    parser.add_argument("--ner-artifact", type=Path, default=None)
+    parser.add_argument("--qa-artifact", type=Path, default=None)
+    parser.add_argument("--ner-input", type=Path, default=None, help="default $PTV2_DATA_DIR/ner/conll2003/test.txt")
+    parser.add_argument("--squad-input", type=Path, default=None,
+                        help="default $PTV2_DATA_DIR/qa/squad_v1/dev-v1.1.json.gz")
+    parser.add_argument("--scales", nargs="+", type=int, default=[1, 4, 16])
+    parser.add_argument("--malloc-tuning", choices=("both", "on", "off"), default="both",
+                        help="PTV2_MALLOC_TUNING for the predict processes (tasks/common/allocator.py)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="also run the code checked out in DIR (e.g. git archive HEAD | tar -x -C DIR)")
+    parser.add_argument("--limit", type=int, default=None, help="the input's first N sentences / articles only")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary folder)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    parser.add_argument("--predict-flags", nargs=argparse.REMAINDER, default=None,
+                        help="more flags for every predict (e.g. --chunk-size 256); last on the line")
+    parser.set_defaults(handler=do_predict_scaling)

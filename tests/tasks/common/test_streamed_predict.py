@@ -1,0 +1,335 @@
+"""Predict and evaluate a chunk at a time (issue 43): the files and scores do not depend on the chunk size, chunk
+boundaries inside a QA article, an NER document, a MultiRC passage or an SRL sentence change nothing, the output
+is what answering the whole input at once writes, and a predict that dies leaves no complete-looking file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import HIDDEN, TOKENIZER_WORDS
+from tasks.common import pipeline
+from tasks.common.artifacts import load_artifact, save_artifact
+
+SIZES = (1, 2, 1000)  # a chunk per example, boundaries inside every group, and the whole input at once
+
+
+def artifact(folder: Path, model_dir: Path, head, record: dict) -> Path:
+    """A randomly initialised prefix artifact of ``record`` on the tiny encoder (its head gives varied outputs)."""
+    from models.adapted import build_model
+    from models.prefix import PrefixConfig
+
+    model = build_model(str(model_dir), head, "prefix", PrefixConfig(prefix_len=2))
+    save_artifact(model, folder, record)
+    return folder
+
+
+def predicted(family, argv: list[str], out: Path | list[Path]) -> dict[int, bytes | tuple[bytes, ...]]:
+    """{chunk size: the bytes of the output file(s)} of ``predict ARGV --chunk-size N`` for every size."""
+    files = [out] if isinstance(out, Path) else out
+    results = {}
+    for size in SIZES:
+        pipeline.main(family, ["predict", *argv, "--device", "cpu", "--chunk-size", str(size)])
+        results[size] = tuple(f.read_bytes() for f in files)
+        for f in files:
+            f.unlink()
+    return results
+
+
+def whole(family, art: Path, examples: list):
+    """(task, predictions) of answering ``examples`` all at once: what predict wrote before it streamed."""
+    loaded = load_artifact(art, family)
+    task = family.bind(loaded.record, loaded.tokenizer, loaded.path)
+    predictions, _, _ = pipeline.answer(task, loaded.model, examples, 64, art)
+    return task, predictions
+
+
+def words(seed: int, n: int) -> list[str]:
+    return [TOKENIZER_WORDS[(seed * 7 + i * 5) % len(TOKENIZER_WORDS)] for i in range(n)]
+
+
+# --------------------------------------------------------------------------- NER
+@pytest.fixture(scope="module")
+def ner_artifact(tmp_path_factory, tiny_model_dir) -> Path:
+    from heads import TokenClassificationHead
+
+    labels = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    return artifact(tmp_path_factory.mktemp("ner"), tiny_model_dir, TokenClassificationHead(HIDDEN, len(labels)),
+                    {"family": "ner", "labels": labels, "max_length": 32})
+
+
+def conll_documents(path: Path) -> Path:
+    """Three documents of several sentences each (extra columns kept in the output), one longer than max_length."""
+    blocks = []
+    for doc in range(3):
+        blocks.append("-DOCSTART- -X- O\n")
+        for s in range(2 + doc):
+            n = 40 if (doc, s) == (1, 1) else 3 + s
+            blocks.append("".join(f"{w} NN{i % 3}\n" for i, w in enumerate(words(doc * 10 + s, n))))
+    path.write_text("\n".join(blocks))
+    return path
+
+
+def test_ner_streams_the_same_file_whatever_the_chunks(ner_artifact, tmp_path):
+    from tasks.ner.family import FAMILY
+    from tasks.ner.formats import read_conll
+
+    source, out = conll_documents(tmp_path / "in.conll"), tmp_path / "out.conll"
+    results = predicted(FAMILY, ["--artifact", str(ner_artifact), "--input", str(source), "--output", str(out)], out)
+    assert len(set(results.values())) == 1
+    sentences = read_conll(source, with_tags=False)
+    _, tags = whole(FAMILY, ner_artifact, sentences)
+    expected = "".join("".join(" ".join([t, *e, g]) + "\n" for t, e, g in zip(s.tokens, s.extra, p)) + "\n"
+                       for s, p in zip(sentences, tags))
+    assert results[1][0].decode() == expected
+    assert len({line.split()[-1] for line in expected.splitlines() if line}) > 1  # not one tag everywhere
+
+
+def test_ner_raw_text_streams_too(ner_artifact, tmp_path):
+    from tasks.ner.family import FAMILY
+
+    source, out = tmp_path / "in.txt", tmp_path / "out.conll"
+    source.write_text("\n".join(" ".join(words(k, 4 + k % 3)) for k in range(7)) + "\n\n")
+    results = predicted(FAMILY, ["--artifact", str(ner_artifact), "--input", str(source), "--format", "text",
+                                 "--output", str(out)], out)
+    assert len(set(results.values())) == 1 and results[1][0].count(b"\n\n") == 7
+
+
+def test_ner_gold_input_scores_the_same_in_chunks(ner_artifact, tmp_path):
+    """A CoNLL input with tags read for predict carries no gold; its scores come from the evaluation route."""
+    from tasks.ner.family import FAMILY
+    from tasks.ner.formats import read_conll
+
+    source = tmp_path / "gold.conll"
+    source.write_text("".join("".join(f"{w} {'B-LOC' if w in ('paris', 'london') else 'O'}\n"
+                                      for w in words(k, 5)) + "\n" for k in range(9)))
+    sentences = read_conll(source)
+    loaded = load_artifact(ner_artifact, FAMILY)
+    task = FAMILY.bind(loaded.record, loaded.tokenizer, loaded.path)
+    scores = {size: task.score(sentences, pipeline.answer(task, loaded.model, sentences, 4, tmp_path,
+                                                          chunk_size=size)[0]) for size in (1, 2, None)}
+    assert scores[1] == scores[2] == scores[None]
+    scorer = pipeline.Scorer(task)
+    for answered in pipeline.answer_chunks(task, loaded.model, sentences, 4, tmp_path, chunk_size=2):
+        scorer.add(answered.examples, answered.predictions)
+    assert scorer.result() == scores[None] and all(not s.tokens for s in scorer.gold)  # gold tags only
+
+
+# --------------------------------------------------------------------------- QA
+@pytest.fixture(scope="module")
+def qa_artifact(tmp_path_factory, tiny_model_dir) -> Path:
+    from heads import SpanHead
+
+    record = {"family": "qa", "dataset": "squad_v2", "version2": True, "max_length": 40, "doc_stride": 8,
+              "max_answer_length": 5, "n_best": 5, "null_threshold": 0.0}
+    return artifact(tmp_path_factory.mktemp("qa"), tiny_model_dir, SpanHead(HIDDEN), record)
+
+
+def squad_file(path: Path, gold: bool) -> Path:
+    """Three articles of several questions over contexts long enough for several windows each."""
+    data = []
+    for a in range(3):
+        paragraphs = []
+        for p in range(2):
+            context = " ".join(words(a * 5 + p, 30 + 10 * a))
+            qas = []
+            for q in range(3):
+                qa = {"id": f"a{a}p{p}q{q}", "question": " ".join(words(q + a, 3)) + "?"}
+                if gold:
+                    first = context.split()[q]
+                    qa["answers"] = [] if q == 2 else [{"text": first, "answer_start": context.index(first)}]
+                    qa["is_impossible"] = q == 2
+                qas.append(qa)
+            paragraphs.append({"context": context, "qas": qas})
+        data.append({"title": f"article {a}", "paragraphs": paragraphs})
+    path.write_text(json.dumps({"version": "v2.0", "data": data}, indent=2))
+    return path
+
+
+def test_qa_chunks_inside_articles_change_nothing(qa_artifact, tmp_path, capsys):
+    from tasks.qa.family import FAMILY
+    from tasks.qa.formats import read_squad
+
+    source, out = squad_file(tmp_path / "in.json", gold=True), tmp_path / "preds"
+    results = predicted(FAMILY, ["--artifact", str(qa_artifact), "--input", str(source), "--output-dir", str(out)],
+                        [out / "predictions.json", out / "null_odds.json"])
+    assert len(set(results.values())) == 1
+    questions = read_squad(source, True, "predict").questions
+    task, (answers, null_odds) = whole(FAMILY, qa_artifact, questions)
+    # byte for byte what the whole-input writer (json.dumps of the two dicts) gave
+    assert results[1] == ((json.dumps(answers, indent=1) + "\n").encode(), (json.dumps(null_odds, indent=1) + "\n")
+                          .encode())
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("in.json: EM")]
+    assert len(lines) == len(SIZES) and len(set(lines)) == 1  # the gold input scored alike from every chunking
+    assert task.score(questions, (answers, null_odds))["exact"] == pytest.approx(float(lines[0].split()[2]), abs=0.01)
+
+
+def test_qa_reads_a_file_it_cannot_stream_whole(qa_artifact, tmp_path):
+    """'data' before a second 'data' key: JSON keeps the last, so the file is read whole, with the same output."""
+    from tasks.qa.family import FAMILY
+
+    source, out = squad_file(tmp_path / "in.json", gold=False), tmp_path / "preds"
+    text = source.read_text()
+    odd = tmp_path / "odd.json"
+    odd.write_text('{"data": [], ' + text[1:])
+    streamed = predicted(FAMILY, ["--artifact", str(qa_artifact), "--input", str(source), "--output-dir", str(out)],
+                         out / "predictions.json")
+    read_whole = predicted(FAMILY, ["--artifact", str(qa_artifact), "--input", str(odd), "--output-dir", str(out)],
+                           out / "predictions.json")
+    assert streamed == read_whole
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"data": [{"title": "t", "paragraphs": [{"context": "c", "qas": [{"id": 1, "question": "q"}]}]}', "line 1"),
+    ('{"data": {}}', "not a SQuAD file"),
+    ('{"data": []}', "no questions"),
+])
+def test_qa_bad_input_fails_before_the_encoder_as_read_whole(qa_artifact, tmp_path, capsys, text, message):
+    from tasks.qa.family import FAMILY
+
+    source = tmp_path / "bad.json"
+    source.write_text(text)
+    with pytest.raises(SystemExit):
+        pipeline.main(FAMILY, ["predict", "--artifact", str(qa_artifact), "--input", str(source), "--output-dir",
+                               str(tmp_path / "out")])
+    assert message in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- GLUE / SuperGLUE
+def glue_artifact(folder: Path, model_dir: Path, benchmark: str, name: str) -> Path:
+    from tasks.glue import kinds
+    from tasks.glue.tasks import TASKS
+
+    spec = TASKS[benchmark][name]
+    return artifact(folder, model_dir, kinds.make_head(spec, HIDDEN, 0.1),
+                    {"family": benchmark, "benchmark": benchmark, "name": name, "labels": list(spec.labels),
+                     "max_length": 32})
+
+
+def test_multirc_passages_split_by_chunks_are_written_whole(tmp_path, tiny_model_dir):
+    from tasks.glue.family import SUPERGLUE_FAMILY
+    from tasks.glue.formats import multirc_submission, read_jsonl, build_examples
+    from tasks.glue import kinds
+
+    art = glue_artifact(tmp_path / "art", tiny_model_dir, "superglue", "multirc")
+    rows = [{"idx": p, "passage": {"text": " ".join(words(p, 12)), "questions": [
+        {"idx": q, "question": " ".join(words(q, 3)), "answers": [{"idx": a, "text": " ".join(words(a + q, 2))}
+                                                                  for a in range(2 + q % 2)]}
+        for q in range(3)]}} for p in range(3)]
+    source, out = tmp_path / "MultiRC.jsonl", tmp_path / "out"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results = predicted(SUPERGLUE_FAMILY, ["--artifact", str(art), "--input", str(source), "--output-dir", str(out)],
+                        out / "MultiRC.jsonl")
+    assert len(set(results.values())) == 1
+    examples = build_examples(SUPERGLUE_FAMILY.tasks["multirc"], read_jsonl(source), source, False)
+    task, predictions = whole(SUPERGLUE_FAMILY, art, examples)
+    expected = "".join(json.dumps(row) + "\n" for row in multirc_submission(
+        examples, kinds.submission_values(task.spec, predictions)))
+    assert results[1][0].decode() == expected and expected.count("\n") == 3
+
+
+def test_glue_tsv_streams_the_same_submission(tmp_path, tiny_model_dir):
+    """STS-B: a regression score per example, written as the TSV submission, the same from every chunking."""
+    from tasks.glue.family import GLUE_FAMILY
+
+    art = glue_artifact(tmp_path / "art", tiny_model_dir, "glue", "stsb")
+    source, out = tmp_path / "test.tsv", tmp_path / "out"
+    source.write_text("index\tsentence1\tsentence2\n" + "".join(
+        f"{k}\t{' '.join(words(k, 4 + k % 5))}\t{' '.join(words(k + 3, 3))}\n" for k in range(9)))
+    results = predicted(GLUE_FAMILY, ["--artifact", str(art), "--input", str(source), "--output-dir", str(out)],
+                        out / "STS-B.tsv")
+    assert len(set(results.values())) == 1
+    lines = results[1][0].decode().splitlines()
+    assert lines[0] == "index\tprediction" and len(lines) == 10
+
+
+# --------------------------------------------------------------------------- SRL
+def test_srl_sentences_split_by_chunks_are_written_whole(tmp_path, tiny_model_dir):
+    """Sentences of two predicates (a chunk of one frame splits them) and sentences with none between them."""
+    from heads import TokenClassificationHead
+    from tasks.srl.data import read_file
+    from tasks.srl.family import FAMILY
+    from tasks.srl.formats import write_frames
+
+    labels = ["O", "B-A0", "I-A0", "B-A1", "I-A1", "B-V"]
+    art = artifact(tmp_path / "art", tiny_model_dir, TokenClassificationHead(HIDDEN, len(labels)),
+                   {"family": "srl", "dataset": "conll2005", "target": "frames", "labels": labels,
+                    "max_length": 32, "predicate_mark": "segment", "decoding": "argmax"})
+    rows = []
+    for s in range(4):
+        tokens = words(s, 6)
+        rows += [{"tokens": tokens, "predicate_index": p} for p in ((1, 4) if s % 2 == 0 else ())] or [
+            {"tokens": tokens}]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for suffix in (".props", ".jsonl"):
+        out = tmp_path / f"out{suffix}"
+        results = predicted(FAMILY, ["--artifact", str(art), "--input", str(source), "--output", str(out)], out)
+        assert len(set(results.values())) == 1
+        read = read_file(source, "jsonl", gold=False)
+        _, predictions = whole(FAMILY, art, read.frames)
+        write_frames(out, read.sentences, read.frames, predictions)  # the whole-input writer
+        assert results[1][0] == out.read_bytes()
+
+
+# --------------------------------------------------------------------------- evaluation during and after training
+def test_training_scores_are_the_same_in_chunks(tmp_path, tiny_model_dir, monkeypatch):
+    """--select-best scores dev during training and every split after it: chunks of 1 give the same metrics."""
+    from test_pipeline import CityFamily
+
+    metrics = {}
+    for size in (1, 10_000):
+        monkeypatch.setattr(pipeline, "CHUNK_SIZE", size)
+        out = tmp_path / f"run-{size}"
+        pipeline.main(CityFamily(), ["--model", str(tiny_model_dir), "--prefix-len", "2", "--batch-size", "8",
+                                     "--epochs", "2", "--select-best", "--output-dir", str(out)])
+        metrics[size] = json.loads((out / "metrics.json").read_text())
+    scores = {size: (m["dev"], m["test"], m["selection"]["history"] if "history" in m["selection"] else
+                     m["selection"]) for size, m in metrics.items()}
+    for split in ("dev", "test"):
+        for m in metrics.values():
+            m[split].pop("seconds")
+    assert metrics[1]["dev"] == metrics[10_000]["dev"] and metrics[1]["test"] == metrics[10_000]["test"]
+    strip = lambda s: {k: v for k, v in s.items() if "seconds" not in k}  # noqa: E731
+    assert ([strip(e) for e in metrics[1]["selection"].get("evaluations", [])]
+            == [strip(e) for e in metrics[10_000]["selection"].get("evaluations", [])])
+    assert scores[1][0]["accuracy"] == scores[10_000][0]["accuracy"]
+
+
+def test_answer_in_chunks_equals_the_whole_for_qa_and_its_scores(qa_artifact, tmp_path):
+    from tasks.qa.family import FAMILY
+    from tasks.qa.formats import read_squad
+
+    questions = read_squad(squad_file(tmp_path / "in.json", gold=True), True, "eval").questions
+    loaded = load_artifact(qa_artifact, FAMILY)
+    task = FAMILY.bind(loaded.record, loaded.tokenizer, loaded.path)
+    answered = {size: pipeline.answer(task, loaded.model, questions, 3, tmp_path, chunk_size=size)
+                for size in (1, 4, None)}
+    assert answered[1][0] == answered[4][0] == answered[None][0]
+    assert answered[1][1].stats == answered[None][1].stats and answered[1][1].report == answered[None][1].report
+    assert task.score(questions, answered[1][0]) == task.score(questions, answered[None][0])
+
+
+# --------------------------------------------------------------------------- a predict that dies
+def test_a_predict_that_dies_leaves_no_complete_looking_file(ner_artifact, tmp_path, monkeypatch):
+    """Killed between chunks (the first already written): the output's own name never exists before the end, and
+    a failure removes the partial file."""
+    from tasks.ner.family import FAMILY, NerTask
+
+    source, out = conll_documents(tmp_path / "in.conll"), tmp_path / "out.conll"
+    seen, decode = [], NerTask.decode
+
+    def dying(self, examples, encoded, logits):
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # what a kill does to Python; SIGKILL leaves the partial name behind
+        return decode(self, examples, encoded, logits)
+
+    monkeypatch.setattr(NerTask, "decode", dying)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.main(FAMILY, ["predict", "--artifact", str(ner_artifact), "--input", str(source), "--output",
+                               str(out), "--device", "cpu", "--chunk-size", "2"])
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.conll"]
+    assert all("out.conll" not in names for names in seen)  # while writing: only the partial name
+    assert any(name.startswith(".out.conll.partial-") for name in seen[-1])
