@@ -31,7 +31,7 @@ def model_type_of(name_or_path: str | None) -> str | None:
     cannot be read."""
     path = resolve_model_path(name_or_path)
     try:
-        return AutoConfig.from_pretrained(path, local_files_only=os.path.isdir(path)).model_type
+        return AutoConfig.from_pretrained(path, local_files_only=os.path.isdir(path), trust_remote_code=False).model_type
     except Exception:  # no config, no network, not a transformers model
         return None
 
@@ -100,12 +100,15 @@ def load_backbone(name_or_path: str | None, attn_implementation: str = "sdpa",
     offline = os.path.isdir(path)  # a local folder never needs the network
     try:
         try:
+            # a checkpoint's own code (ChatGLM-6B's) never runs: transformers would otherwise ask on stdin, and a
+            # yes would execute it before our "unsupported architecture" line
             model = AutoModel.from_pretrained(path, attn_implementation=attn_implementation,
-                                              local_files_only=offline)
+                                              local_files_only=offline, trust_remote_code=False)
         except ValueError as err:  # e.g. DeBERTa-v2 has no sdpa kernel: its own (eager) attention is used
             if "does not support" not in str(err) or attn_implementation == "eager":
                 raise
-            model = AutoModel.from_pretrained(path, attn_implementation="eager", local_files_only=offline)
+            model = AutoModel.from_pretrained(path, attn_implementation="eager", local_files_only=offline,
+                                              trust_remote_code=False)
     except OSError as err:
         raise (encoder_not_found(path, err) if not offline else err) from None
     if getattr(model, "pooler", None) is not None:
@@ -154,9 +157,14 @@ def load_tokenizer(name_or_path: str | None, pre_split_words: bool = False) -> P
     """
     path = resolve_model_path(name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=os.path.isdir(path))
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=os.path.isdir(path),
+                                                  trust_remote_code=False)
     except OSError as err:
         raise (encoder_not_found(path, err) if not os.path.isdir(path) else err) from None
+    except ValueError as err:  # no tokenizer transformers can build: typically one that ships its own code
+        raise EncoderNotFound(f"cannot load the tokenizer of '{path}': {str(err).splitlines()[0]} (a checkpoint whose "
+                              "code ships with it, such as ChatGLM-6B, is not run: use a model type transformers has, "
+                              "e.g. GLM-4)") from None
     if pre_split_words:
         add_prefix_space(tokenizer)
     if tokenizer.pad_token is None or names_decoder(path):

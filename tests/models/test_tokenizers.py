@@ -60,3 +60,19 @@ def test_wordpiece_is_unchanged_by_the_word_setting(tiny_model_dir):
     words = ["john", "smith", "lives", "in", "paris"]
     ids = [t(words, is_split_into_words=True)["input_ids"] for t in (plain, for_words)]
     assert ids[0] == ids[1]
+
+
+def test_a_checkpoint_with_its_own_code_is_refused_without_running_it(tmp_path):
+    """ChatGLM-6B's folders name their own modelling and tokenizer code (``auto_map``): it is never run (no prompt on
+    stdin either), and the refusal is one line."""
+    import json
+
+    from models.backbone import EncoderNotFound, load_tokenizer
+
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "chatglm", "architectures": ["ChatGLMModel"],
+        "auto_map": {"AutoConfig": "configuration_chatglm.ChatGLMConfig",
+                     "AutoModel": "modeling_chatglm.ChatGLMForConditionalGeneration"}}))
+    (tmp_path / "modeling_chatglm.py").write_text("raise SystemExit('remote code ran')\n")
+    with pytest.raises(EncoderNotFound, match="ChatGLM-6B"):
+        load_tokenizer(str(tmp_path))
