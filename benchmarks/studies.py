@@ -8,6 +8,8 @@ benchmarks/README.md says what each study asked and what was adopted, results/<s
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .spec import Group, Row, Suite, Variant, held_out_row, prefix_variant
 
 SEEDS = (42, 1, 2)
@@ -315,8 +317,31 @@ SRL_MARK = Suite(
     compare=("segment", "markers", None),
 )
 
+# issue 42 ("capacity where it pays"): where prefix-lora's per-task low-rank deltas sit (the attention value and output
+# projections, its default; the feed-forward projections; or both) and the MAM adapter beside every feed-forward block
+# (prefix-adapter), each at rank 4 with the fixed scale (prefix-lora's defaults) and at rank 16 with rsLoRA's
+# alpha / sqrt(rank) scale (the same as fixed at rank 4, half of it at 16); DELTA_RANK's rows (dev F1 and the held-out
+# tenth: dev data only), 3 seeds each, every other setting at the method's defaults.  The sentence rows run
+# prefix-adapter's prefix at the rate the GLUE/SuperGLUE recipe gives prefix-lora (1e-2; the recipe has no entry for
+# the new method), so the two differ only in their deltas
+FFN_DELTA_SIZES = (("r4", ("--delta-rank", "4")), ("r16-rslora", ("--delta-rank", "16", "--delta-scaling", "rslora")))
+FFN_DELTA_VARIANTS = (
+    *(Variant(f"{targets}-{size}", "prefix-lora", ("--delta-targets", targets, *flags))
+      for targets in ("attention", "ffn", "all") for size, flags in FFN_DELTA_SIZES),
+    *(Variant(f"adapter-{size}", "prefix-adapter", flags) for size, flags in FFN_DELTA_SIZES))
+FFN_DELTAS = Suite(
+    "study-ffn-deltas", "prefix-lora's deltas on the attention value/output projections, the feed-forward projections "
+                        "or both, and the MAM feed-forward adapter (prefix-adapter), at rank 4 (fixed scale) and 16 "
+                        "(rsLoRA scale); DELTA_RANK's rows (dev F1, held-out tenth)",
+    tuple(replace(row, method_args={**row.method_args, "prefix-adapter": ("--lr", "1e-2")})
+          if row.module in ("tasks.glue", "tasks.superglue") else row for row in DELTA_RANK.rows),
+    variants=FFN_DELTA_VARIANTS,
+    seeds={variant.name: SEEDS for variant in FFN_DELTA_VARIANTS},
+    compare=("ffn-r4", "attention-r4", "adapter-r4"),
+)
+
 STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT, PEERS_LR, PREFIX_DELTAS,
-           DELTA_RANK, WARM_PRETRAIN, LONG, SRL_MARK)
+           DELTA_RANK, WARM_PRETRAIN, LONG, SRL_MARK, FFN_DELTAS)
 
 # the multi-task prefix (the paper's MPT-2, ``python -m benchmarks multitask``): for a group of datasets and a budget
 # of N steps, (a) each dataset alone for N steps; (b) one multi-task run over all of them for N steps, each dataset

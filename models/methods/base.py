@@ -47,6 +47,11 @@ class AdaptationMethod(nn.Module):
         """Extra ``torch.utils.checkpoint`` arguments this method needs (raise if it cannot be checkpointed)."""
         return {}
 
+    def trainer_callbacks(self) -> list:
+        """``transformers.TrainerCallback`` objects the Trainer registers for this method, for what a method does
+        around the optimizer's steps (AdaLoRA's budget schedule, sized to the run's steps at its start)."""
+        return []
+
     def own_rates(self) -> dict[str, float]:
         """Learning rates of some of the method's parameters, by name prefix within the method (the rest train at the
         run's rate): parts that need another step size than the rest (the deltas of ``prefix-bias``)."""

@@ -104,8 +104,9 @@ class LoraConfig:
     alpha: float | None = option(None, "LoRA scale numerator: the update is scaled by alpha / r (default 2R)",
                                  flag="--lora-alpha")
     dropout: float = option(0.0, "dropout on the LoRA input", flag="--lora-dropout", minimum=0.0, below=1.0)
-    target_modules: list[str] | None = option(None, "linear layers LoRA adapts, by name (default: the attention query "
-                                                    "and value projections of the architecture)",
+    target_modules: list[str] | None = option(None, "linear layers LoRA adapts, by name, or all-linear: every linear "
+                                                    "layer of the encoder (default: lora the attention query and value "
+                                                    "projections of the architecture; adalora all-linear)",
                                               flag="--lora-targets", metavar="MODULE")
 
     def default_lr(self) -> float:
@@ -153,12 +154,108 @@ class PrefixBiasConfig(PrefixConfig):
                                    "rate in study-peers-lr); the prefix and head keep the run's", flag="--delta-lr")
 
 
+DELTA_TARGETS = ("attention", "ffn", "all")
+DELTA_SCALINGS = ("fixed", "rslora")
+RSLORA_ALPHA = 2.0  # rsLoRA's alpha: alpha / sqrt(4) = 1, so the default rank 4 keeps the scale it has with "fixed"
+
+
+def delta_scale(scaling: str, rank: int) -> float:
+    """The factor on a rank-``rank`` delta: 1 (``fixed``: LoRA's alpha / r with alpha = r, what prefix-lora always
+    did, so a larger rank takes larger steps), or rsLoRA's alpha / sqrt(r) (Kalajdzievski 2023: rank-stable steps)
+    with alpha = 2, which equals 1 at the default rank 4."""
+    if scaling not in DELTA_SCALINGS:
+        raise ValueError(f"unknown delta scaling '{scaling}'; choose from {', '.join(DELTA_SCALINGS)}")
+    return 1.0 if scaling == "fixed" else RSLORA_ALPHA / rank ** 0.5
+
+
 @dataclass
 class PrefixLoraConfig(PrefixConfig):
-    """The deep prefix plus per-task low-rank deltas on the attention value and output projections (applied per
-    row, so rows of different tasks share one forward on the frozen encoder)."""
+    """The deep prefix plus per-task low-rank deltas ``B A x`` on the attention value and output projections, the
+    feed-forward projections, or both (``delta_targets``), applied per row, so rows of different tasks share one
+    forward on the frozen encoder."""
 
-    delta_rank: int = option(4, "rank of the per-task low-rank deltas on the attention value and output projections",
-                             flag="--delta-rank", minimum=1)
+    delta_rank: int = option(4, "rank of the per-task deltas: of each low-rank delta (prefix-lora), the bottleneck of "
+                                "each feed-forward adapter (prefix-adapter)", flag="--delta-rank", minimum=1)
     delta_lr: float = option(3e-3, "learning rate of the per-task deltas inside the encoder (BitFit's and LoRA's "
                                    "rate in study-peers-lr); the prefix and head keep the run's", flag="--delta-lr")
+    # attention until study-ffn-deltas says otherwise (benchmarks/studies.py)
+    delta_targets: str = option("attention", "where the low-rank deltas sit: attention (the value and output "
+                                             "projections), ffn (the feed-forward input and output projections: "
+                                             "BERT's intermediate.dense and output.dense, a decoder's gate/up/down), "
+                                             "or all (both)", flag="--delta-targets", choices=DELTA_TARGETS)
+    delta_scaling: str = option("fixed", "scale of the per-task deltas: fixed (1 at every rank, as before) or rslora "
+                                         "(rsLoRA's alpha / sqrt(rank), alpha 2: the same at rank 4, smaller above, "
+                                         "so a larger rank does not mean larger steps)", flag="--delta-scaling",
+                                choices=DELTA_SCALINGS)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.delta_targets not in DELTA_TARGETS:
+            raise ValueError(f"unknown delta targets '{self.delta_targets}'; choose from {', '.join(DELTA_TARGETS)}")
+        delta_scale(self.delta_scaling, self.delta_rank)
+
+
+@dataclass
+class PrefixAdapterConfig(PrefixConfig):
+    """The deep prefix plus a per-task scaled parallel adapter beside every feed-forward block (He et al. 2022's MAM
+    adapter: ``s * up(relu(down(x)))`` from the block's input added to its output), applied per row like the
+    low-rank deltas."""
+
+    # a bottleneck of 16 has about the trainable count of prefix-lora's feed-forward deltas at rank 4 (MAM gives the
+    # feed-forward adapter the larger share of the budget); study-ffn-deltas compares 4 and 16
+    delta_rank: int = option(16, "rank of the per-task deltas: of each low-rank delta (prefix-lora), the bottleneck of "
+                                 "each feed-forward adapter (prefix-adapter)", flag="--delta-rank", minimum=1)
+    delta_lr: float = option(3e-3, "learning rate of the per-task deltas inside the encoder (BitFit's and LoRA's "
+                                   "rate in study-peers-lr); the prefix and head keep the run's", flag="--delta-lr")
+    adapter_scale: float = option(4.0, "the adapter's output scale s (MAM's 4)", flag="--adapter-scale", minimum=0.0)
+    delta_scaling: str = option("fixed", "scale of the per-task deltas: fixed (1 at every rank, as before) or rslora "
+                                         "(rsLoRA's alpha / sqrt(rank), alpha 2: the same at rank 4, smaller above, "
+                                         "so a larger rank does not mean larger steps)", flag="--delta-scaling",
+                                choices=DELTA_SCALINGS)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        delta_scale(self.delta_scaling, self.delta_rank)
+
+
+@dataclass
+class AdaLoraConfig:
+    """Hugging Face PEFT's AdaLoRA (Zhang et al. 2023): SVD-form low-rank updates ``B E A`` whose rank budget is
+    pruned from ``init_r`` to an average ``target_r`` by importance while training.
+
+    The budget schedule (PEFT's ``tinit``, ``tfinal``, ``total_step``, ``deltaT``) is sized to each run: the
+    warm-up and final phases are shares of the run's optimizer steps, which the Trainer gives at the start.
+    """
+
+    init_r: int = option(12, "AdaLoRA's starting rank of every adapted matrix (PEFT's init_r)",
+                         flag="--adalora-init-r", minimum=1)
+    target_r: int = option(8, "AdaLoRA's average rank after the budget schedule (PEFT's target_r)",
+                           flag="--adalora-target-r", minimum=1)
+    alpha: float | None = option(None, "LoRA scale numerator: the update is scaled by alpha / r (default 2R)",
+                                 flag="--lora-alpha")
+    dropout: float = option(0.0, "dropout on the LoRA input", flag="--lora-dropout", minimum=0.0, below=1.0)
+    target_modules: list[str] | None = option(None, "linear layers AdaLoRA adapts (default all-linear: every linear "
+                                                    "layer of the encoder, as the AdaLoRA paper adapts them)",
+                                              flag="--lora-targets", metavar="MODULE")
+    # shares of the run: about the AdaLoRA paper's GLUE schedules (tinit ~0.1, tfinal ~0.5 of the steps; not searched)
+    tinit: float = option(0.1, "share of the run's optimizer steps before AdaLoRA prunes any rank (PEFT's tinit)",
+                          flag="--adalora-tinit", minimum=0.0, below=1.0)
+    tfinal: float = option(0.5, "share of the run's optimizer steps at the end with the ranks fixed (PEFT's tfinal)",
+                           flag="--adalora-tfinal", minimum=0.0, below=1.0)
+    delta_t: int = option(10, "optimizer steps between two budget allocations (PEFT's deltaT)",
+                          flag="--adalora-delta-t", minimum=1)
+    orth_reg: float = option(0.5, "weight of AdaLoRA's orthogonal regularisation of A and B (PEFT's orth_reg_weight)",
+                             flag="--adalora-orth-reg", minimum=0.0)
+    beta1: float = 0.85  # PEFT's sensitivity and uncertainty smoothing; no flags
+    beta2: float = 0.85
+
+    def __post_init__(self) -> None:
+        if self.target_r > self.init_r:
+            raise ValueError(f"--adalora-target-r {self.target_r} is above --adalora-init-r {self.init_r}: the "
+                             "schedule only prunes")
+        if self.tinit + self.tfinal >= 1.0:
+            raise ValueError(f"--adalora-tinit {self.tinit} and --adalora-tfinal {self.tfinal} leave no steps to "
+                             "allocate the budget in (their sum must be below 1)")
+
+    def default_lr(self) -> float:
+        return 3e-3  # LoRA's rate (study-peers-lr); not searched for AdaLoRA

@@ -1,4 +1,5 @@
-"""The peer "lora": Hugging Face PEFT's LoRA injected into the frozen encoder's attention projections.
+"""The peer "lora": Hugging Face PEFT's LoRA injected into the frozen encoder's attention projections (or, with
+``--lora-targets all-linear``, into every linear layer of the encoder).
 
 PEFT replaces each target ``nn.Linear`` by a LoRA layer that adds ``(alpha / r) * B(A(x))`` to the frozen
 projection; ``A`` starts random, ``B`` at zero, so training starts from the encoder as it is.  The
@@ -28,14 +29,44 @@ DEFAULT_TARGETS = {
 }
 
 
-def target_modules(config: LoraConfig, backbone: nn.Module) -> list[str]:
-    if config.target_modules:
-        return list(config.target_modules)
+ALL_LINEAR = "all-linear"  # PEFT's shorthand: every linear layer of the model (here the bare encoder: no output head)
+
+
+def given_targets(names: list[str] | None) -> list[str] | str | None:
+    """``--lora-targets`` as PEFT takes it: None when not given, else the names, or ``all-linear`` (alone)."""
+    if not names:
+        return None
+    if ALL_LINEAR in names:
+        if len(names) > 1:
+            raise ValueError(f"--lora-targets {ALL_LINEAR} already names every linear layer; give it alone")
+        return ALL_LINEAR
+    return list(names)
+
+
+def target_modules(config: LoraConfig, backbone: nn.Module) -> list[str] | str:
+    """The modules to adapt: the names given (``all-linear`` alone: PEFT's every linear layer), else the
+    architecture's attention query and value projections."""
+    given = given_targets(config.target_modules)
+    if given is not None:
+        return given
     model_type = backbone.config.model_type
     if model_type not in DEFAULT_TARGETS:
         raise UnsupportedArchitecture(f"no default LoRA targets for model_type '{model_type}'; name them with "
                                       f"--lora-targets (module names, e.g. query value)")
     return DEFAULT_TARGETS[model_type]
+
+
+def checked_targets(targets: list[str] | str, backbone: nn.Module) -> list[str] | str:
+    """``targets``, refusing a name that is no linear layer of ``backbone`` (in one line naming the ones it has)."""
+    if targets == ALL_LINEAR:
+        return targets
+    found = {name.rsplit(".", 1)[-1] for name, module in backbone.named_modules()
+             if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"}  # GPT-2's linear layers
+    missing = sorted(set(targets) - found)
+    if missing:
+        raise UnsupportedArchitecture(f"--lora-targets {' '.join(missing)}: no such linear layer in "
+                                      f"{type(backbone).__name__} (it has: {', '.join(sorted(found))})")
+    return targets
 
 
 class Lora(AdaptationMethod):
@@ -44,13 +75,7 @@ class Lora(AdaptationMethod):
     def __init__(self, backbone: nn.Module, config: LoraConfig) -> None:
         super().__init__(backbone, config)
         peft = import_peft(self.name)
-        targets = target_modules(config, backbone)
-        found = {name.rsplit(".", 1)[-1] for name, module in backbone.named_modules()
-                 if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"}  # GPT-2's linear layers
-        missing = sorted(set(targets) - found)
-        if missing:
-            raise UnsupportedArchitecture(f"--lora-targets {' '.join(missing)}: no such linear layer in "
-                                          f"{type(backbone).__name__} (it has: {', '.join(sorted(found))})")
+        targets = checked_targets(target_modules(config, backbone), backbone)
         peft_config = peft.LoraConfig(r=config.r, lora_alpha=config.alpha if config.alpha is not None else 2 * config.r,
                                       lora_dropout=config.dropout, target_modules=targets, bias="none")
         peft.inject_adapter_in_model(peft_config, backbone)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..options import flag_name
-from .configs import (BitFitConfig, FinetuneConfig, LoraConfig, PeftPrefixConfig, PeftPtuningConfig, PrefixBiasConfig,
-                      PrefixConfig, PrefixLoraConfig, PromptConfig)
+from .configs import (AdaLoraConfig, BitFitConfig, FinetuneConfig, LoraConfig, PeftPrefixConfig, PeftPtuningConfig,
+                      PrefixAdapterConfig, PrefixBiasConfig, PrefixConfig, PrefixLoraConfig, PromptConfig)
 
 
 @dataclass(frozen=True)
@@ -92,4 +92,12 @@ register_method(MethodSpec("prefix-bias", PrefixBiasConfig, "models.methods.pref
                            "tasks in one forward)", mixes_rows=True, keeps_backbone=True))
 register_method(MethodSpec("prefix-lora", PrefixLoraConfig, "models.methods.prefix_deltas:PrefixLora",
                            "the deep prefix plus per-task low-rank deltas on the attention value and output "
-                           "projections (mixes rows of tasks in one forward)", mixes_rows=True, keeps_backbone=True))
+                           "projections, the feed-forward projections, or both (--delta-targets; mixes rows of tasks "
+                           "in one forward)", mixes_rows=True, keeps_backbone=True))
+register_method(MethodSpec("prefix-adapter", PrefixAdapterConfig, "models.methods.prefix_deltas:PrefixAdapter",
+                           "MAM adapter: the deep prefix plus a per-task scaled parallel adapter beside every "
+                           "feed-forward block (mixes rows of tasks in one forward)", mixes_rows=True,
+                           keeps_backbone=True))
+register_method(MethodSpec("adalora", AdaLoraConfig, "models.methods.adalora:AdaLora",
+                           "Hugging Face PEFT's AdaLoRA on every linear layer, its rank budget pruned while training "
+                           "on a schedule sized to the run, frozen encoder (needs the package peft)"))

@@ -97,6 +97,9 @@ class AdapterTrainer(Trainer):
         self.evaluator, self.head_lr, self.schedule, self.lr_decay = evaluator, head_lr, schedule, lr_decay
         self.clock = TrainingClock()
         self.add_callback(self.clock)
+        for method in getattr(self.accelerator.unwrap_model(self.model), "methods", {}).values():
+            for callback in method.trainer_callbacks():  # what a method does around optimizer steps (AdaLoRA)
+                self.add_callback(callback)
         self.batch_sampler = batch_sampler  # multi-task: every batch from one member (tasks/common/sampling.py)
         if batch_sampler is not None:
             self.add_callback(EpochOfSampler(batch_sampler))
