@@ -20,7 +20,6 @@ from tasks.common.alignment import first_positions, missing_words
 
 from .formats import Frame
 
-MARKS = ("segment", "markers")
 MARKERS = ("[", "]")  # one sub-token each in WordPiece, BPE and SentencePiece vocabularies
 
 
@@ -33,7 +32,7 @@ class FrameStats:
     predicates_beyond_max_length: int = 0
 
     def report(self) -> str:
-        return (f"{self.frames} predicates; {self.truncated_frames} sentences longer than --max-length "
+        return (f"{self.frames} examples; {self.truncated_frames} longer than --max-length "
                 f"({self.words_beyond_max_length} words predicted 'O', their arguments scored as missed; "
                 f"{self.predicates_beyond_max_length} predicates cut off); "
                 f"{self.words_without_subtokens} words with no sub-token (predicted 'O')")
