@@ -5,15 +5,34 @@ Every head maps the encoder's hidden states (B, n, hidden_size) to logits and ha
 share a small base (``Head``: ``config_keys``, default loss).  ``Pooler`` is the sequence pooling
 the sequence-level heads use (``POOLING``: the first token, the mean of the real tokens, or the last real token,
 a decoder's).
+
+``POOLING`` (``choices.py``) is importable without torch, for the command line's ``--help``; the first other name
+asked of this package imports every head (torch), so the registry holds them all.
 """
-from .base import IGNORE_INDEX, Head
-from .choice import MultipleChoiceHead
-from .pooling import POOLING, Pooler, masked_mean
-from .registry import HEADS, build_head, register_head
-from .sequence import RegressionHead, SequenceClassificationHead
-from .span import SpanHead
-from .span_pair import SpanPairClassificationHead
-from .token import TokenClassificationHead
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .choices import POOLING
+
+# name -> the module that defines it
+_NAMES = {
+    "IGNORE_INDEX": "base", "Head": "base", "MultipleChoiceHead": "choice", "Pooler": "pooling",
+    "masked_mean": "pooling", "HEADS": "registry", "build_head": "registry", "register_head": "registry",
+    "RegressionHead": "sequence", "SequenceClassificationHead": "sequence", "SpanHead": "span",
+    "SpanPairClassificationHead": "span_pair", "TokenClassificationHead": "token",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    for module in dict.fromkeys(_NAMES.values()):  # every head registers itself in HEADS when imported
+        importlib.import_module(f"{__name__}.{module}")
+    globals().update({n: getattr(importlib.import_module(f"{__name__}.{m}"), n) for n, m in _NAMES.items()})
+    return globals()[name]
+
 
 __all__ = [
     "HEADS",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-POOLING = ("first", "mean", "last")
+from .choices import POOLING
 
 
 def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -184,7 +184,8 @@ class AdaptedModel(nn.Module):
         output = self.encoder_output(input_ids, attention_mask, token_type_ids, segments)
         logits, start = [], 0
         for segment in segments:
-            rows = slice(start, start + segment.rows)
+            # one segment reads every row: no slice of a fixed length (a traced graph would keep its batch size)
+            rows = slice(None) if len(segments) == 1 else slice(start, start + segment.rows)
             start += segment.rows
             logits.append(read_out(self.heads[segment.task], self.mixes[segment.task] if segment.task in self.mixes
                                    else None, output, rows, attention_mask[rows], **segment.head_inputs))

@@ -10,11 +10,10 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
+from .choices import DEFAULT_MODEL, EncoderNotFound
 from .decoders import DECODER_POOLING, pad_like_a_decoder, prepare_decoder
 from .prefix.injection import is_decoder
 from .quantize import check_scheme, quantize_base
-
-DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 
 
 def resolve_model_path(name_or_path: str | None) -> str:
@@ -69,10 +68,6 @@ def sentence_pooling(name_or_path: str | None) -> str | None:
     if config.get("pooling_mode_mean_tokens"):
         return "mean"
     return "first" if config.get("pooling_mode_cls_token") else None
-
-
-class EncoderNotFound(OSError):
-    """Neither a local folder nor something the hub could give (one line, for the CLI to print)."""
 
 
 def _hub_offline() -> bool:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from .choices import ATTENTION_MODES
 from .prefix.injection import UnsupportedArchitecture, attention_modules, is_decoder
 
-ATTENTION_MODES = ("causal", "bidirectional")
 DECODER_POOLING = "last"
 
 

@@ -36,7 +36,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-PRECISIONS = ("fp32", "bf16", "int8")
+from .choices import PRECISIONS
+
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 
 

@@ -24,11 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-QUANTIZE_SCHEMES = ("int8", "nf4")  # what --quantize-base offers
-REFUSED_SCHEMES = {
-    "dynamic-int8": "torch.ao dynamic int8 quantisation cuts the gradient to its input (its kernels have no input "
-                    "derivative), so no prefix before the last quantised layer would train; use --quantize-base int8",
-}
+from .choices import QUANTIZE_SCHEMES, REFUSED_SCHEMES
 
 
 class QuantizationUnavailable(ValueError):

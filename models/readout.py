@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-LAYERS = ("last", "mix")
+from .choices import LAYERS  # noqa: F401 (the choices of --layers, re-exported)
 
 
 class LayerMix(nn.Module):

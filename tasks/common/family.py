@@ -5,7 +5,9 @@ A family is split by who calls it:
 * ``TaskFamily`` (this module): reading data and files, the record an artifact keeps, and ``bind``;
 * ``Task`` (``task.py``): one family bound to one record and tokenizer, the few members the core calls
   (head, encode, collate, decode, score); serving and multi-task are small protocols a family opts into;
-* its flags are the fields of its ``Settings`` and ``PredictSettings`` dataclasses (``models/options.py``).
+* its flags are the fields of its ``Settings`` and ``PredictSettings`` dataclasses (``models/options.py``); they,
+  its names and its defaults make its ``FamilyFlags`` (``settings.py``), which ``TaskFamily`` extends: the family's
+  own ``settings.py`` holds them without torch, so the command line parses before the family is imported.
 
 ``pipeline.py`` runs every family the same way: train -> evaluate -> artifact, and predict.
 """
@@ -13,19 +15,12 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, ClassVar, Iterable, Iterator, Protocol, runtime_checkable
 
-from .settings import DataSettings
+from .settings import DataSettings, FamilyFlags
 from .task import Task
-
-# the recipe of the token-level families (NER tags, QA spans), chosen on CoNLL-2003 and checked on SQuAD
-# (study-ner, study-qa in benchmarks/README.md): the frozen encoder's middle layers hold more for them than its
-# last (a learned mix of every layer), and prefix dropout slows the prefix down.  The layer mix learns at the
-# method's rate: at fine-tuning's 5e-5 it stays a near-uniform average of every layer (study-ner2004), so
-# fine-tuning keeps the last layer.
-TOKEN_LEVEL_RECIPE: dict[str, Any] = {"layers": "mix", "prefix_dropout": 0.0, "method_layers": {"finetune": "last"}}
 
 
 @dataclass
@@ -124,29 +119,11 @@ class PredictionWriter(ABC):
             f.discard()
 
 
-class TaskFamily(ABC):
-    name: ClassVar[str]  # recorded in artifacts; loading one into another family is refused
-    title: ClassVar[str]  # how messages name the family
-    description: ClassVar[str]  # the training CLI's --help text
-    predict_description: ClassVar[str]
-    Settings: ClassVar[type]  # a dataclass: the family's training flags (models/options.py)
-    PredictSettings: ClassVar[type]  # a dataclass: the family's predict flags
-    default_epochs: ClassVar[float] = 3
-    default_max_length: ClassVar[int] = 256
+class TaskFamily(FamilyFlags, ABC):
+    """A family: its flags and defaults (``FamilyFlags``: name, title, descriptions, settings dataclasses, recipe),
+    and what the pipeline calls on it."""
+
     pre_split_words: ClassVar[bool] = False  # inputs are words (the tokenizer must treat each as mid-text)
-    # the family's own defaults for shared flags (argparse dest -> value), chosen by the studies of
-    # benchmarks/README.md; method flags among them apply to the methods that have them, and
-    # "method_lr" ({method: rate}) replaces a method's default rate (not with --reparam's MLP), and
-    # "method_layers" ({method: last|mix}) a method's --layers default
-    recipe: ClassVar[dict[str, Any]] = {}
-
-    def selectors(self) -> tuple[str, ...]:
-        """Fields of ``Settings`` that pick the dataset (a multi-task run names its datasets itself)."""
-        return tuple(f.name for f in fields(self.Settings) if f.metadata.get("selector"))
-
-    def flag_options(self) -> dict[str, dict[str, Any]]:
-        """argparse keywords that only the family instance knows (GLUE's task choices), by field."""
-        return {}
 
     @abstractmethod
     def run_name(self, settings: Any) -> str:

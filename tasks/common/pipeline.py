@@ -23,9 +23,10 @@ from models.methods import get_method
 from models.methods.peft_import import PeftMissing
 from models.prefix import UnsupportedArchitecture
 
-from . import cli, rundir
-from .artifacts import CONFIG, check_family, finish_run, init_from, load_artifact, member_view, read_artifact_config
-from .errors import UsageError, exit_on_bad_input
+from . import rundir
+from .artifacts import (check_family, config_path, encoder_source, finish_run, init_from, is_main_process,
+                        load_artifact, member_view, push_artifact, read_artifact_config, resolve_artifact)
+from .errors import UsageError
 from .family import Job, TaskData, TaskFamily
 from .sampling import MemberCollator, TaskBatchSampler
 from .selection import hold_out_jointly, selection_record
@@ -364,9 +365,10 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings, temperature: f
     trainer = train(model, settings.train, resolved["lr"], output_dir, features, collate, evaluator, headline,
                     batch_sampler=sampler)
     metrics: dict[str, Any] = {"train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
-                               "args": settings.flags,
+                               "args": typed_args(settings.flags),
                                "resolved": {**resolved, "bf16": bf16_mode(settings.train, model)},
-                               "steps": trainer.state.global_step, "device": str(next(model.parameters()).device)}
+                               "steps": trainer.state.global_step, "device": str(next(model.parameters()).device),
+                               "history": loss_history(trainer.state.log_history)}
     if evaluator is not None:
         metrics["selection"] = selection_record(trainer.state.log_history, headline, trainer.state.best_global_step,
                                                 members[0].selection[0] if not multi else "every member's selection",
@@ -381,7 +383,28 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings, temperature: f
     finish_run(model, output_dir, records, metrics)  # artifact + metrics.json (rank 0 only)
     if written:
         print(f"wrote {', '.join(str(p) for p in written)}")
+    if settings.train.push_to_hub and is_main_process():
+        print(f"pushed to the Hub: {push_artifact(output_dir, settings.train.push_to_hub)}")
     return metrics
+
+
+def typed_args(flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags as given, each as its JSON type (numbers, booleans, null, lists; paths as strings)."""
+    def value(item: Any) -> Any:
+        if item is None or isinstance(item, (bool, int, float, str)):
+            return item
+        if isinstance(item, (list, tuple)):
+            return [value(v) for v in item]
+        return str(item)  # a Path
+    return {name: value(item) for name, item in flags.items()}
+
+
+def loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Trainer's training log (every ``--logging-steps`` and the run's end): step, epoch, loss, learning rate,
+    gradient norm, and the mean training loss of the whole run; dev scores are metrics.json's ``selection``."""
+    kept = ("step", "epoch", "loss", "learning_rate", "grad_norm", "train_loss")
+    return [{k: entry[k] for k in kept if k in entry} for entry in log_history
+            if "loss" in entry or "train_loss" in entry]
 
 
 def _evaluate_members(members: list[Member], model: AdaptedModel, settings: RunSettings, output_dir: Path,
@@ -411,16 +434,36 @@ def _evaluate_members(members: list[Member], model: AdaptedModel, settings: RunS
 def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list[dict]:
     """Answer every job of ``predict`` with the artifact; the inputs are read (checked) before the encoder is loaded,
     then each is read, run, decoded and written ``settings.chunk_size`` examples at a time (``predict_job``)."""
-    where = settings.artifact / CONFIG
+    settings = dataclasses.replace(settings, artifact=resolve_artifact(settings.artifact))  # a folder or a Hub repo
+    where = config_path(settings.artifact)
     config = member_view(read_artifact_config(settings.artifact), family, settings.member, where)
     check_family(config, family, where)
     record = family.with_overrides(settings.task, config["task"])
-    tokenizer = load_tokenizer(settings.model or config["backbone"], pre_split_words=family.pre_split_words)
+    tokenizer = load_tokenizer(encoder_source(config, settings.model), pre_split_words=family.pre_split_words)
     task = family.bind(record, tokenizer, where)
     jobs = family.predict_jobs(settings.task, task)  # bad input fails here, before the encoder is loaded
     loaded = load_artifact(settings.artifact, family, settings.model, settings.member)
-    loaded.model.to(settings.device or "cpu")  # predict() runs where the model is
-    return [predict_job(family, settings, task, loaded.model, job) for job in jobs]
+    model = loaded.model
+    if settings.runtime == "onnx":
+        model = onnx_runner(loaded, settings)
+    else:
+        model.to(settings.device or "cpu")  # predict() runs where the model is
+    return [predict_job(family, settings, task, model, job) for job in jobs]
+
+
+def onnx_runner(loaded, settings: PredictSettings):
+    """``--runtime onnx``: the artifact's graph (encoder, prefix as constants, head) on onnxruntime, exported once
+    into a temporary folder; answers where the torch model would."""
+    if settings.precision != "fp32":
+        raise UsageError(f"--runtime onnx runs the exported fp32 graph; --precision {settings.precision} is torch's")
+    try:
+        from tasks.export.onnx_graph import OnnxMissing, OnnxRunner
+    except ImportError as err:
+        raise UsageError(str(err)) from None
+    try:
+        return OnnxRunner.from_loaded(loaded)
+    except OnnxMissing as err:
+        raise UsageError(str(err)) from None
 
 
 class Scorer:
@@ -465,20 +508,3 @@ def predict_job(family: TaskFamily, settings: PredictSettings, task: Task, model
         print(task.describe(job.name, scores, scorer.gold))
     print(f"wrote {', '.join(str(p) for p in paths)} ({tally.examples} examples)")
     return {"job": job.name, "scores": scores, "files": paths}
-
-
-# --------------------------------------------------------------------------- entry point
-def main(family: TaskFamily, argv: list[str] | None = None) -> None:
-    """``python -m tasks.<family> [train] FLAGS`` or ``... predict FLAGS``."""
-
-    @exit_on_bad_input
-    def train_main(args: list[str]) -> dict:
-        parsed = cli.train_parser(family).parse_args(args)
-        return train_and_evaluate(family, cli.run_settings(parsed, family, [cli.family_settings(family, parsed)]))
-
-    @exit_on_bad_input
-    def predict_main(args: list[str]) -> list[dict]:
-        parsed = cli.predict_parser(family).parse_args(args)
-        return predict_with_artifact(family, cli.predict_settings(parsed, family))
-
-    cli.run_subcommand(argv, train_main, predict_main)

@@ -17,7 +17,8 @@ from .errors import UsageError
 
 RUN_FILE = "run.json"
 # what a training run writes into its folder (artifacts.py, training.py, the tasks' write_evaluation)
-RUN_OUTPUTS = (RUN_FILE, "checkpoints", "metrics.json", "adapter_config.json", "adapter.safetensors", "predictions")
+RUN_OUTPUTS = (RUN_FILE, "checkpoints", "metrics.json", "ptv2_config.json", "adapter_config.json",
+               "adapter.safetensors", "predictions")
 
 
 def _main_rank() -> bool:
@@ -31,21 +32,25 @@ def previous_run(output_dir: Path) -> list[str]:
 
 
 def claim(output_dir: Path, shape: dict[str, Any], resume: bool, overwrite: bool) -> None:
-    """Make ``output_dir`` this run's, or refuse in one line (a UsageError: exit code 2)."""
+    """Make ``output_dir`` this run's, or refuse in one line (a UsageError: exit code 2).
+
+    Under torchrun rank 0 alone decides (a refusal there ends the launch): the other ranks would otherwise find
+    the ``run.json`` rank 0 has just written and refuse their own run's folder."""
+    if not _main_rank():
+        return
     found = previous_run(output_dir)
     if found and resume:
         check_resumable(output_dir, shape)
     elif found and not overwrite:
         raise UsageError(f"{output_dir} already holds a run ({', '.join(found)}): pass --overwrite-output-dir to "
                          "replace it, --resume to continue it, or another --output-dir")
-    elif found and _main_rank():
+    elif found:
         for name in found:
             target = output_dir / name
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         print(f"--overwrite-output-dir: removed the previous run's {', '.join(found)} from {output_dir}")
-    if _main_rank():
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / RUN_FILE).write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / RUN_FILE).write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n")
 
 
 def check_resumable(output_dir: Path, shape: dict[str, Any]) -> None:

@@ -1,26 +1,32 @@
 """Typed settings of a run: every shared flag is a field here, with its default, help and bounds (one source).
 
 ``flags.py`` derives the command line from these fields; ``cli.py`` resolves what a family's recipe and the
-chosen method leave open.  Nothing below the CLI sees argparse.
+chosen method leave open.  Nothing below the CLI sees argparse.  A family's own flags and defaults are a
+``FamilyFlags`` (each family's ``settings.py``).  Nothing here imports torch, so ``--help`` and usage errors come
+before it.
 """
 from __future__ import annotations
 
+import importlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from heads import POOLING
-from models.backbone import DEFAULT_MODEL
-from models.decoders import ATTENTION_MODES
+from heads.choices import POOLING
+from models.choices import ATTENTION_MODES, DEFAULT_MODEL, LAYERS, PRECISIONS, QUANTIZE_SCHEMES, REFUSED_SCHEMES
 from models.options import option
-from models.precision import PRECISIONS
-from models.quantize import QUANTIZE_SCHEMES, REFUSED_SCHEMES
-from models.readout import LAYERS
 
 from .data_root import DATA_ENV
 
 SCHEDULES = ("linear", "constant", "exponential")
+RUNTIMES = ("torch", "onnx")
+# the recipe of the token-level families (NER tags, QA spans), chosen on CoNLL-2003 and checked on SQuAD
+# (study-ner, study-qa in benchmarks/README.md): the frozen encoder's middle layers hold more for them than its
+# last (a learned mix of every layer), and prefix dropout slows the prefix down.  The layer mix learns at the
+# method's rate: at fine-tuning's 5e-5 it stays a near-uniform average of every layer (study-ner2004), so
+# fine-tuning keeps the last layer.
+TOKEN_LEVEL_RECIPE: dict[str, Any] = {"layers": "mix", "prefix_dropout": 0.0, "method_layers": {"finetune": "last"}}
 # examples predict reads, runs and writes at a time, and evaluation during and after training scores at a time: the
 # memory of one chunk's features and logits (a few MB for NER and QA) instead of the whole input's; large enough that
 # the per-chunk cost (and the padding of sorting by length within a chunk only) is lost in the forward passes
@@ -70,7 +76,8 @@ class TrainSettings:
     epochs: float = option(3, "training epochs")
     max_steps: int | None = option(None, "train for this many optimizer steps in all, instead of --epochs", minimum=1)
     init_from: Path | None = option(None, "start the method (and the head, when the labels match) from an earlier "
-                                          "artifact, e.g. a multi-task one (python -m tasks.multitask)",
+                                          "artifact (a folder or a Hub repo), e.g. a multi-task one (python -m "
+                                          "tasks.multitask)",
                                     metavar="ARTIFACT")
     batch_size: int = option(16, "per-device training batch size", minimum=1)
     eval_batch_size: int = option(64, "batch size when evaluating", minimum=1)
@@ -104,6 +111,12 @@ class TrainSettings:
                                                "removed first); without it such a folder is refused")
     output_dir: Path | None = option(None, "where the artifact, metrics and checkpoints go (default "
                                            "runs/<task>-<method>)")
+    push_to_hub: str | None = option(None, "after the run, upload the artifact (config, tensors, model card, metrics) "
+                                           "to this Hub model repo (created if missing; huggingface_hub's token)",
+                                     metavar="USER/NAME")
+    report_to: str = option("none", "where the Trainer also reports the loss and learning rate (transformers' "
+                                    "report_to: none, all, tensorboard, wandb, mlflow, ...; metrics.json's history "
+                                    "has them either way)")
 
     def __post_init__(self) -> None:
         if self.eval_every not in (None, "epoch") and not str(self.eval_every).isdigit():
@@ -151,7 +164,7 @@ class RunSettings:
 class PredictSettings:
     """``predict``: an artifact applied to inputs; ``task`` holds the family's own predict settings."""
 
-    artifact: Path = option(help="output directory of a training run")
+    artifact: Path = option(help="output directory of a training run, or a Hub repo (user/name[@revision])")
     model: str | None = option(None, "encoder to load the artifact onto (default: the one it names)")
     eval_batch_size: int = option(64, "batch size", minimum=1)
     member: str | None = option(None, "the task of a multi-task artifact to predict with")
@@ -162,7 +175,50 @@ class PredictSettings:
     device: str | None = option(None, "where the model runs: cpu, cuda or cuda:N (default: cuda when there is a GPU)")
     chunk_size: int = option(CHUNK_SIZE, "examples read, run and written at a time: predict's memory grows with this, "
                                          "not with the input", minimum=1)
+    runtime: str = option("torch", "what runs the model: torch, or onnx (the artifact exported to one ONNX graph, "
+                                   "the prefix baked in as constants, run by onnxruntime on the CPU: pip install onnx "
+                                   "onnxruntime)", choices=RUNTIMES)
     task: Any = None
+
+
+class FamilyFlags:
+    """What a family's command line is made of: its names, descriptions, settings dataclasses and defaults.
+
+    Each family's ``settings.py`` holds its subclass, importable without torch: the CLI builds the parser from it,
+    so ``--help`` and usage errors come before the heavy imports; the family itself (``TaskFamily``, ``family.py``)
+    subclasses it and is imported after parsing (``load``).
+    """
+
+    name: ClassVar[str]  # recorded in artifacts; loading one into another family is refused
+    title: ClassVar[str]  # how messages name the family
+    description: ClassVar[str]  # the training CLI's --help text
+    predict_description: ClassVar[str]
+    Settings: ClassVar[type]  # a dataclass: the family's training flags (models/options.py)
+    PredictSettings: ClassVar[type]  # a dataclass: the family's predict flags
+    default_epochs: ClassVar[float] = 3
+    default_max_length: ClassVar[int] = 256
+    # the family's own defaults for shared flags (argparse dest -> value), chosen by the studies of
+    # benchmarks/README.md; method flags among them apply to the methods that have them, and
+    # "method_lr" ({method: rate}) replaces a method's default rate (not with --reparam's MLP), and
+    # "method_layers" ({method: last|mix}) a method's --layers default
+    recipe: ClassVar[dict[str, Any]] = {}
+    # "module:attribute" of the family instance these flags are of (None: this object is the family itself)
+    implementation: ClassVar[str | None] = None
+
+    def selectors(self) -> tuple[str, ...]:
+        """Fields of ``Settings`` that pick the dataset (a multi-task run names its datasets itself)."""
+        return tuple(f.name for f in fields(self.Settings) if f.metadata.get("selector"))
+
+    def flag_options(self) -> dict[str, dict[str, Any]]:
+        """argparse keywords that only the family instance knows (GLUE's task choices), by field."""
+        return {}
+
+    def load(self) -> Any:
+        """The family (``TaskFamily``) these flags are of, imported now (torch and the rest come with it)."""
+        if self.implementation is None:
+            return self
+        module, _, attribute = self.implementation.partition(":")
+        return getattr(importlib.import_module(module), attribute)
 
 
 def train_subset(items: list, count: int | None, seed: int) -> list:

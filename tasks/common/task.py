@@ -10,11 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from .settings import ModelSettings
+
+if TYPE_CHECKING:  # the contract names torch's types; importing it does not import torch (--help stays light)
+    from torch import nn
 
 State = TypeVar("State")
 

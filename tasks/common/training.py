@@ -69,7 +69,7 @@ def training_arguments(settings: TrainSettings, learning_rate: float, output_dir
         fp16=settings.fp16,
         logging_steps=settings.logging_steps,
         save_total_limit=2,  # with load_best_model_at_end the Trainer also keeps the best one
-        report_to="none",
+        report_to=settings.report_to,
         remove_unused_columns=False,  # datasets hold exactly the model inputs; heads may take extra ones
         label_names=["labels"],
         # similar lengths per batch: less padding.  transformers applies this strategy to
@@ -142,7 +142,7 @@ class Predictor:
         longest example."""
         if not dataset:  # nothing to run (a predict input with no predicate found): no rows, any decoder's rank
             return np.zeros((0, 1, 1), dtype=np.float32)
-        device, training = next(self.model.parameters()).device, self.model.training
+        device, training = _device(self.model), self.model.training
         self.model.eval()
         parts: list[tuple[list[int], np.ndarray]] = []
         try:
@@ -154,6 +154,13 @@ class Predictor:
         finally:
             self.model.train(training)
         return _assembled(parts, len(dataset))
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    """Where ``model`` runs: its parameters' device; the CPU for a model without parameters of its own (an ONNX
+    graph run by onnxruntime: ``tasks/export/onnx_graph.py``)."""
+    parameter = next(model.parameters(), None)
+    return torch.device("cpu") if parameter is None else parameter.device
 
 
 def padded_length(feature: dict) -> int:

@@ -9,13 +9,13 @@ $PTV2_DATA_DIR (``glue/<task>/train.tsv``, ``dev.tsv`` ...), else the hub datase
 """
 from __future__ import annotations
 
-from tasks.common.pipeline import main as run
+from tasks.common.cli import main as run
 
-from .family import FAMILIES
+from .settings import FLAGS
 
 
 def main(argv: list[str] | None = None, benchmark: str = "glue") -> None:
-    run(FAMILIES[benchmark], argv)
+    run(FLAGS[benchmark], argv)  # parses with the flags alone (no torch), then imports the pipeline and family.py
 
 
 if __name__ == "__main__":

@@ -6,14 +6,12 @@
   answer options are all predicted right.
 * ReCoRD: per query, max over the gold answers of token F1 / exact match after SQuAD
   normalisation (lower case, no punctuation, no articles a/an/the, single spaces); averaged.
-All values are fractions in [0, 1].
+All values are fractions in [0, 1].  scikit-learn and scipy are imported when a score is computed: the task table
+(``tasks.py``) names these functions, and the command line reads the table before anything heavy is imported.
 """
 from __future__ import annotations
 
 from typing import Callable, Sequence
-
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from .spec import TaskSpec
 
@@ -21,27 +19,39 @@ from tasks.common.answer_text import exact_match, normalize_answer, token_f1  # 
 
 
 def accuracy(gold: Sequence[int], predicted: Sequence[int]) -> float:
+    from sklearn.metrics import accuracy_score
+
     return float(accuracy_score(gold, predicted))
 
 
 def matthews(gold: Sequence[int], predicted: Sequence[int]) -> float:
+    from sklearn.metrics import matthews_corrcoef
+
     return float(matthews_corrcoef(gold, predicted))
 
 
 def f1(gold: Sequence[int], predicted: Sequence[int]) -> float:
+    from sklearn.metrics import f1_score
+
     return float(f1_score(gold, predicted, pos_label=1, average="binary", zero_division=0))
 
 
 def macro_f1(gold: Sequence[int], predicted: Sequence[int], num_labels: int) -> float:
+    from sklearn.metrics import f1_score
+
     # every class counts, also one that is never predicted (it then scores 0)
     return float(f1_score(gold, predicted, labels=list(range(num_labels)), average="macro", zero_division=0))
 
 
 def pearson(gold: Sequence[float], predicted: Sequence[float]) -> float:
+    from scipy.stats import pearsonr
+
     return float(pearsonr(gold, predicted)[0])
 
 
 def spearman(gold: Sequence[float], predicted: Sequence[float]) -> float:
+    from scipy.stats import spearmanr
+
     return float(spearmanr(gold, predicted)[0])
 
 

@@ -20,8 +20,7 @@ from tasks.common import cli
 from tasks.common.errors import UsageError, exit_on_bad_input
 from tasks.common.family import MultiTask
 from tasks.common.flags import add_dataclass, from_namespace
-from tasks.common.pipeline import train_and_evaluate
-from tasks.families import FAMILIES, get_family
+from tasks.families import FAMILIES, get_flags
 
 from .settings import MultitaskSettings
 
@@ -30,6 +29,7 @@ USAGE = (f"usage: python -m tasks.multitask {{{','.join(FAMILIES)}}} --tasks A B
 
 
 def parser(family) -> argparse.ArgumentParser:
+    """``family``: its ``FamilyFlags`` (or the family itself)."""
     p = cli.train_parser(family, multitask=True)
     p.prog, p.epilog = f"python -m tasks.multitask {family.name}", None
     p.description = (f"Multi-task training over several {family.title} datasets (one shared method, one head per "
@@ -45,14 +45,17 @@ def run(argv: list[str]) -> dict:
         raise SystemExit(0 if argv else 2)
     if argv[0] not in FAMILIES:
         raise UsageError(f"unknown task family '{argv[0]}'\n{USAGE}")
-    family = get_family(argv[0])
-    if not isinstance(family, MultiTask):
-        raise UsageError(f"{family.title} has no multi-task training")
-    args = parser(family).parse_args(argv[1:])
+    flags = get_flags(argv[0])
+    args = parser(flags).parse_args(argv[1:])  # --help and usage errors before torch is imported
     try:
         multitask = from_namespace(MultitaskSettings, args)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    from tasks.common.pipeline import train_and_evaluate
+
+    family = flags.load()
+    if not isinstance(family, MultiTask):
+        raise UsageError(f"{family.title} has no multi-task training")
     base = cli.family_settings(family, args, **{name: None for name in family.selectors()})
     members = [family.member(base, name) for name in multitask.tasks]
     return train_and_evaluate(family, cli.run_settings(args, family, members), multitask.temperature)

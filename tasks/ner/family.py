@@ -1,46 +1,23 @@
 """NER as a task family: CoNLL data, first-sub-token labels, a token head, seqeval scores, CoNLL output."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import DataCollatorForTokenClassification
 
 from heads import TokenClassificationHead
-from models.options import option
 from tasks.common.errors import DataError, UsageError
-from tasks.common.family import TOKEN_LEVEL_RECIPE, Job, PredictionWriter, Stream, TaskData, TaskFamily
+from tasks.common.family import Job, PredictionWriter, Stream, TaskData, TaskFamily
 from tasks.common.task import Encoded, Task
 
-from .data import KNOWN, label_list, load_splits
+from .data import label_list, load_splits
 from .decode import to_word_tags
 from .features import AlignmentStats, encode
 from .formats import ConllWriter, Sentence, check_known_tags, iter_conll, iter_raw_text
 from .metric import entity_scores, format_scores, percent
+from .settings import NerFlags, NerPredictSettings, NerSettings
 
 SPLITS = ("train", "dev", "test")
-
-
-@dataclass
-class NerSettings:
-    dataset: str = option("conll2003", f"named dataset: {', '.join(KNOWN)}", selector=True)
-    train_file: str | None = option(None, "CoNLL file for train (token first column, tag last; IOB1/IOB2/IOBES), "
-                                          "or CoNLL-2012 *gold_conll files (a file or a folder: their "
-                                          "named-entity column)", selector=True)
-    dev_file: str | None = option(None, "CoNLL file for dev", selector=True)
-    test_file: str | None = option(None, "CoNLL file for test", selector=True)
-
-    @property
-    def files(self) -> dict[str, str | None]:
-        return {"train": self.train_file, "dev": self.dev_file, "test": self.test_file}
-
-
-@dataclass
-class NerPredictSettings:
-    input: Path = option(help="CoNLL file (token first column) or raw text")
-    output: Path = option(help="where to write 'token ... predicted_tag' lines")
-    format: str = option("conll", "conll: tokens in the first column (other columns kept); text: one sentence per "
-                                  "line, whitespace-tokenized", choices=("conll", "text"))
 
 
 class NerTask(Task):
@@ -105,15 +82,10 @@ class NerTask(Task):
         return None
 
 
-class NerFamily(TaskFamily):
-    name = "ner"
-    title = "NER"
-    description = "Train and evaluate NER (entity-level micro P/R/F1, seqeval/conlleval)."
-    predict_description = "Tag a CoNLL file or raw text with a trained NER artifact."
-    Settings, PredictSettings = NerSettings, NerPredictSettings
-    default_epochs, default_max_length = 3, 256
+class NerFamily(NerFlags, TaskFamily):
+    """NER's flags (``settings.py``) and what the pipeline calls on it."""
+
     pre_split_words = True
-    recipe = TOKEN_LEVEL_RECIPE
 
     def run_name(self, settings: NerSettings) -> str:
         return f"ner-{settings.dataset}"

@@ -33,17 +33,19 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.common.allocator import keep_large_allocations
 from tasks.common.errors import DataError, exit_on_bad_input
 from tasks.common.flags import HelpFormatter, add_dataclass, from_namespace
 
 from . import limits
-from .engine import Engine
 from .isolation import answer_isolated
 from .protocol import BadRequest, error_json, parse_json, read_request, result_json
 from .settings import FLAG_OPTIONS, ServeCommand, ServeSettings
+
+if TYPE_CHECKING:  # the engine (torch) is imported after the flags are parsed: --help and usage errors come first
+    from .engine import Engine
 
 MAX_EXIT_STATUS = 100
 SHOWN_ERRORS = 20
@@ -174,6 +176,8 @@ def run(argv: list[str]) -> int:
         raise DataError(None, None, "--input and --output go together (the offline JSONL mode)")
     # an unreadable input file fails before the engine loads, not after
     lines = read_requests(command.input) if command.input is not None else None
+    from .engine import Engine
+
     engine = Engine(command.artifacts, settings)
     print(f"serving {', '.join(f'{n} ({t.family.name}, {t.method})' for n, t in engine.tasks.items())} on "
           f"{engine.backbone_name}", flush=True)

@@ -35,8 +35,8 @@ from models.adapted import AdaptedModel, Segment
 from models.backbone import fingerprint, load_backbone, load_tokenizer, parameter_bytes
 from models.methods import get_method
 from models.precision import check_precision, quantize_attention_int8
-from tasks.common.artifacts import (CONFIG, attach_artifact, check_family, load_artifact, member_view,
-                                    read_artifact_config)
+from tasks.common.artifacts import (attach_artifact, check_family, config_path, encoder_source, load_artifact,
+                                    member_view, read_artifact_config, resolve_artifact)
 from tasks.common.devices import parse_device
 from tasks.common.errors import DataError, UsageError
 from tasks.common.task import Servable, Task
@@ -126,14 +126,15 @@ class Engine:
         items = _artifact_list(artifacts)
         if not items:
             raise UsageError("give at least one artifact")
-        configs = [(name, path, read_artifact_config(path)) for name, path in items]
+        folders = [(name, resolve_artifact(path)) for name, path in items]  # a folder, or a Hub repo's snapshot
+        configs = [(name, path, read_artifact_config(path)) for name, path in folders]
         try:
             self.device = parse_device(self.settings.device)  # the one default: cuda when a GPU is visible
             check_precision(self.settings.precision, self.device.type)
         except ValueError as err:
             raise UsageError(str(err)) from None
         self.on_forward: Callable[[int], None] | None = None
-        self.backbone_name = self.settings.backbone or configs[0][2]["backbone"]
+        self.backbone_name = encoder_source(configs[0][2], self.settings.backbone)
         # the base as the first artifact trained on it (a decoder's attention mode, a quantised base): an artifact of
         # another base has another fingerprint and is refused below, as one of another encoder is
         self.shared = AdaptedModel(load_backbone(self.backbone_name, **(configs[0][2].get("base") or {})).eval())
@@ -145,7 +146,7 @@ class Engine:
         self.tasks: dict[str, Served] = {}
         for name, path, config in configs:
             for member in list(config.get("members") or [None]):
-                served = self._load(path, member_view(config, None, member, path / CONFIG), name, member)
+                served = self._load(path, member_view(config, None, member, config_path(path)), name, member)
                 if served.name in self.tasks:
                     raise UsageError(f"two artifacts serve a task named '{served.name}': name them, NAME=FOLDER")
                 self.tasks[served.name] = served
@@ -179,7 +180,7 @@ class Engine:
         return self._tokenizers[pre_split_words]
 
     def _load(self, path: Path, config: dict, name: str | None, member: str | None) -> Served:
-        where = path / CONFIG
+        where = config_path(path)
         family = get_family(config["task"].get("family", ""))
         check_family(config, family, where)
         if config["backbone_fingerprint"] != self.fingerprint:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from models.options import option
-from models.precision import PRECISIONS
+from models.choices import PRECISIONS
 
 from . import limits
 

@@ -4,17 +4,18 @@
     python -m tasks.srl predict --artifact runs/srl-conll2005-prefix --input text.txt --output frames.jsonl \\
         --predicates runs/srl-conll2005-predicates-prefix
 
-The family (data, features, head, scores, output) is ``family.py``; the pipeline is ``tasks/common/pipeline.py``.
+The flags are ``settings.py``; the family (data, features, head, scores, output) is ``family.py``; the pipeline is
+``tasks/common/pipeline.py``.
 """
 from __future__ import annotations
 
-from tasks.common.pipeline import main as run
+from tasks.common.cli import main as run
 
-from .family import FAMILY
+from .settings import FLAGS
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(FAMILY, argv)
+    run(FLAGS, argv)  # parses with the flags alone (no torch), then imports the pipeline and family.py
 
 
 if __name__ == "__main__":

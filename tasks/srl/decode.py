@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-DECODINGS = ("argmax", "bio")
-
 
 def _log_softmax(scores: np.ndarray) -> np.ndarray:
     shifted = scores - scores.max(-1, keepdims=True)

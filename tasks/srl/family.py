@@ -5,64 +5,23 @@ Two targets share the family: ``frames`` (the arguments of each given predicate,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from seqeval.metrics import f1_score, precision_score, recall_score
 from transformers import DataCollatorForTokenClassification
 
 from heads import IGNORE_INDEX, TokenClassificationHead
-from models.options import option
 from tasks.common.errors import DataError, UsageError
-from tasks.common.family import TOKEN_LEVEL_RECIPE, Job, PredictionWriter, TaskData, TaskFamily
+from tasks.common.family import Job, PredictionWriter, TaskData, TaskFamily
 from tasks.common.task import Encoded, Task
 
-from .data import FORMATS, KNOWN, load_splits, read_file, splits_in_order
-from .decode import DECODINGS, to_frame_tags
-from .features import MARKS, FrameStats, encode
+from .data import load_splits, read_file, splits_in_order
+from .decode import to_frame_tags
+from .features import FrameStats, encode
 from .formats import (VERB, Frame, FramesWriter, Read, SrlSentence, frames_by_sentence, frames_json, placeholder,
                       write_frames)
 from .metric import format_scores, srl_scores
-
-TARGETS = ("frames", "predicates")
-
-
-@dataclass
-class SrlSettings:
-    dataset: str = option("conll2005", f"named dataset: {', '.join(KNOWN)}", selector=True)
-    train_file: str | None = option(None, "training file: CoNLL-2005 words file (its props file beside it), "
-                                          "CoNLL-2012 *gold_conll file or folder, the reference's one-line format, "
-                                          "or JSONL (tokens, predicate_index, tags)", selector=True)
-    dev_file: str | None = option(None, "dev file (any format of --train-file)", selector=True)
-    test_file: list[str] | None = option(None, "test files (one or more, any format of --train-file: each is scored, the first is the "
-                                                "headline)",
-                                         selector=True)
-    target: str = option("frames", "frames: the arguments of each given predicate; predicates: which words are "
-                                   "predicates (the tagger predict needs for input with none marked)",
-                         choices=TARGETS)
-    predicate_mark: str = option("segment", "how the encoder is told the predicate: segment (the reference's: the "
-                                            "predicate word as a second segment) or markers (marker words around it "
-                                            "in the sentence); see benchmarks/README.md for the study",
-                                 choices=MARKS)
-    decoding: str = option("argmax", "argmax (the reference's) or bio (the best valid BIO sequence, Viterbi)",
-                           choices=DECODINGS)
-
-    @property
-    def files(self) -> dict[str, list[str]]:
-        return {"train": [self.train_file] if self.train_file else [],
-                "dev": [self.dev_file] if self.dev_file else [], "test": list(self.test_file or [])}
-
-
-@dataclass
-class SrlPredictSettings:
-    input: Path = option(help="CoNLL-2005 words file (a props file beside it, or a second column, marks the "
-                              "predicates), *gold_conll file or folder, one-line file, JSONL, or plain text")
-    output: Path = option(help="where the frames go: CoNLL-2005 props (what srl-eval.pl reads), or JSONL when the "
-                               "name ends in .jsonl")
-    format: str = option("auto", "input format (auto: by name, then by the first line)", choices=FORMATS)
-    decoding: str | None = option(None, "decode with this instead of the artifact's --decoding", choices=DECODINGS)
-    predicates: Path | None = option(None, "a --target predicates artifact that finds the predicates of input with "
-                                           "none marked (plain text; words without props)", metavar="ARTIFACT")
+from .settings import MARKS, TARGETS, SrlFlags, SrlPredictSettings, SrlSettings
 
 
 def label_list(frames: list[Frame]) -> list[str]:
@@ -189,16 +148,10 @@ class SrlJob(Job):
         self.sentences = sentences
 
 
-class SrlFamily(TaskFamily):
-    name = "srl"
-    title = "SRL"
-    description = ("Train and evaluate semantic role labelling (one example per predicate; CoNLL-2005 official "
-                   "rules: P/R/F1 without V, continuations joined; seqeval with V beside it).")
-    predict_description = "Label the arguments of every predicate of a file (or find the predicates first)."
-    Settings, PredictSettings = SrlSettings, SrlPredictSettings
-    default_epochs, default_max_length = 3, 256
+class SrlFamily(SrlFlags, TaskFamily):
+    """SRL's flags (``settings.py``) and what the pipeline calls on it."""
+
     pre_split_words = True
-    recipe = TOKEN_LEVEL_RECIPE
 
     def run_name(self, settings: SrlSettings) -> str:
         suffix = "" if settings.target == "frames" else "-predicates"

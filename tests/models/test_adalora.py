@@ -168,7 +168,7 @@ def test_an_adalora_artifact_round_trips_with_its_pruned_ranks(tmp_path, tiny_mo
     train(model, tmp_path / "train", tiny_tokenizer, 10)
     record = {"family": "ner", "dataset": "tiny-ner", "labels": ["O", "B-PER", "I-PER"], "max_length": 32}
     save_artifact(model, tmp_path / "run", record)
-    stored = json.loads((tmp_path / "run" / "adapter_config.json").read_text())["method"]
+    stored = json.loads((tmp_path / "run" / "ptv2_config.json").read_text())["method"]
     assert stored["name"] == "adalora" and stored["config"]["target_r"] == 2 and stored["config"]["tinit"] == 0.2
     loaded = load_artifact(tmp_path / "run").model.eval()
     assert loaded.method.ranks() == model.method.ranks() and sum(model.method.ranks().values()) == 2 * 6 * LAYERS

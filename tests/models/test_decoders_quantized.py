@@ -127,7 +127,7 @@ def test_artifact_records_the_scheme_and_holds_only_what_trained(tmp_path):
     model = build_model(str(folder), head, "prefix", PrefixConfig(prefix_len=2, dropout=0.0),
                         attention="bidirectional", quantize_base="int8").eval()
     save_artifact(model, tmp_path / "artifact", {"family": "glue", "name": "rte"})
-    config = json.loads((tmp_path / "artifact" / "adapter_config.json").read_text())
+    config = json.loads((tmp_path / "artifact" / "ptv2_config.json").read_text())
     assert config["base"] == {"attention": "bidirectional", "quantize": "int8"}
     tensors = load_file(str(tmp_path / "artifact" / "adapter.safetensors"))
     assert tensors and not any("backbone" in name or "int8" in name for name in tensors)

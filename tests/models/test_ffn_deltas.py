@@ -248,7 +248,7 @@ def test_an_artifact_round_trips(method, values, tmp_path, tiny_model_dir):
                                 config(method, **values)), 1)
     record = {"family": "ner", "dataset": "tiny-ner", "labels": list(NER_LABELS), "max_length": 32}
     save_artifact(model, tmp_path / "run", record)
-    stored = json.loads((tmp_path / "run" / "adapter_config.json").read_text())["method"]
+    stored = json.loads((tmp_path / "run" / "ptv2_config.json").read_text())["method"]
     assert stored["name"] == method and all(stored["config"][k] == v for k, v in values.items())
     loaded = load_artifact(tmp_path / "run").model.eval()
     assert set(loaded.trainable_state_dict()) == set(model.trainable_state_dict())
@@ -309,7 +309,7 @@ def test_the_task_cli_takes_the_new_flags_and_refuses_them_elsewhere(tmp_path, t
               "--max-length", "32", "--epochs", "1", "--batch-size", "4", "--prefix-len", "2"]
     main(["--method", "prefix-adapter", "--delta-rank", "4", "--delta-scaling", "rslora", *common,
           "--output-dir", str(tmp_path / "adapter")])
-    recorded = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["method"]["config"]
+    recorded = json.loads((tmp_path / "adapter" / "ptv2_config.json").read_text())["method"]["config"]
     assert recorded["delta_rank"] == 4 and recorded["delta_scaling"] == "rslora" and recorded["adapter_scale"] == 4.0
     main(["predict", "--artifact", str(tmp_path / "adapter"), "--input", str(train), "--output",
           str(tmp_path / "tags.conll")])

@@ -60,7 +60,7 @@ def trained(tmp_path_factory, tiny_model_dir, shift):
 def test_the_toy_method_trains_and_predicts_through_the_task_cli(trained, tmp_path):
     metrics = json.loads((trained["places"] / "metrics.json").read_text())
     assert metrics["resolved"]["method"] == "shift" and metrics["resolved"]["method_config"] == {"scale": 0.3}
-    assert json.loads((trained["places"] / "adapter_config.json").read_text())["method"]["name"] == "shift"
+    assert json.loads((trained["places"] / "ptv2_config.json").read_text())["method"]["name"] == "shift"
     source = tmp_path / "in.txt"
     source.write_text("john lives in paris\n")
     ner(["predict", "--artifact", str(trained["places"]), "--input", str(source), "--format", "text",

@@ -120,5 +120,5 @@ def test_multitask_training_runs_under_torchrun(tmp_path, tiny_model_dir):
     result = subprocess.run(command, cwd=REPO, env=torchrun_env(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
     assert result.stdout.count("--- a") == 1  # rank 0 alone reports
-    config = json.loads((out / "adapter_config.json").read_text())
+    config = json.loads((out / "ptv2_config.json").read_text())
     assert set(config["members"]) == {"a", "b"}

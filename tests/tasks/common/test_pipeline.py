@@ -17,7 +17,7 @@ from tasks.common.errors import DataError, UsageError
 from models.options import option
 from tasks.common.family import Job, TaskData, TaskFamily
 from tasks.common.task import Encoded, Task
-from tasks.common.pipeline import main as run
+from tasks.common.cli import main as run
 
 WORDS = ["paris", "london", "john", "smith", "acme", "corp"]
 

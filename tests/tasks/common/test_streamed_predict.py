@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import HIDDEN, TOKENIZER_WORDS
-from tasks.common import pipeline
+from tasks.common import cli, pipeline
 from tasks.common.artifacts import load_artifact, save_artifact
 
 SIZES = (1, 2, 1000)  # a chunk per example, boundaries inside every group, and the whole input at once
@@ -30,7 +30,7 @@ def predicted(family, argv: list[str], out: Path | list[Path]) -> dict[int, byte
     files = [out] if isinstance(out, Path) else out
     results = {}
     for size in SIZES:
-        pipeline.main(family, ["predict", *argv, "--device", "cpu", "--chunk-size", str(size)])
+        cli.main(family, ["predict", *argv, "--device", "cpu", "--chunk-size", str(size)])
         results[size] = tuple(f.read_bytes() for f in files)
         for f in files:
             f.unlink()
@@ -191,7 +191,7 @@ def test_qa_bad_input_fails_before_the_encoder_as_read_whole(qa_artifact, tmp_pa
     source = tmp_path / "bad.json"
     source.write_text(text)
     with pytest.raises(SystemExit):
-        pipeline.main(FAMILY, ["predict", "--artifact", str(qa_artifact), "--input", str(source), "--output-dir",
+        cli.main(FAMILY, ["predict", "--artifact", str(qa_artifact), "--input", str(source), "--output-dir",
                                str(tmp_path / "out")])
     assert message in capsys.readouterr().err and not (tmp_path / "out").exists()
 
@@ -282,7 +282,7 @@ def test_training_scores_are_the_same_in_chunks(tmp_path, tiny_model_dir, monkey
     for size in (1, 10_000):
         monkeypatch.setattr(pipeline, "CHUNK_SIZE", size)
         out = tmp_path / f"run-{size}"
-        pipeline.main(CityFamily(), ["--model", str(tiny_model_dir), "--prefix-len", "2", "--batch-size", "8",
+        cli.main(CityFamily(), ["--model", str(tiny_model_dir), "--prefix-len", "2", "--batch-size", "8",
                                      "--epochs", "2", "--select-best", "--output-dir", str(out)])
         metrics[size] = json.loads((out / "metrics.json").read_text())
     scores = {size: (m["dev"], m["test"], m["selection"]["history"] if "history" in m["selection"] else
@@ -328,7 +328,7 @@ def test_a_predict_that_dies_leaves_no_complete_looking_file(ner_artifact, tmp_p
 
     monkeypatch.setattr(NerTask, "decode", dying)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.main(FAMILY, ["predict", "--artifact", str(ner_artifact), "--input", str(source), "--output",
+        cli.main(FAMILY, ["predict", "--artifact", str(ner_artifact), "--input", str(source), "--output",
                                str(out), "--device", "cpu", "--chunk-size", "2"])
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.conll"]
     assert all("out.conll" not in names for names in seen)  # while writing: only the partial name

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import data_root
 
-from tasks.common.pipeline import main as run
+from tasks.common.cli import main as run
 from tasks.glue.family import FAMILIES
 
 
@@ -56,7 +56,7 @@ def test_glue_cola_train_then_predict_test_file(tmp_path):
     assert metrics["dev"]["examples"] == 24 and -100.0 <= metrics["dev"]["matthews"] <= 100.0
     assert {"accuracy", "matthews"} <= set(metrics["dev"]) and (out / "adapter.safetensors").is_file()
     # flags left to the family's recipe are recorded as given (None, auto) and as used
-    assert metrics["args"]["lr"] == "None" and metrics["args"]["pooling"] == "auto"
+    assert metrics["args"]["lr"] is None and metrics["args"]["pooling"] == "auto"
     resolved = metrics["resolved"]
     assert resolved["lr"] == resolved["head_lr"] == 1e-2 and resolved["pooling"] == "mean"
     assert resolved["method"] == "prefix" and resolved["method_config"]["prefix_len"] == 4
@@ -75,7 +75,7 @@ def test_superglue_wic_train_then_predict_dev(tmp_path, capsys):
     main("superglue", ["--task", "wic", "--data-dir", str(SHARED), "--output-dir", str(out), *TINY])
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["dev"]["accuracy"] <= 100.0
-    config = json.loads((out / "adapter_config.json").read_text())
+    config = json.loads((out / "ptv2_config.json").read_text())
     assert config["head"]["name"] == "span-pair-classification" and config["method"]["name"] == "prefix"
     capsys.readouterr()
     dev = tmp_path / "glue" / "wic" / "val.jsonl"  # a 40-example dev split keeps the test short

@@ -41,7 +41,7 @@ def multitask_run(tmp_path_factory, tiny_model_dir, shared_data_root):
 
 def test_one_artifact_holds_the_shared_prefix_and_every_head(multitask_run):
     out, metrics = multitask_run
-    config = json.loads((out / "adapter_config.json").read_text())
+    config = json.loads((out / "ptv2_config.json").read_text())
     assert set(config["members"]) == {"conll2003", "conll2004"} and config["method"]["name"] == "prefix"
     assert config["members"]["conll2004"]["task"]["labels"] != config["members"]["conll2003"]["task"]["labels"]
     assert set(metrics["members"]) == {"conll2003", "conll2004"}
@@ -63,7 +63,7 @@ def test_each_member_predicts_with_the_family_cli(multitask_run, tmp_path, capsy
     main(["predict", "--artifact", str(out), "--member", "conll2004", "--input", str(conll), "--output",
           str(tmp_path / "tags.conll")])
     tags = [line.split()[-1] for line in (tmp_path / "tags.conll").read_text().split("\n") if line]
-    conll2004 = json.loads((out / "adapter_config.json").read_text())["members"]["conll2004"]["task"]["labels"]
+    conll2004 = json.loads((out / "ptv2_config.json").read_text())["members"]["conll2004"]["task"]["labels"]
     assert len(tags) == 4 and set(tags) <= set(conll2004)
     with pytest.raises(SystemExit):  # two NER members: which one must be said
         main(["predict", "--artifact", str(out), "--input", str(conll), "--output", str(tmp_path / "x")])

@@ -80,7 +80,7 @@ def test_training_run_succeeds_and_reports_scores(trained):
 def test_training_run_writes_the_artifact_and_metrics(trained):
     out, result = trained
     assert_clean_success(result)
-    assert {"metrics.json", "adapter.safetensors", "adapter_config.json"} <= {p.name for p in out.iterdir()}
+    assert {"metrics.json", "adapter.safetensors", "ptv2_config.json"} <= {p.name for p in out.iterdir()}
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"]["labels"] == LABELS
@@ -96,8 +96,8 @@ def test_training_run_writes_the_artifact_and_metrics(trained):
     assert metrics["parameters"]["trainable"] == prefix_params + head_params + mix_params
     assert metrics["parameters"]["trainable_percent"] < 1.0
 
-    config = json.loads((out / "adapter_config.json").read_text())
-    assert config["format"] == "ptv2-artifact/3" and config["method"]["name"] == "prefix"
+    config = json.loads((out / "ptv2_config.json").read_text())
+    assert config["format"] == "ptv2-artifact/4" and config["method"]["name"] == "prefix"
     assert config["backbone"] == "bundled:all-MiniLM-L6-v2" and config["backbone_fingerprint"]
     assert config["method"]["config"]["prefix_len"] == PREFIX_LEN
     assert config["task"]["labels"] == LABELS
@@ -245,7 +245,7 @@ def test_predict_bad_input_is_one_error_line(case, tmp_path, capsys, tiny_artifa
         "wrong column count": (tiny_artifact, conll, "conll", conll, 4),
         "missing input": (tiny_artifact, tmp_path / "nope.txt", "conll", tmp_path / "nope.txt", None),
         "non-UTF-8 raw text": (tiny_artifact, raw, "text", raw, 2),
-        "not an artifact": (tmp_path, good, "conll", tmp_path / "adapter_config.json", None),
+        "not an artifact": (tmp_path, good, "conll", tmp_path / "ptv2_config.json", None),
     }[case]
     with pytest.raises(SystemExit) as info:
         main(["predict", "--artifact", str(artifact), "--input", str(source), "--format", fmt,
@@ -266,7 +266,7 @@ def test_predict_onto_another_encoder_is_a_clear_error(tmp_path, capsys, tiny_ar
     assert info.value.code == 2 and "Traceback" not in stderr
     # the encoder must be loaded to compare fingerprints, so its loading progress may precede the error
     message = stderr.strip().splitlines()[-1]
-    assert message.startswith(f"error: {tiny_artifact / 'adapter_config.json'}: ")
+    assert message.startswith(f"error: {tiny_artifact / 'ptv2_config.json'}: ")
     assert "fingerprint" in message and str(other_tiny_model_dir) in message
     assert not (tmp_path / "out.conll").exists()
 

@@ -83,6 +83,6 @@ def test_a_multitask_artifact_serves_every_member(tmp_path):
     engine = Engine([str(tmp_path / "mt")])
     a, b = engine.answer([("a", {"text": "john lives"}), ("b", {"text": "john lives"})])
     assert set(a["tags"]) <= set(NER_LABELS) and set(b["tags"]) <= {"O", "B-X", "I-X"}
-    assert json.loads((tmp_path / "mt" / "adapter_config.json").read_text())["members"]["b"]["task"]["dataset"] == "b"
+    assert json.loads((tmp_path / "mt" / "ptv2_config.json").read_text())["members"]["b"]["task"]["dataset"] == "b"
     named = Engine([f"mt={tmp_path / 'mt'}"])  # a named multi-task artifact: its members under the name
     assert sorted(named.tasks) == ["mt.a", "mt.b"] and named.answer([("mt.b", {"text": "john"})])[0]["tags"]

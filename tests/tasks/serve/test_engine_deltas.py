@@ -79,7 +79,7 @@ def test_a_delta_artifact_predicts_with_the_family_cli(method, tmp_path, tiny_mo
     out = tmp_path / "run"
     main(["--method", method, "--model", str(tiny_model_dir), "--train-file", str(train), "--dev-file", str(dev),
           "--max-length", "32", "--epochs", "1", "--batch-size", "4", "--prefix-len", "3", "--output-dir", str(out)])
-    config = json.loads((out / "adapter_config.json").read_text())
+    config = json.loads((out / "ptv2_config.json").read_text())
     assert config["method"]["name"] == method and config["method"]["config"]["delta_lr"] == 3e-3
     main(["predict", "--artifact", str(out), "--input", str(dev), "--output", str(tmp_path / "tags.conll")])
     tags = [line.split()[-1] for line in (tmp_path / "tags.conll").read_text().split("\n") if line]

@@ -53,7 +53,7 @@ def test_bad_lines_get_error_records_and_the_others_are_answered(tmp_path):
 
 
 def fake_main(monkeypatch, argv, engine=None):
-    monkeypatch.setattr(serve_cli, "Engine", lambda *a, **k: engine if engine is not None else FakeEngine())
+    monkeypatch.setattr("tasks.serve.engine.Engine", lambda *a, **k: engine if engine is not None else FakeEngine())
     with pytest.raises(SystemExit) as exit_:
         serve_cli.main(argv)
     return exit_.value.code
@@ -80,7 +80,7 @@ def test_the_exit_status_is_capped_at_100(tmp_path, monkeypatch, capsys):
 
 def test_all_answered_exits_0(tmp_path, monkeypatch):
     source = write(tmp_path / "requests.jsonl", [b'{"task": "echo", "input": {"n": %d}}' % n for n in range(5)])
-    monkeypatch.setattr(serve_cli, "Engine", lambda *a, **k: FakeEngine())
+    monkeypatch.setattr("tasks.serve.engine.Engine", lambda *a, **k: FakeEngine())
     serve_cli.main(["--artifact", "x", "--input", str(source), "--output", str(tmp_path / "answers.jsonl")])
     assert len((tmp_path / "answers.jsonl").read_text().splitlines()) == 5
 
@@ -89,7 +89,7 @@ def test_a_missing_input_file_is_exit_2_before_the_engine_loads(tmp_path, monkey
     def no_engine(*args, **kwargs):
         raise AssertionError("the engine must not load for an unreadable input file")
 
-    monkeypatch.setattr(serve_cli, "Engine", no_engine)
+    monkeypatch.setattr("tasks.serve.engine.Engine", no_engine)
     with pytest.raises(SystemExit) as exit_:
         serve_cli.main(["--artifact", "x", "--input", str(tmp_path / "nope.jsonl"), "--output",
                         str(tmp_path / "answers.jsonl")])
