@@ -23,6 +23,7 @@ from models.options import dest_of, flag_name
 
 from .allocator import keep_large_allocations
 from .config_file import FLAG as CONFIG_FLAG
+from .versions import check_versions
 from .config_file import expand_config
 from .errors import UsageError, exit_on_bad_input
 from .flags import HelpFormatter, add_dataclass, argument_kwargs, field_default, flag_fields, from_namespace
@@ -201,6 +202,7 @@ def _check_precision(precision: str, device: str | None = None) -> None:
 
 def run_subcommand(argv: list[str] | None, train_main: Callable, predict_main: Callable) -> None:
     """``[train] FLAGS`` trains and evaluates; ``predict FLAGS`` applies a saved artifact."""
+    exit_on_bad_input(check_versions)()  # a release outside the declared range: one line before anything loads
     argv = sys.argv[1:] if argv is None else argv
     predicting = argv[:1] == ["predict"]
     rest = exit_on_bad_input(expand_config)(argv[1:] if argv[:1] in (["predict"], ["train"]) else argv)

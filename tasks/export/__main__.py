@@ -82,6 +82,9 @@ def push(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> object:
     from tasks.common.errors import exit_on_bad_input
+    from tasks.common.versions import check_versions
+
+    exit_on_bad_input(check_versions)()  # a release outside the declared range: one line, exit 2
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["push"]:

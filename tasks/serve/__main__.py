@@ -198,6 +198,10 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from tasks.common.errors import exit_on_bad_input
+    from tasks.common.versions import check_versions
+
+    exit_on_bad_input(check_versions)()  # a release outside the declared range: one line, exit 2
     keep_large_allocations()
     status = run(sys.argv[1:] if argv is None else argv)
     if status:
