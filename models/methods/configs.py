@@ -168,6 +168,13 @@ def delta_scale(scaling: str, rank: int) -> float:
     return 1.0 if scaling == "fixed" else RSLORA_ALPHA / rank ** 0.5
 
 
+def delta_scaling_option():
+    """``--delta-scaling``, one field definition for every method with per-task deltas."""
+    return option("fixed", "scale of the per-task deltas: fixed (1 at every rank, as before) or rslora (rsLoRA's "
+                           "alpha / sqrt(rank), alpha 2: the same at rank 4, smaller above, so a larger rank does not "
+                           "mean larger steps)", flag="--delta-scaling", choices=DELTA_SCALINGS)
+
+
 @dataclass
 class PrefixLoraConfig(PrefixConfig):
     """The deep prefix plus per-task low-rank deltas ``B A x`` on the attention value and output projections, the
@@ -183,10 +190,7 @@ class PrefixLoraConfig(PrefixConfig):
                                              "projections), ffn (the feed-forward input and output projections: "
                                              "BERT's intermediate.dense and output.dense, a decoder's gate/up/down), "
                                              "or all (both)", flag="--delta-targets", choices=DELTA_TARGETS)
-    delta_scaling: str = option("fixed", "scale of the per-task deltas: fixed (1 at every rank, as before) or rslora "
-                                         "(rsLoRA's alpha / sqrt(rank), alpha 2: the same at rank 4, smaller above, "
-                                         "so a larger rank does not mean larger steps)", flag="--delta-scaling",
-                                choices=DELTA_SCALINGS)
+    delta_scaling: str = delta_scaling_option()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -208,10 +212,7 @@ class PrefixAdapterConfig(PrefixConfig):
     delta_lr: float = option(3e-3, "learning rate of the per-task deltas inside the encoder (BitFit's and LoRA's "
                                    "rate in study-peers-lr); the prefix and head keep the run's", flag="--delta-lr")
     adapter_scale: float = option(4.0, "the adapter's output scale s (MAM's 4)", flag="--adapter-scale", minimum=0.0)
-    delta_scaling: str = option("fixed", "scale of the per-task deltas: fixed (1 at every rank, as before) or rslora "
-                                         "(rsLoRA's alpha / sqrt(rank), alpha 2: the same at rank 4, smaller above, "
-                                         "so a larger rank does not mean larger steps)", flag="--delta-scaling",
-                                choices=DELTA_SCALINGS)
+    delta_scaling: str = delta_scaling_option()
 
     def __post_init__(self) -> None:
         super().__post_init__()
