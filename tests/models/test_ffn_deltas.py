@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from test_decoders import DECODERS, NO_SDPA, decoder_batch, tiny_decoder
+from test_prefix_deltas import inputs, perturb  # the same padded batch and trained-looking deltas
 
 from conftest import HIDDEN, LAYERS, save_tiny_model, tiny_backbone
 from heads import SequenceClassificationHead, TokenClassificationHead
@@ -33,22 +34,6 @@ def build(method: str = "prefix-lora", arch: str = "bert", seed: int = 0, prefix
     return AdaptedModel(backbone, TokenClassificationHead(HIDDEN, 3, dropout=0.0), method,
                         config(method, prefix_len, **values)).eval()
 
-
-def inputs(seed: int = 0, rows: int = 3) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(5, 99, (rows, 8), generator=generator)
-    mask = torch.ones_like(ids)
-    mask[-1, 5:] = 0
-    return {"input_ids": ids, "attention_mask": mask}
-
-
-def perturb(model: AdaptedModel, seed: int) -> AdaptedModel:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(0.3 * torch.randn(p.shape, generator=generator))
-    return model
 
 
 def delta_names(model: AdaptedModel) -> dict[str, tuple[int, ...]]:
