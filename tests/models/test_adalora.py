@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from test_peer_methods import batch
+from test_peer_methods import build as peer_build  # the peers' tiny model and batch, AdaLoRA by default
 from conftest import HIDDEN, LAYERS, cli_settings, tagging_dataset, tiny_backbone
 
 pytest.importorskip("peft")
@@ -24,18 +26,7 @@ LABELS = 3
 
 
 def build(method: str = "adalora", arch: str = "bert", **values) -> AdaptedModel:
-    backbone = tiny_backbone(arch)
-    backbone.pooler = None  # as models.backbone.load_backbone leaves it
-    return AdaptedModel(backbone, TokenClassificationHead(HIDDEN, LABELS), method,
-                        get_method(method).config_class(**values))
-
-
-def batch(seed: int = 0) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(5, 99, (4, 9), generator=generator)
-    mask = torch.ones_like(ids)
-    mask[1, 6:] = 0
-    return {"input_ids": ids, "attention_mask": mask, "labels": (ids % LABELS).masked_fill(mask == 0, -100)}
+    return peer_build(method, arch, **values)
 
 
 def encoder_linears(arch: str) -> set[str]:
