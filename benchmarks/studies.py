@@ -302,8 +302,8 @@ LONG = Suite(
     compare=("prefix", "finetune", None),
 )
 
-# issue 39: how the predicate is marked for SRL, the reference's second segment (the default until this study says
-# otherwise) against marker words around it in the sentence; the prefix at its defaults, CoNLL-2005 dev F1 (official
+# issue 39: how the predicate is marked for SRL, the reference's second segment against marker words around it in
+# the sentence (the default since this study); the prefix at its defaults, CoNLL-2005 dev F1 (official
 # rules), 3 seeds each.  Each artifact's dev predictions are also decoded both ways (``--decoding argmax|bio``) by
 # ``predict`` afterwards: decoding does not change what trains
 SRL_MARK = Suite(

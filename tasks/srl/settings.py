@@ -27,9 +27,10 @@ class SrlSettings:
     target: str = option("frames", "frames: the arguments of each given predicate; predicates: which words are "
                                    "predicates (the tagger predict needs for input with none marked)",
                          choices=TARGETS)
-    predicate_mark: str = option("segment", "how the encoder is told the predicate: segment (the reference's: the "
-                                            "predicate word as a second segment) or markers (marker words around it "
-                                            "in the sentence); see benchmarks/README.md for the study",
+    predicate_mark: str = option("markers", "how the encoder is told the predicate: markers (marker words around "
+                                            "it in the sentence; chosen on CoNLL-2005 dev, 3 seeds, "
+                                            "benchmarks/results/study-srl-mark.md) or segment (the reference's: the "
+                                            "predicate word as a second segment)",
                                  choices=MARKS)
     decoding: str = option("argmax", "argmax (the reference's) or bio (the best valid BIO sequence, Viterbi)",
                            choices=DECODINGS)
