@@ -8,6 +8,8 @@
     precision   fp32 / bf16 / int8 predict on real artifacts
     multitask   multi-task prefix (MPT-2): single vs multi vs multi-then-single
     gpu-check   one ~5-minute check on a GPU: the NER job fp32/bf16, BERT-large steps and memory, the tests
+    predict-scaling  predict's peak memory and rows/s as its input grows
+    inference   one artifact on torch fp32 / bf16 / int8 and onnxruntime: rows/s and p50, batch 1 and 32
 
 Each command's handler turns its flags into one call; heavy modules (torch) are imported only by the
 commands that measure, so ``list``, ``run`` and ``report`` stay small (the runner must not import torch).
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .inference import add_inference
 from .predict_scaling import add_predict_scaling
 from .speed_grid import BASES, SIZES
 from .speed_grid import METHODS as SPEED_METHODS
@@ -34,7 +37,9 @@ OTHERS = {"speed": "step time, throughput, memory, FLOP rate (python -m benchmar
           "multitask": "multi-task prefix, MPT-2 (python -m benchmarks multitask)",
           "gpu-check": "one ~5-minute check on a GPU, one log (python -m benchmarks gpu-check --out DIR)",
           "predict-scaling": "predict's peak memory and rows/s at 1x/4x/16x an input (python -m benchmarks "
-                             "predict-scaling)"}
+                             "predict-scaling)",
+          "inference": "one artifact on torch fp32/bf16/int8 and onnxruntime, batch 1 and 32 (python -m benchmarks "
+                       "inference)"}
 
 
 def catalogue() -> str:
@@ -127,15 +132,21 @@ def do_speed(args: argparse.Namespace) -> Path:
 
 
 def do_serving(args: argparse.Namespace) -> Path:
-    from .serving import run_serving
+    from .serving import run_overload_only, run_serving
     from .serving_faults import FaultOptions, fault_phases
+    from .serving_overload import OverloadOptions
 
+    wrk = OverloadOptions(seconds=args.wrk_seconds, engine_in=args.engine_in)
+    if args.only == "overload":
+        page = run_overload_only(args.model, args.words, wrk, args.out)
+        print(page.read_text())
+        return page
     # the unloaded baseline and each fault phase run a third of the load test's --seconds (20 s by default)
     options = FaultOptions(words=args.words, clients=args.clients, baseline_seconds=args.seconds / 3,
                            overload_seconds=args.overload_seconds, soak_seconds=args.soak_seconds,
                            fault_seconds=args.seconds / 3)
     page = run_serving(args.model, args.rows, args.words, args.seconds, args.clients, args.out,
-                       None if args.skip_faults else fault_phases(options))
+                       None if args.skip_faults else fault_phases(options), overload=wrk)
     print(page.read_text())
     return page
 
@@ -253,6 +264,14 @@ def add_serving(commands: Any) -> None:
     parser.add_argument("--soak-seconds", type=float, default=300.0, help="steady load while the server's RSS is read")
     parser.add_argument("--overload-seconds", type=float, default=60.0,
                         help="a small-queue server (--max-batch 16 --max-queue 16) under 4x the clients it holds")
+    parser.add_argument("--wrk-seconds", type=float, default=10.0, help="each level (1x to 8x) of the wrk overload "
+                                                                        "phase")
+    parser.add_argument("--only", choices=("overload",), default=None,
+                        help="overload: only the wrk overload phase, on 4 fresh tasks (~1 minute at the default "
+                             "seconds; writes results/serving_overload.{md,json}), to compare servers quickly")
+    parser.add_argument("--engine-in", choices=("process", "thread"), default="process",
+                        help="where the wrk phase's server runs its engine: its own process (the default of "
+                             "python -m tasks.serve) or a thread of the HTTP process (--no-engine-process)")
     parser.add_argument("--skip-faults", action="store_true",
                         help="only the throughput, memory, load and hostile-input parts (no baseline, overload, "
                              "soak, faults or equal answers)")
@@ -320,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog="Run `python -m benchmarks COMMAND --help` for a command's flags.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_list, add_run, add_report, add_speed, add_serving, add_precision, add_multitask, add_gpu_check,
-                add_predict_scaling):
+                add_predict_scaling, add_inference):
         add(commands)
     return parser
 

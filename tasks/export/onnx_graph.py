@@ -121,6 +121,9 @@ class OnnxRunner(nn.Module):
         super().__init__()
         runtime = require_onnx()
         options = runtime.SessionOptions()
+        # as many threads as torch would use (OMP_NUM_THREADS / torch.set_num_threads), not onnxruntime's own
+        # default of every physical core: the same budget either runtime gets
+        self.threads = options.intra_op_num_threads = torch.get_num_threads()
         self.path = path
         self.session = runtime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
