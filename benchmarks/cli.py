@@ -227,8 +227,9 @@ def add_report(commands: Any) -> None:
 
 def add_speed(commands: Any) -> None:
     parser = commands.add_parser("speed", help="step time, throughput, memory and FLOP rate of the methods",
-                                 description="Speed and memory of the methods on random data "
-                                             "(writes results/speed.{md,json}; --quick: speed-quick.*).")
+                                 description="Speed and memory of the methods on random data (writes "
+                                             "results/speed.{md,json}; --quick: speed-quick.*; decoder sizes alone: "
+                                             "speed-decoder.*).")
     parser.add_argument("--quick", action="store_true", help="a few configurations only (minutes)")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when a GPU is visible, else cpu)")

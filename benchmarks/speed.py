@@ -1,6 +1,6 @@
 """Speed and memory of every registered method; writes benchmarks/results/speed.{md,json}.
 
-(``--quick`` writes speed-quick.{md,json} instead.)
+(``--quick`` writes speed-quick.{md,json} instead; decoder sizes alone write speed-decoder.{md,json}.)
 
     python -m benchmarks speed                 # full grid (well over 20 minutes on 2 CPU cores), on the GPU if any
     python -m benchmarks speed --quick         # a few configurations (the decoder's alone: minutes on 2 cores)
@@ -292,13 +292,20 @@ def save(result: dict, out: Path, stem: str) -> Path:
     return write_speed(result, out, stem)
 
 
+def page_stem(options: SpeedOptions) -> str:
+    """speed, speed-decoder (decoder sizes alone) or either with -quick: a quick run never overwrites the full
+    results, and the decoder's page (issue 37) never the encoders'."""
+    decoders = all(size in DECODER_SIZES for size in options.sizes)
+    return "speed" + ("-decoder" if decoders else "") + ("" if options.mode == "full" else "-quick")
+
+
 def run_speed(options: SpeedOptions) -> Path:
     """Measure everything ``options`` asks for, writing after each part; returns the Markdown page."""
     tuned = keep_large_allocations()  # as the task CLIs do, so the numbers are theirs
     torch.manual_seed(0)
     device, model = resolve(options.device), options.model or DEFAULT_MODEL
     result = new_result(options, model, device, tuned)
-    stem = "speed" if options.mode == "full" else "speed-quick"  # a quick run never overwrites the full results
+    stem = page_stem(options)
     for size in options.sizes:
         measure_size(result, options, size, model, device)
         save(result, options.out, stem)  # after every encoder size

@@ -165,3 +165,12 @@ def test_the_speed_page_shows_the_decoder_on_each_base_and_what_could_not_run(tm
     assert "14 query heads and 2 key/value heads" in text and "includes the fp32 weights" in text
     targets = {t["target"]: t for t in json.loads((tmp_path / "speed.json").read_text())["targets"]}
     assert targets["train step prefix / finetune"]["measured"] == "0.50"  # the int8 row has no finetune to pair
+
+
+def test_the_decoder_alone_and_quick_runs_never_overwrite_the_full_encoder_page():
+    stem = speed.page_stem
+    assert stem(speed.SpeedOptions()) == "speed"
+    assert stem(speed.SpeedOptions(sizes=("bundled", DECODER))) == "speed"
+    assert stem(speed.SpeedOptions(sizes=(DECODER,))) == "speed-decoder"
+    assert stem(speed.SpeedOptions(quick=True, sizes=(DECODER,))) == "speed-decoder-quick"
+    assert stem(speed.SpeedOptions(quick=True, sizes=("bundled",))) == "speed-quick"
