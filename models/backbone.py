@@ -25,14 +25,19 @@ def resolve_model_path(name_or_path: str | None) -> str:
     return name_or_path
 
 
-def model_type_of(name_or_path: str | None) -> str | None:
-    """The ``model_type`` of a model's config (a local folder, or a hub name from the cache or the hub); None when it
-    cannot be read."""
+def config_of(name_or_path: str | None):
+    """A model's config (a local folder, or a hub name from the cache or the hub); None when it cannot be read."""
     path = resolve_model_path(name_or_path)
     try:
-        return AutoConfig.from_pretrained(path, local_files_only=os.path.isdir(path), trust_remote_code=False).model_type
+        return AutoConfig.from_pretrained(path, local_files_only=os.path.isdir(path), trust_remote_code=False)
     except Exception:  # no config, no network, not a transformers model
         return None
+
+
+def model_type_of(name_or_path: str | None) -> str | None:
+    """The ``model_type`` of a model's config; None when it cannot be read."""
+    config = config_of(name_or_path)
+    return None if config is None else config.model_type
 
 
 def names_decoder(name_or_path: str | None) -> bool:
@@ -162,8 +167,11 @@ def load_tokenizer(name_or_path: str | None, pre_split_words: bool = False) -> P
                               "e.g. GLM-4)") from None
     if pre_split_words:
         add_prefix_space(tokenizer)
-    if tokenizer.pad_token is None or names_decoder(path):
-        pad_like_a_decoder(tokenizer)
+    config = config_of(path)
+    rows = getattr(config, "vocab_size", None)  # the embedding's rows: an id past them fails inside the model
+    decoder = config is not None and is_decoder(SimpleNamespace(model_type=config.model_type))
+    if tokenizer.pad_token is None or decoder or (rows and tokenizer.pad_token_id >= rows):
+        pad_like_a_decoder(tokenizer, rows, path)
     return tokenizer
 
 

@@ -58,15 +58,23 @@ def prepare_decoder(backbone: nn.Module, attention: str | None = None) -> nn.Mod
     return backbone
 
 
-def pad_like_a_decoder(tokenizer) -> None:
+def pad_like_a_decoder(tokenizer, rows: int | None = None, where: str = "this tokenizer") -> None:
     """Give a decoder's tokenizer a pad token without adding an embedding (its eos, else bos or unk), padding right.
 
     Right padding keeps every row's real tokens at positions 0..n-1 (left padding would shift them under absolute
-    positions, GPT-2) and puts the last real token where ``last`` pooling finds it from the mask.
+    positions, GPT-2) and puts the last real token where ``last`` pooling finds it from the mask.  ``rows`` is the
+    model's embedding size: a pad token past it (a tokenizer class's default pad, such as Qwen2's ``<|endoftext|>``,
+    added on load to a vocabulary that lacks it) would fail in the embedding lookup of the first padded batch, so it
+    is replaced as a missing one is.
     """
-    if tokenizer.pad_token is None:
-        substitute = tokenizer.eos_token or tokenizer.bos_token or tokenizer.unk_token
+    def fits(token: str | None) -> bool:
+        return token is not None and (rows is None or tokenizer.convert_tokens_to_ids(token) < rows)
+
+    if not fits(tokenizer.pad_token):
+        substitute = next((t for t in (tokenizer.eos_token, tokenizer.bos_token, tokenizer.unk_token) if fits(t)),
+                          None)
         if substitute is None:
-            raise ValueError("this tokenizer has no pad, eos, bos or unk token to pad with")
+            raise ValueError(f"{where}: no pad, eos, bos or unk token within the model's {rows} embedding rows to pad "
+                             "with")
         tokenizer.pad_token = substitute
     tokenizer.padding_side = "right"

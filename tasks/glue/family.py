@@ -94,9 +94,9 @@ class GlueTask(Task):
 
     # ------------------------------------------------------------------ serving
     def parse_request(self, payload) -> list:
-        """A record as the task's files hold it (its TSV columns or JSONL keys) or, for GLUE, as the hub dataset
-        names its texts (MRPC's ``sentence1``/``sentence2`` for the TSV's ``#1 String``/``#2 String``); labels
-        optional."""
+        """A record as the task's files hold it (its TSV columns or JSONL keys, GLUE RTE's JSONL copy's
+        ``premise``/``hypothesis`` too, as ``predict`` reads them) or, for GLUE, as the hub dataset names its texts
+        (MRPC's ``sentence1``/``sentence2`` for the TSV's ``#1 String``/``#2 String``); labels optional."""
         if not isinstance(payload, dict):
             raise DataError(None, "request", f"{self.title} input must be a JSON object with the task's fields")
         examples = build_examples(self.spec, [(1, self._file_names(payload))], "request", require_labels=False)
@@ -106,11 +106,15 @@ class GlueTask(Task):
         return examples
 
     def _file_names(self, payload: dict) -> dict:
-        """``payload`` with the hub's text names renamed to the file columns they stand for (when those are absent)."""
+        """``payload`` with the hub's (or the JSONL copy's) text names renamed to the file columns they stand for
+        (when those are absent)."""
         renamed = dict(payload)
-        for hub, column in zip(self.spec.hub_text, (self.spec.fields.get("a"), self.spec.fields.get("b"))):
-            if hub and column and hub != column and column not in renamed and hub in renamed:
-                renamed[column] = renamed.pop(hub)
+        columns = (self.spec.fields.get("a"), self.spec.fields.get("b"))
+        jsonl = self.spec.jsonl_fields or {}
+        for aliases in (self.spec.hub_text, (jsonl.get("a"), jsonl.get("b"))):
+            for alias, column in zip(aliases, columns):
+                if alias and column and alias != column and column not in renamed and alias in renamed:
+                    renamed[column] = renamed.pop(alias)
         return renamed
 
     def render(self, examples: list, predictions: list) -> dict:

@@ -424,6 +424,27 @@ def test_pad_token_is_only_added_when_missing():
     assert tokenizer.pad_token == "<s>" and tokenizer.padding_side == "right"
 
 
+def test_a_pad_token_past_the_embedding_is_replaced_before_it_pads(tmp_path):
+    """Qwen2's tokenizer class brings its own pad token (``<|endoftext|>``); on a vocabulary that lacks it, loading adds
+    it past the embedding's rows, and the first padded batch would index outside the embedding."""
+    from models.backbone import load_backbone, load_tokenizer
+
+    folder = save_tiny_decoder(tmp_path / "qwen2", "qwen2")
+    tokenizer = load_tokenizer(str(folder))
+    backbone = load_backbone(str(folder))
+    rows = backbone.get_input_embeddings().num_embeddings
+    assert tokenizer.pad_token_id < rows and tokenizer.pad_token == tokenizer.eos_token
+    encoded = tokenizer(["a dog", "the cat sleeps outside"], padding=True, return_tensors="pt")
+    assert int(encoded["input_ids"].max()) < rows
+    backbone(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"])  # no index error
+
+
+def test_no_token_within_the_embedding_to_pad_with_is_one_line():
+    tokenizer = write_decoder_tokenizer(Path(__import__("tempfile").mkdtemp()))
+    with pytest.raises(ValueError, match="within the model.s 0 embedding rows"):
+        pad_like_a_decoder(tokenizer, rows=0, where="model-folder")
+
+
 def _write_rte(folder: Path, rows: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     pairs = [("a dog runs in the park", "an animal runs"), ("the cat sleeps", "no dog is here")]

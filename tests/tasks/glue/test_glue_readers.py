@@ -248,3 +248,17 @@ def test_invalid_json_names_the_line(tmp_path):
     path = _write(tmp_path / "val.jsonl", '{"premise": "p", "hypothesis": "h", "label": "entailment"}\n{"premise": \n')
     with pytest.raises(DataError, match=r"val.jsonl: line 2: invalid JSON"):
         read_file(SUPERGLUE["rte"], path, require_labels=True)
+
+
+def test_a_request_takes_the_names_of_each_file_the_task_reads(tiny_model_dir):
+    """GLUE RTE reads its TSV (sentence1/sentence2) or the JSONL copy (premise/hypothesis): a served request may use
+    either, as ``predict`` takes either file."""
+    from models.backbone import load_tokenizer
+    from tasks.glue.family import GlueTask
+
+    spec = GLUE["rte"]
+    task = GlueTask({"name": "rte", "labels": list(spec.labels)}, load_tokenizer(str(tiny_model_dir)), spec, "GLUE")
+    for payload in ({"sentence1": "a dog runs", "sentence2": "an animal runs"},
+                    {"premise": "a dog runs", "hypothesis": "an animal runs"}):
+        [example] = task.parse_request(payload)
+        assert (example.text_a, example.text_b) == ("a dog runs", "an animal runs")
