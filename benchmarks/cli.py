@@ -17,6 +17,7 @@ commands that measure, so ``list``, ``run`` and ``report`` stay small (the runne
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,7 +137,8 @@ def do_serving(args: argparse.Namespace) -> Path:
     from .serving_faults import FaultOptions, fault_phases
     from .serving_overload import OverloadOptions
 
-    wrk = OverloadOptions(seconds=args.wrk_seconds, engine_in=args.engine_in)
+    wrk = OverloadOptions(seconds=args.wrk_seconds, engine_in=args.engine_in,
+                          extra=tuple(shlex.split(args.server_flags)))
     if args.only == "overload":
         page = run_overload_only(args.model, args.words, wrk, args.out)
         print(page.read_text())
@@ -273,6 +275,8 @@ def add_serving(commands: Any) -> None:
     parser.add_argument("--engine-in", choices=("process", "thread"), default="process",
                         help="where the wrk phase's server runs its engine: its own process (the default of "
                              "python -m tasks.serve) or a thread of the HTTP process (--no-engine-process)")
+    parser.add_argument("--server-flags", default="", metavar="FLAGS",
+                        help="more flags for the wrk phase's server, one string (--server-flags='--http-nice 10')")
     parser.add_argument("--skip-faults", action="store_true",
                         help="only the throughput, memory, load and hostile-input parts (no baseline, overload, "
                              "soak, faults or equal answers)")

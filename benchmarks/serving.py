@@ -2,6 +2,8 @@
 
     python -m benchmarks serving                # writes benchmarks/results/serving.{md,json} (~15 minutes, 2 cores)
     python -m benchmarks serving --skip-faults  # the throughput, memory and load parts only (~5 minutes)
+    python -m benchmarks serving --only overload --wrk-seconds 5 [--engine-in thread] [--server-flags='...']
+                                                # the wrk overload phase alone (~1 minute), to compare servers
 
 Tasks are artifacts on the bundled encoder built here with random prefixes and heads (throughput and
 memory do not depend on the values): NER-style token tagging and SST-2-style classification, prefix
@@ -42,7 +44,7 @@ from .alias import forward
 from .env import environment
 from .serving_overload import OverloadOptions, overload_phase, percentile
 from .store import write_results
-from .tables.serving import serving_markdown
+from .tables.serving import serving_markdown, wrk_section
 from .timing import Timer
 
 WORDS = "the city of paris lies on the seine and john smith works there for acme corp in london".split()
@@ -98,6 +100,30 @@ def rss_mib(pid: int | str = "self") -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # it exited meanwhile
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def rss_tree_mib(pid: int) -> float:
+    """VmRSS of process ``pid`` and its children, in MiB: the server and its engine process."""
+    total = 0.0
+    for each in [pid, *children(pid)]:
+        try:
+            total += rss_mib(each)
+        except OSError:  # it exited meanwhile
+            continue
+    return total
 
 
 @dataclass
@@ -278,9 +304,9 @@ def overload_bodies(names: list[str], words: int, count: int = 32) -> list[bytes
 def run_serving(model: str | None = None, rows: int = 32, words: int = 20, seconds: float = 60.0, clients: int = 16,
                 out: Path | None = None,
                 more: Callable[[list[str], list[Path], dict], None] | None = None,
-                overload_seconds: float = 10.0) -> Path:
-    """Measure memory, throughput and the server under load, then overload it with wrk (``overload_seconds``
-    per level); returns the Markdown page.
+                overload: OverloadOptions | None = None) -> Path:
+    """Measure memory, throughput and the server under load, then overload it with wrk (``overload``: its
+    seconds per level, where the server runs its engine); returns the Markdown page.
 
     ``more(names, artifacts, result)``, when given, adds its phases' results to ``result`` on the served
     artifacts (the CLI passes ``serving_faults.fault_phases``: this module must not import that one, which
@@ -306,9 +332,24 @@ def run_serving(model: str | None = None, rows: int = 32, words: int = 20, secon
         if more is not None:
             more(names[:4], mixed[:4], result)
         print("overload (wrk)", flush=True)
-        result["overload_wrk"] = overload_phase(names[:4], mixed[:4], overload_bodies(names[:4], words),
-                                                OverloadOptions(seconds=overload_seconds))
+        result["overload_wrk"] = overload_phase(names[:4], mixed[:4], overload_bodies(names[:4], words), overload)
     return write_results(out or layout.RESULTS, "serving", result, serving_markdown(result))
+
+
+def run_overload_only(model: str | None, words: int, overload: OverloadOptions, out: Path | None = None) -> Path:
+    """Only the wrk overload phase, on the 4 mixed-prefix tasks the full run serves (``--only overload``), to
+    compare servers (``--engine-in``) in a minute; writes ``serving_overload.{md,json}``."""
+    keep_large_allocations()
+    model = model or DEFAULT_MODEL
+    result = {"environment": environment(), "settings": {"words": words, "server_tasks": 4, "model": model}}
+    with tempfile.TemporaryDirectory() as tmp:
+        names = [f"{'ner' if i % 2 == 0 else 'cls'}{i}" for i in range(4)]
+        paths = make_tasks(Path(tmp) / "mixed", 4, model, (8, 16, 32))
+        print(f"overload (wrk), the engine in a {overload.engine_in}", flush=True)
+        result["overload_wrk"] = overload_phase(names, paths, overload_bodies(names, words), overload)
+    page = "# Serving under overload (wrk)\n\nProduced by `python -m benchmarks serving --only overload`.\n" + \
+        wrk_section(result)
+    return write_results(out or layout.RESULTS, "serving_overload", result, page)
 
 
 if __name__ == "__main__":  # the old spelling of `python -m benchmarks serving`

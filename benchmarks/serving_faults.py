@@ -33,7 +33,7 @@ from tasks.common.errors import UsageError
 from tasks.serve.engine import Engine
 from tasks.serve.launch import start_server, stop_server
 
-from .serving import HOSTILE, Tally, client, percentile, request, right_answer, rss_mib, server_args
+from .serving import HOSTILE, Tally, client, percentile, request, right_answer, rss_tree_mib, server_args
 
 CLIENT_TIMEOUT = 120.0  # past the server's own --request-timeout (60 s): the server answers first, with 503
 DRAIN_SECONDS = 20.0
@@ -232,20 +232,21 @@ def overload(names: list[str], paths: list[Path], words: int, seconds: float, ma
 
 
 def soak(server: subprocess.Popen, url: str, names: list[str], words: int, clients: int, seconds: float) -> dict:
-    """Steady load for ``seconds``: the server's RSS after a warm-up (the first tenth) and when the load ends."""
+    """Steady load for ``seconds``: the server's RSS (with its engine process's) after a warm-up (the first tenth)
+    and when the load ends."""
     tally, stop = Tally(), time.time() + seconds
     threads = [threading.Thread(target=client, args=(url, names, words, stop, 4000 + i, tally))
                for i in range(clients)]
     for thread in threads:
         thread.start()
     time.sleep(seconds / 10)
-    start, peak = rss_mib(server.pid), 0.0
+    start, peak = rss_tree_mib(server.pid), 0.0
     while time.time() < stop:  # sampled for the peak: a leak that is freed by the end still shows
         time.sleep(min(5.0, max(0.0, stop - time.time())))
-        peak = max(peak, rss_mib(server.pid))
+        peak = max(peak, rss_tree_mib(server.pid))
     for thread in threads:
         thread.join()
-    end = rss_mib(server.pid)
+    end = rss_tree_mib(server.pid)
     return {"clients": clients, "seconds": seconds, "warmup_seconds": seconds / 10,
             "requests": len(tally.latencies), "failed": len(tally.failed),
             "answered_by_another_task": len(tally.wrong), "rss_start_mib": round(start, 1),

@@ -7,7 +7,9 @@ and 8x are mostly refused.  wrk runs one connection per thread (``-t N -c N``) s
 each request (LuaJIT's ffi clock): per level, answered/s, refused, the refusals' and the accepted requests'
 latency p50/p99, who answered the refusals (the server's JSON 503, a plain-text 503 such as uvicorn's
 ``limit_concurrency``, or socket errors), and the server's own ``/health`` counts.  If answered/s falls as the
-refusals grow, request handling is starving the worker (``tasks/serve/admission.py``).
+refusals grow, request handling is starving the engine (``tasks/serve/admission.py``, ``worker.py``).
+``OverloadOptions.engine_in`` and ``extra`` (``--engine-in``, ``--server-flags``) compare servers: the engine in
+its own process (the default) or on a thread, and any other flag of ``python -m tasks.serve``.
 
 wrk is Debian's package (``apt-get install -y wrk``); where it is not installed the phase is skipped with that
 note.  Everything runs on 127.0.0.1; the clients and the server share the machine's cores.
@@ -35,9 +37,13 @@ class OverloadOptions:
     base: int = 8  # the sustainable concurrency: the server's --max-batch
     levels: tuple[int, ...] = (1, 2, 4, 8)
     timeout_s: int = 30  # wrk's --timeout: past the server's answer to any request it holds
+    engine_in: str = "process"  # the server's engine: its own process, or a thread (--no-engine-process)
+    extra: tuple[str, ...] = ()  # more flags of python -m tasks.serve (e.g. --http-nice 10), to compare servers
 
     def server_flags(self) -> list[str]:
-        return ["--max-batch", str(self.base), "--max-queue", str(2 * self.base), "--batch-wait-ms", "5"]
+        where = [] if self.engine_in == "process" else ["--no-engine-process"]
+        return ["--max-batch", str(self.base), "--max-queue", str(2 * self.base), "--batch-wait-ms", "5", *where,
+                *self.extra]
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -43,6 +43,7 @@ from . import limits
 from .isolation import answer_isolated
 from .protocol import BadRequest, error_json, parse_json, read_request, result_json
 from .settings import FLAG_OPTIONS, ServeCommand, ServeSettings
+from .worker import EngineInfo, describe
 
 if TYPE_CHECKING:  # the engine (torch) is imported after the flags are parsed: --help and usage errors come first
     from .engine import Engine
@@ -163,6 +164,29 @@ def answer_file(engine: Engine, source: Path, target: Path, batch: int,
     return counts
 
 
+def announce(info: EngineInfo) -> None:
+    print(f"serving {', '.join(f'{n} ({t.family}, {t.method})' for n, t in info.tasks.items())} on "
+          f"{info.backbone_name}", flush=True)
+
+
+def serve(artifacts: list[str], settings: ServeSettings) -> None:
+    """The HTTP server, its engine loaded first (in a process of its own unless ``--no-engine-process``)."""
+    from .server import create_app, run_server
+    from .worker import EngineProcess, EngineThread, engine_threads, load_engine
+
+    if settings.engine_process:  # the HTTP process never imports torch
+        engine: EngineProcess | EngineThread = EngineProcess(load_engine, artifacts, settings,
+                                                             threads=engine_threads(settings.engine_threads))
+    else:
+        from .engine import Engine
+
+        engine = EngineThread(Engine(artifacts, settings))
+    if settings.engine_process and settings.http_nice:  # after the spawn: the engine keeps its priority
+        os.nice(settings.http_nice)
+    announce(engine.info)
+    run_server(create_app(engine, settings))
+
+
 class _NotJSON(Exception):
     status = 500
 
@@ -176,16 +200,13 @@ def run(argv: list[str]) -> int:
         raise DataError(None, None, "--input and --output go together (the offline JSONL mode)")
     # an unreadable input file fails before the engine loads, not after
     lines = read_requests(command.input) if command.input is not None else None
+    if command.input is None:
+        serve(command.artifacts, settings)
+        return 0
     from .engine import Engine
 
     engine = Engine(command.artifacts, settings)
-    print(f"serving {', '.join(f'{n} ({t.family.name}, {t.method})' for n, t in engine.tasks.items())} on "
-          f"{engine.backbone_name}", flush=True)
-    if command.input is None:
-        from .server import create_app, run_server
-
-        run_server(create_app(engine, settings))
-        return 0
+    announce(describe(engine))
     counts = answer_file(engine, command.input, command.output, settings.max_batch, settings.max_batch_tokens, lines)
     failed = len(counts["errors"])
     for number, message in counts["errors"][:SHOWN_ERRORS]:

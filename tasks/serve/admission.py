@@ -9,19 +9,17 @@ encoded once when the app is built.  uvicorn's own ``limit_concurrency`` is not 
 plain-text 503 that no client can tell from a proxy's, which ``--max-queue`` now does in JSON.
 
 Design (issue 41): under a storm of requests that will be refused, the model's worker must keep its share of
-the machine.  Two ways were weighed: the engine in a process of its own fed by a bounded queue (TorchServe's
-frontend and workers), or admission at the connection level, in front of everything that costs.  This server
-does the second:
+the machine.  Both ways weighed are taken:
 
-* the worker's time is spent in torch, which releases the GIL: what a refusal could take from it is the event
-  loop's Python time per refused request, and that is made as small as it can be in Python (one counter
-  compared, pre-encoded bytes sent; no routing, no request object, no body, no JSON, no logging unless
-  ``--access-log``);
-* a second process would put a pickle of every request and every answer on a pipe, need its own crash,
-  restart and drain handling, and take the in-process engine the tests drive (``tests/tasks/serve``) away,
-  for a gain the overload phase of ``python -m benchmarks serving`` can show or not: it drives the server with
-  ``wrk`` at 1x to 8x a sustainable concurrency and reports the answered requests per second beside the
-  refusals; if the rate falls with the storm, the process split is the next step.
+* a refusal costs as little as it can in Python: one counter compared, pre-encoded bytes sent; no routing, no
+  request object, no body, no JSON, no logging unless ``--access-log``;
+* that was not enough with the engine on a thread of this process: the overload phase of ``python -m
+  benchmarks serving`` (``wrk`` at 1x to 8x a sustainable concurrency, 2 cores) answered 83 requests/s at 1x
+  and 26 and 20 at 4x and 8x, the storm's ~2,000 refusals/s taking the GIL and the cores from the forward.  So
+  the engine runs in a process of its own fed by a bounded queue (TorchServe's frontend and workers:
+  ``worker.py``; ``--max-queue`` here, one batch on the pipe at a time), and this process lowers its own
+  scheduling priority (``--http-nice``), so that the cores the storm would take go to the engine first
+  (measurements in ``limits.py``, ``HTTP_NICE``).
 
 A place in the queue is a ``Slot``: taken here, given back when the batcher takes the request into a batch or
 when its handler ends, whichever comes first; so ``--max-queue`` bounds the requests admitted and not yet
@@ -91,7 +89,7 @@ class Admission:
         self.waiting = 0  # admitted and not yet taken into a batch (bounded by max_queue)
         self.refused = dict.fromkeys(REASONS, 0)
         messages = {"draining": "shutting down: not taking new requests",
-                    "not_running": "not ready: the batching worker is not running",
+                    "not_running": "not ready: the engine or its batching worker is not running (GET /health)",
                     "queue_full": f"overloaded: {max_queue} requests already waiting (--max-queue); retry later"}
         self.bodies = {reason: error_body(503, message) for reason, message in messages.items()}
         self.headers = {(reason, close): error_headers(503, body, close)

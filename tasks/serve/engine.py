@@ -11,7 +11,8 @@ the task lives (``placement``, decided once, from its registry entry; everything
 
 One route answers everything: ``answer`` prepares each request (parse, encode, bounds), runs the forwards
 (``_route``: requests of one model grouped within the bounds, a failing forward retried request by request)
-and decodes.  ``logits`` is the same route stopped before decoding, for tests that compare logits.
+and decodes.  ``logits`` is the same route stopped before decoding, for tests that compare logits.  The HTTP
+server calls it in a process of its own, one batch at a time (``worker.py``); the JSONL mode calls it directly.
 
 Bounds (``ServeSettings``, ``settings.py``): one request may have at most ``max_request_rows`` encoder rows (QA
 windows, choices, options, several ``"inputs"`` together) and ``max_request_tokens`` sub-tokens per input (413

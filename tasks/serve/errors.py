@@ -27,3 +27,10 @@ class ServerFault(RequestError):
     """The server failed on this request alone (a bug or a fault of the machine, not of the input): 500."""
 
     status = 500
+
+
+class Unavailable(Exception):
+    """The server cannot take or finish a request now (overloaded, shutting down, the engine down): 503 with
+    Retry-After."""
+
+    status = 503

@@ -4,8 +4,8 @@
 request: the engine's answer (a list of them for a request of several inputs), its ``RequestError`` (4xx), or
 a ``ServerFault`` (500) when the engine returned an exception object for that request. When the call itself
 fails (it raises anything but KeyboardInterrupt/SystemExit, or returns something that is not one answer per
-request), every request of the batch is retried alone, so only the culprit gets the 500. The server runs it in
-its engine thread and the JSONL mode calls it directly.
+request), every request of the batch is retried alone, so only the culprit gets the 500. The server runs it
+where its engine runs (``worker.py``: the engine process, or a thread) and the JSONL mode calls it directly.
 """
 from __future__ import annotations
 

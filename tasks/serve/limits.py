@@ -23,6 +23,14 @@ Defaults:
   period, so the server exits by itself before it is killed.
 * ``READY_HIGH_WATER`` 0.8: ``GET /ready`` says 503 once the queue holds 80 % of ``--max-queue``, so a
   load balancer sends new work elsewhere before requests are refused.
+* ``HTTP_NICE`` 10: the HTTP process's nice above the engine process's (``worker.py``), so that under a storm of
+  refused requests the engine gets the cores first; the HTTP process still gets about a tenth of a contended
+  core (weight 110 against 1024), enough to refuse fast, and every core it wants while the engine is idle.
+  Indicative, on 2 cores shared with wrk and with other jobs (load about 6; ``python -m benchmarks serving
+  --only overload --wrk-seconds 5``, 4 to 5 runs each): answered/s at 4x and 8x the sustainable clients, mean of
+  the runs, 43 and 36 with the engine on a thread, 66 and 48 in its own process at the same priority, 58 and 74
+  at nice 10 (the 1x level: 54-84); refusals p99 at nice 10 8-35 ms at 4x, 39-52 ms at 8x (one run 104 ms),
+  against 43-55 ms at 8x on a thread; at nice 19 one run's refusals p99 at 4x passed 50 ms (66 ms).
 """
 from __future__ import annotations
 
@@ -41,6 +49,7 @@ MAX_QUEUE = 256
 REQUEST_TIMEOUT = 60.0
 DRAIN_SECONDS = 20.0
 READY_HIGH_WATER = 0.8
+HTTP_NICE = 10
 RETRY_AFTER_SECONDS = 1  # the Retry-After of every 503: overload passes in about a batch's time
 HOST, PORT = "127.0.0.1", 8000  # loopback unless told otherwise: the server has no authentication
 

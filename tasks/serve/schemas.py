@@ -92,14 +92,21 @@ def _ident(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
-def record_input(task_name: str, task: Any) -> type[BaseModel] | None:
-    """A GLUE/SuperGLUE pair task's text fields (its files' names and the hub's), or None for another task."""
+def text_fields(task: Any) -> tuple[str, ...] | None:
+    """A GLUE/SuperGLUE pair task's text fields (its files' names, then the hub's), or None for another task; the
+    engine's worker describes each task with it (``worker.describe``), so the front end needs no task object."""
     spec = getattr(task, "spec", None)
     fields = getattr(spec, "fields", None) or {}
     if "a" not in fields:
         return None
     columns = [fields[role] for role in ("a", "b") if role in fields]
-    names = list(dict.fromkeys(columns + [h for h in getattr(spec, "hub_text", ()) if h]))
+    return tuple(dict.fromkeys(columns + [h for h in getattr(spec, "hub_text", ()) if h]))
+
+
+def record_input(task_name: str, names: tuple[str, ...] | None) -> type[BaseModel] | None:
+    """The input model of a task whose record texts go under ``names`` (``text_fields``); None without names."""
+    if not names:
+        return None
     model = create_model(f"{_ident(task_name)}_input", __base__=_Open, **{
         f"field{i}": (StrictStr | None, Field(None, alias=name, description="a text of the record"))
         for i, name in enumerate(names)})
@@ -110,11 +117,11 @@ def record_input(task_name: str, task: Any) -> type[BaseModel] | None:
 class TaskSchema:
     """One served task's input and output models, and the check of its inputs."""
 
-    def __init__(self, name: str, served: Any) -> None:
-        family = getattr(served.family, "name", "")
+    def __init__(self, name: str, view: Any) -> None:
+        """``view``: the task's ``worker.TaskView`` (its family's name and text fields)."""
         self.name = name
-        self.input = INPUTS.get(family) or record_input(name, getattr(served, "task", None))
-        self.output = OUTPUTS.get(family)
+        self.input = INPUTS.get(view.family) or record_input(name, view.text_fields)
+        self.output = OUTPUTS.get(view.family)
         self._adapter = TypeAdapter(self.input) if self.input is not None else None
 
     def problem(self, payload: Any, where: str = "input") -> str | None:
@@ -152,7 +159,7 @@ class Schemas:
     """Every served task's ``TaskSchema``, and the OpenAPI document of ``POST /predict`` built from them."""
 
     def __init__(self, tasks: dict[str, Any]) -> None:
-        self.tasks = {name: TaskSchema(name, served) for name, served in tasks.items()}
+        self.tasks = {name: TaskSchema(name, view) for name, view in tasks.items()}
 
     def problem(self, task: str, payload: Any, where: str = "input") -> str | None:
         return self.tasks[task].problem(payload, where)

@@ -3,17 +3,23 @@
 FastAPI and uvicorn are the Python ecosystem's most used async web stack, actively maintained, with
 a plain ASGI interface; the batching is ours: requests wait at most ``--batch-wait-ms`` for others to join,
 at most ``--max-batch`` of them and ``--max-batch-tokens`` estimated tokens (body bytes / 4, see
-``limits.py``) go into one ``Engine.answer`` call, run in an engine thread so the event loop keeps
-accepting requests meanwhile. A request larger than the token budget runs alone. Every setting is a field
-of ``ServeSettings`` (``settings.py``).
+``limits.py``) go into one ``Engine.answer`` call. The engine runs in a process of its own (``worker.py``,
+issue 41): this process admits requests, reads and checks their bodies, batches them and sends each batch
+over a pipe, so that neither its GIL nor, at a lower scheduling priority (``--http-nice``), its cores are
+taken from the engine by a storm of requests it refuses. ``create_app`` also takes an ``Engine`` of this
+process and runs it on a thread (the tests, ``--no-engine-process``). A request larger than the token budget
+runs alone. Every setting is a field of ``ServeSettings`` (``settings.py``).
 
     POST /predict   {"task": "conll2003", "input": {"text": "John lives in Paris"}}  ->  {"task", "output", "seconds"}
                     {"task": "conll2003", "inputs": [{...}, {...}]}  ->  {"task", "outputs": [{"output"} or
                     {"error", "status"}, ...], "seconds"}: several inputs of one task, answered in order, each
                     with its own result; together bounded by --max-request-rows
-    GET  /health    liveness: 200 while the process serves, {"status": "ok", "ready", "draining", "tasks", counters}
-    GET  /ready     readiness: 200 {"status": "ready"}; 503 before the batching worker runs, while the queue
-                    holds the high-water mark (80 % of ``max_queue``) or more, and while shutting down
+    GET  /health    liveness: 200 while the process serves, {"status": "ok", "ready", "draining", "tasks", "engine"
+                    (where it runs, its pid, alive), counters}; 503 {"error", "status", ...the same} once the engine
+                    process has died (it is not restarted: the orchestrator restarts the server)
+    GET  /ready     readiness: 200 {"status": "ready"}; 503 before the batching worker runs, once the engine process
+                    has died, while the queue holds the high-water mark (80 % of ``max_queue``) or more, and while
+                    shutting down
                     (``python -m tasks.serve`` loads the engine before it listens: no answer at all before)
     GET  /tasks     every task: family, method, placement, labels, artifact (its folder's name, not its path)
     GET  /info      the encoder and its fingerprint, the tasks with their methods, the limits in force, the version
@@ -34,8 +40,9 @@ request gets 503 and ``Connection: close`` (for up to 1 s), and the process exit
 
 Isolation: one request's failure is that request's answer. The engine's per-request errors answer their
 request only; if ``Engine.answer`` raises for a batch (anything but KeyboardInterrupt/SystemExit), each
-request of the batch is retried alone so only the culprit gets the 500 (``isolation.py``); the worker
-never dies of an engine error or a bug of its own.
+request of the batch is retried alone so only the culprit gets the 500 (``isolation.py``, run where the engine
+runs); the worker never dies of an engine error or a bug of its own. If the engine process dies, the requests
+of its batch and every later one get 503 at once.
 
 Every error is JSON ``{"error": "...", "status": N}``:
 
@@ -53,7 +60,8 @@ Every error is JSON ``{"error": "...", "status": N}``:
          what the task's reader refuses
     500  a server fault: the engine failed on this request, or gave an answer that is not JSON
     503  too many requests waiting (``--max-queue``), no answer within ``--request-timeout``, the worker is not
-         running, or the server is shutting down (``--drain-seconds``); always with ``Retry-After``
+         running, the engine process died, or the server is shutting down (``--drain-seconds``); always with
+         ``Retry-After``
 """
 from __future__ import annotations
 
@@ -61,13 +69,10 @@ import asyncio
 import contextlib
 import logging
 import math
-import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -78,60 +83,17 @@ from starlette.requests import ClientDisconnect
 
 from . import limits
 from .admission import PREDICT, SLOT, Admission, Front, Lingering, Slot
-from .engine import Engine
-from .errors import RequestError, ServerFault, TooLong, unknown_task
-from .isolation import ABANDONED, answer_isolated
+from .errors import RequestError, ServerFault, TooLong, Unavailable, unknown_task
+from .isolation import ABANDONED
 from .metrics import Metrics
 from .protocol import BadRequest, Inputs, parse_json, read_request, result_json, status_of
 from .schemas import Schemas
 from .settings import ENGINE_FIELDS, ServeSettings
+from .worker import EngineProcess, EngineRunner, EngineThread
+
+__all__ = ["Batcher", "EngineProcess", "EngineThread", "Service", "Unavailable", "create_app", "run_server"]
 
 log = logging.getLogger("tasks.serve")
-
-
-class Unavailable(Exception):
-    """The server cannot take or finish a request now: HTTP 503 with Retry-After."""
-
-    status = 503
-
-
-# --------------------------------------------------------------------------- the engine thread
-class EngineThread:
-    """One daemon thread that runs engine calls one at a time (one forward at a time).
-
-    A daemon, unlike a ThreadPoolExecutor's worker: an engine call stuck past the drain bound must not keep
-    the process from exiting. A call's outcome is ``(True, value)`` or ``(False, the exception)``, never
-    raised into the event loop, so nothing the engine raises can pass for the worker's own cancellation.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
-        self._thread.start()
-
-    def call(self, function, *args) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._jobs.put((loop, future, function, args))
-        return future
-
-    def close(self) -> None:
-        self._jobs.put(None)
-
-    def _loop(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            loop, future, function, args = job
-            try:
-                outcome = (True, function(*args))
-            except BaseException as err:  # noqa: B036 - handed to the event loop, which decides
-                outcome = (False, err)
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
-                loop.call_soon_threadsafe(_settle, future, outcome)
-
-
-def _settle(future: asyncio.Future, outcome: tuple[bool, Any]) -> None:
-    if not future.done():
-        future.set_result(outcome)
 
 
 # --------------------------------------------------------------------------- the batcher
@@ -148,16 +110,16 @@ class Batcher:
     estimated tokens, collected for up to ``batch_wait_ms``, in arrival order. Its length is bounded by
     admission (``admission.py``: a request's slot is given back when a batch takes it).
 
-    A request whose future is done (timed out, client gone, aborted) is skipped, never computed.
+    A request whose future is done (timed out, client gone, aborted) is skipped, never computed. Each batch goes
+    to ``runner`` (``worker.py``: the engine's own process, or a thread of this one).
     """
 
-    def __init__(self, engine: Engine, settings: ServeSettings,
+    def __init__(self, runner: EngineRunner, settings: ServeSettings,
                  on_batch: Callable[[int], None] | None = None) -> None:
-        self.engine, self.settings, self.on_batch = engine, settings, on_batch
+        self.runner, self.settings, self.on_batch = runner, settings, on_batch
         self.pending: deque[Entry] = deque()
         self.current: list[Entry] = []  # the batch the engine is computing
         self._arrived = asyncio.Event()
-        self.thread: EngineThread | None = None
         self.running = False
         self.batches = self.requests = 0  # engine calls made and requests sent to them
         self.skipped = self.faults = 0
@@ -166,6 +128,10 @@ class Batcher:
     def queued(self) -> int:
         """Requests waiting that somebody still waits for."""
         return sum(not entry.future.done() for entry in self.pending)
+
+    def serving(self) -> bool:
+        """Whether requests can be answered: the batching worker runs and the engine is alive."""
+        return self.running and self.runner.failure is None
 
     def submit(self, task: str, payload: Any, cost: int, slot: Slot | None = None) -> Entry:
         """Queue a request; Unavailable when the worker is not running."""
@@ -235,13 +201,16 @@ class Batcher:
         self.batches, self.requests = self.batches + 1, self.requests + len(live)
         if self.on_batch is not None:
             self.on_batch(len(live))
-        ok, value = await self.thread.call(answer_isolated, self.engine, [(e.task, e.payload) for e in live],
+        ok, value = await self.runner.call([(e.task, e.payload) for e in live],
                                            lambda index: not live[index].future.done())
         if not ok:
             if isinstance(value, (KeyboardInterrupt, SystemExit)):
                 raise value
-            log.error("the batcher failed on a batch", exc_info=value)
-            value = [ServerFault(f"the server failed on this batch: {type(value).__name__}: {value}")] * len(live)
+            if isinstance(value, Unavailable):  # the engine died: 503 for its batch (the runner said why)
+                value = [value] * len(live)
+            else:
+                log.error("the batcher failed on a batch", exc_info=value)
+                value = [ServerFault(f"the server failed on this batch: {type(value).__name__}: {value}")] * len(live)
         for entry, result in zip(live, value):
             if result is ABANDONED:
                 self.skipped += 1
@@ -254,8 +223,7 @@ class Batcher:
     async def run(self) -> None:
         """The worker: survives any error of the engine or its own, stops when cancelled (or on
         KeyboardInterrupt/SystemExit from the engine, which stop the process)."""
-        if self.thread is None:
-            self.thread = EngineThread()
+        self.runner.start()
         self.running = True
         try:
             while True:
@@ -275,8 +243,7 @@ class Batcher:
             self.abort_all("the batching worker stopped")
 
     def close(self) -> None:
-        if self.thread is not None:
-            self.thread.close()
+        self.runner.close()
 
 
 # --------------------------------------------------------------------------- the handlers
@@ -313,15 +280,15 @@ class Checked:
 class Service:
     """The app's state and its handlers, one method per endpoint (``create_app`` registers them)."""
 
-    def __init__(self, engine: Engine, settings: ServeSettings, poll_seconds: float) -> None:
-        self.engine, self.settings, self.poll_seconds = engine, settings, poll_seconds
-        self.batcher = Batcher(engine, settings)
-        self.admission = Admission(settings.max_queue, lambda: self.batcher.running, self.batcher.abort_all)
+    def __init__(self, runner: EngineRunner, settings: ServeSettings, poll_seconds: float) -> None:
+        self.runner, self.settings, self.poll_seconds = runner, settings, poll_seconds
+        self.engine = runner.info  # the served tasks and the encoder, as described by the engine (``worker.py``)
+        self.batcher = Batcher(runner, settings)
+        self.admission = Admission(settings.max_queue, self.batcher.serving, self.batcher.abort_all)
         self.metrics = Metrics(self.admission, self.batcher.queued)
         self.batcher.on_batch = self.metrics.batch_size.observe
-        if hasattr(engine, "on_forward"):
-            engine.on_forward = self.metrics.forward_rows.observe
-        self.schemas = Schemas(engine.tasks)
+        runner.observe_forwards(self.metrics.forward_rows.observe)
+        self.schemas = Schemas(self.engine.tasks)
         self.high_water = max(1, math.ceil(limits.READY_HIGH_WATER * settings.max_queue))
         self.counters = {"timeouts": 0, "disconnected": 0}
 
@@ -340,6 +307,8 @@ class Service:
     # ------------------------------------------------------------ GET
     def readiness(self) -> str | None:
         """Why the server is not ready, or None."""
+        if self.runner.failure is not None:
+            return f"not ready: {self.runner.failure}"
         if not self.batcher.running:
             return "not ready: the batching worker is not running"
         if self.admission.draining:
@@ -350,14 +319,20 @@ class Service:
                     f"{self.settings.max_queue})")
         return None
 
-    async def health(self) -> dict:
+    async def health(self) -> Response:
+        """200 while the server can answer; 503 (JSON ``{"error", "status"}`` with the same counts) once its
+        engine is gone, so that a liveness probe restarts it."""
         b, refused = self.batcher, self.admission.refused
-        return {"status": "ok", "ready": self.readiness() is None, "draining": self.admission.draining,
-                "tasks": list(self.engine.tasks), "backbone": self.engine.backbone_name,
-                "batches": b.batches, "requests": b.requests, "queued": b.queued(),
-                "in_flight": self.admission.inflight,
-                "refused": sum(refused.values()), "refused_by_reason": dict(refused), "skipped": b.skipped,
-                "faults": b.faults, **self.counters}
+        counts = {"ready": self.readiness() is None, "draining": self.admission.draining,
+                  "tasks": list(self.engine.tasks), "backbone": self.engine.backbone_name,
+                  "engine": self.runner.state(), "batches": b.batches, "requests": b.requests, "queued": b.queued(),
+                  "in_flight": self.admission.inflight,
+                  "refused": sum(refused.values()), "refused_by_reason": dict(refused), "skipped": b.skipped,
+                  "faults": b.faults, **self.counters}
+        if self.runner.failure is not None:
+            return JSONResponse({"error": self.runner.failure, "status": 503, **counts}, status_code=503,
+                                headers={"Retry-After": str(limits.RETRY_AFTER_SECONDS)})
+        return JSONResponse({"status": "ok", **counts})
 
     async def ready(self) -> Response:
         reason = self.readiness()
@@ -366,15 +341,15 @@ class Service:
         return JSONResponse({"status": "ready", "queued": self.batcher.queued(), "max_queue": self.settings.max_queue})
 
     async def tasks(self) -> dict:
-        return {name: {"family": t.family.name, "method": t.method, "placement": getattr(t, "placement", None),
-                       "shared_backbone": t.shared, "labels": t.record.get("labels"), "artifact": Path(t.artifact).name}
-                for name, t in self.engine.tasks.items()}
+        return {name: {"family": t.family, "method": t.method, "placement": t.placement, "shared_backbone": t.shared,
+                       "labels": t.labels, "artifact": t.artifact} for name, t in self.engine.tasks.items()}
 
     async def info(self) -> dict:
-        return {"encoder": self.engine.backbone_name, "fingerprint": getattr(self.engine, "fingerprint", None),
-                "tasks": {name: {"family": t.family.name, "method": t.method,
-                                 "placement": getattr(t, "placement", None)} for name, t in self.engine.tasks.items()},
-                "precision": self.settings.precision, "limits": self.settings.bounds(), "version": _version()}
+        return {"encoder": self.engine.backbone_name, "fingerprint": self.engine.fingerprint,
+                "tasks": {name: {"family": t.family, "method": t.method, "placement": t.placement}
+                          for name, t in self.engine.tasks.items()},
+                "precision": self.settings.precision, "engine_runs_in": self.runner.runs_in,
+                "limits": self.settings.bounds(), "version": _version()}
 
     async def metrics_text(self) -> Response:
         text, content_type = self.metrics.exposition()
@@ -521,18 +496,20 @@ async def _read_capped(request: Request, cap: int) -> bytes | None:
 
 
 # --------------------------------------------------------------------------- the app
-def create_app(engine: Engine, settings: ServeSettings | None = None, *, poll_seconds: float = 0.25,
+def create_app(engine: Any, settings: ServeSettings | None = None, *, poll_seconds: float = 0.25,
                **changes: Any) -> FastAPI:
     """The app for ``engine`` under ``settings`` (default: the engine's own, or ``ServeSettings()``) with
-    ``changes`` (its field names); the engine's bounds are fixed when it is built, so a setting it reads that
-    differs from its own is a ValueError. ``poll_seconds`` is how often a waiting request checks that its client
-    is still there."""
-    own = getattr(engine, "settings", None)
+    ``changes`` (its field names). ``engine``: an ``EngineProcess`` (the engine in its own process), or an
+    ``Engine`` of this process (or anything with its interface), then run on a thread (``EngineThread``). The
+    engine's bounds are fixed when it is built, so a setting it reads that differs from its own is a ValueError.
+    ``poll_seconds`` is how often a waiting request checks that its client is still there."""
+    runner = engine if isinstance(engine, EngineRunner) else EngineThread(engine)
+    own = runner.info.settings
     settings = (settings or own or ServeSettings()).changed(**changes)
     differ = settings.differences(own, ENGINE_FIELDS) if own is not None else {}
     if differ:
         raise ValueError(f"the engine was built with other settings ({differ}): build it with the app's")
-    service = Service(engine, settings, poll_seconds)
+    service = Service(runner, settings, poll_seconds)
     app = FastAPI(title="ptv2-nlu", version=_version(), lifespan=service.lifespan,
                   description="Many tasks on one frozen backbone: python -m tasks.serve")
     app.state.service, app.state.settings = service, settings

@@ -69,6 +69,16 @@ class ServeSettings:
     drain_seconds: float = option(limits.DRAIN_SECONDS, "after SIGTERM: new requests get 503, in-flight ones are "
                                                         "answered for this long, then exit")
     access_log: bool = option(False, "log one line per HTTP request (uvicorn's access log) on stderr")
+    engine_process: bool = option(True, "run the engine in a process of its own, fed batches by the HTTP process "
+                                        "(tasks/serve/worker.py); --no-engine-process: on a thread of the HTTP "
+                                        "process, which shares its GIL and cores with the request handling")
+    engine_threads: int = option(0, "torch's threads in the engine process (0: one less than the cores, at least "
+                                    "1, leaving a core to the HTTP process); with --no-engine-process: torch's "
+                                    "own", minimum=0)
+    http_nice: int = option(limits.HTTP_NICE, "with the engine in its own process: the HTTP process lowers its own "
+                                              "scheduling priority by this much (nice) once the engine process has "
+                                              "started, so that a storm of requests it refuses cannot take the "
+                                              "engine's cores (0: as the engine)", minimum=0, below=20)
 
     def changed(self, **changes: Any) -> ServeSettings:
         """A copy with ``changes`` (field names; an unknown one is a TypeError)."""
@@ -80,7 +90,8 @@ class ServeSettings:
 
     def bounds(self) -> dict[str, Any]:
         """The bounds in force, by flag name (``GET /info``)."""
-        skip = {"backbone", "precision", "device", "host", "port", "access_log"}
+        skip = {"backbone", "precision", "device", "host", "port", "access_log", "engine_process",
+                "engine_threads", "http_nice"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 

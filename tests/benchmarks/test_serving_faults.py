@@ -109,7 +109,7 @@ def test_a_request_to_a_closed_port_is_refused_at_the_socket_and_its_client_stop
 def test_the_serving_command_runs_the_phases_unless_skipped(monkeypatch, tmp_path):
     calls, page = [], tmp_path / "serving.md"
     page.write_text("")
-    monkeypatch.setattr("benchmarks.serving.run_serving", lambda *args: calls.append(args) or page)
+    monkeypatch.setattr("benchmarks.serving.run_serving", lambda *args, **kwargs: calls.append(args) or page)
     cli.main(["serving", "--soak-seconds", "5", "--overload-seconds", "3", "--seconds", "6"])
     cli.main(["serving", "--skip-faults"])
     assert callable(calls[0][-1]) and calls[1][-1] is None

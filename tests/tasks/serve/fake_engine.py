@@ -6,7 +6,8 @@ raise a BaseException subclass, ``{"error": true}`` returns an Exception object 
 ``{"refuse": true}`` a RequestError (422), ``{"nan": true}`` an answer JSON cannot hold, ``{"hold": PATH}``
 waits until the file PATH exists (for a subprocess). Several inputs (``Inputs``) get one answer each. ``gate``
 (a threading.Event, set) makes every call wait while it is cleared; ``entered`` is set when a call starts. Every
-batch the engine saw is in ``calls``.
+batch the engine saw is in ``calls``. ``EngineProcess(FakeEngine)`` runs it in an engine process (its ``gate`` and
+``calls`` then stay there: steer it with inputs).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.common.errors import DataError
 from tasks.serve.errors import RequestError, UnknownTask
 from tasks.serve.protocol import Inputs
 
@@ -92,6 +94,11 @@ class FakeEngine:
         if steer.get("nan"):
             return {"score": float("nan")}
         return {"echo": payload}
+
+
+def broken_engine() -> FakeEngine:
+    """An engine that cannot load (an artifact the user must fix), for the engine process's load error."""
+    raise DataError("runs/broken", None, "not an artifact: config.json is missing")
 
 
 # --------------------------------------------------------------------------- a real uvicorn in a thread

@@ -37,9 +37,10 @@ def held(url: str, gate: Path):
 
 
 @contextmanager
-def sigterm_while_holding(gate: Path, drain_seconds: str) -> Iterator[tuple[subprocess.Popen, str, Future]]:
+def sigterm_while_holding(gate: Path, drain_seconds: str,
+                          engine: str = "--engine-process") -> Iterator[tuple[subprocess.Popen, str, Future]]:
     """A fake-engine server computing one request (until ``gate`` exists) that has just been sent SIGTERM."""
-    server, url = launch.start_server(["--drain-seconds", drain_seconds], env(), module="fake_server")
+    server, url = launch.start_server(["--drain-seconds", drain_seconds, engine], env(), module="fake_server")
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             in_flight = pool.submit(held, url, gate)
@@ -50,9 +51,10 @@ def sigterm_while_holding(gate: Path, drain_seconds: str) -> Iterator[tuple[subp
         launch.stop_server(server)
 
 
-def test_sigterm_answers_the_in_flight_request_and_refuses_new_ones(tmp_path):
+@pytest.mark.parametrize("engine", ["--engine-process", "--no-engine-process"])
+def test_sigterm_answers_the_in_flight_request_and_refuses_new_ones(tmp_path, engine):
     gate = tmp_path / "gate"
-    with sigterm_while_holding(gate, "60") as (server, url, in_flight):
+    with sigterm_while_holding(gate, "60", engine) as (server, url, in_flight):
         deadline = time.time() + 30
         while requests.get(f"{url}/ready", timeout=10).status_code == 200:
             assert time.time() < deadline, "never stopped being ready"
@@ -72,7 +74,7 @@ def test_a_request_still_in_flight_after_the_drain_bound_gets_503_and_the_proces
     with sigterm_while_holding(tmp_path / "never", "1") as (server, _, in_flight):
         answer = in_flight.result()
         assert answer.status_code == 503 and "--drain-seconds" in answer.json()["error"]
-        # the engine thread is still stuck on the request: the process exits all the same
+        # the engine process is still stuck on the request: the server exits all the same (and ends it)
         assert server.wait(timeout=30) in (0, -signal.SIGTERM), launch.server_log(server)
 
 
