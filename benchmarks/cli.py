@@ -10,6 +10,7 @@
     gpu-check   one ~5-minute check on a GPU: the NER job fp32/bf16, BERT-large steps and memory, the tests
     predict-scaling  predict's peak memory and rows/s as its input grows
     inference   one artifact on torch fp32 / bf16 / int8 and onnxruntime: rows/s and p50, batch 1 and 32
+    srl-decoding  SRL argmax vs BIO-valid decoding on the same artifacts (CoNLL-2005 dev)
 
 Each command's handler turns its flags into one call; heavy modules (torch) are imported only by the
 commands that measure, so ``list``, ``run`` and ``report`` stay small (the runner must not import torch).
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .inference import add_inference
 from .predict_scaling import add_predict_scaling
+from .srl_decoding import add_srl_decoding
 from .speed_grid import BASES, SIZES
 from .speed_grid import METHODS as SPEED_METHODS
 from .studies import MULTITASK, MULTITASK_SEEDS
@@ -40,7 +42,9 @@ OTHERS = {"speed": "step time, throughput, memory, FLOP rate (python -m benchmar
           "predict-scaling": "predict's peak memory and rows/s at 1x/4x/16x an input (python -m benchmarks "
                              "predict-scaling)",
           "inference": "one artifact on torch fp32/bf16/int8 and onnxruntime, batch 1 and 32 (python -m benchmarks "
-                       "inference)"}
+                       "inference)",
+          "srl-decoding": "SRL argmax vs BIO-valid decoding on study-srl-mark's artifacts (python -m benchmarks "
+                          "srl-decoding)"}
 
 
 def catalogue() -> str:
@@ -344,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog="Run `python -m benchmarks COMMAND --help` for a command's flags.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_list, add_run, add_report, add_speed, add_serving, add_precision, add_multitask, add_gpu_check,
-                add_predict_scaling, add_inference):
+                add_predict_scaling, add_inference, add_srl_decoding):
         add(commands)
     return parser
 

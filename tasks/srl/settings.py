@@ -32,7 +32,8 @@ class SrlSettings:
                                             "benchmarks/results/study-srl-mark.md) or segment (the reference's: the "
                                             "predicate word as a second segment)",
                                  choices=MARKS)
-    decoding: str = option("argmax", "argmax (the reference's) or bio (the best valid BIO sequence, Viterbi)",
+    decoding: str = option("bio", "bio (the best valid BIO sequence, Viterbi; chosen on CoNLL-2005 dev, "
+                                  "benchmarks/results/srl-decoding.md) or argmax (the reference's)",
                            choices=DECODINGS)
 
     @property
