@@ -17,6 +17,7 @@ graph would fix to the example's split; one graph per member is the model of one
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -110,7 +111,30 @@ def export_onnx(loaded: LoadedArtifact, output: Path) -> Path:
         torch.onnx.export(graph, example, str(output), dynamo=False, opset_version=OPSET, input_names=names,
                           output_names=["logits"], dynamic_axes=dynamic_axes(names, head, mc))
     model.eval()  # the exporter puts the wrapper back in its previous mode
+    describe(output, loaded)
     return output
+
+
+def graph_metadata(loaded: LoadedArtifact) -> dict[str, str]:
+    """What a user of the bare graph needs besides onnxruntime: the tokenizer to load (the encoder's Hub id, else its
+    name), the labels in the order of the logits, the head, the family and the task's longest input."""
+    config, record = loaded.config, loaded.config["task"]
+    encoder = (config.get("encoder") or {}).get("hub_id") or config.get("backbone") or ""
+    return {"ptv2.tokenizer": str(encoder), "ptv2.labels": json.dumps(record.get("labels") or []),
+            "ptv2.head": config["head"]["name"], "ptv2.family": str(record.get("family", "")),
+            "ptv2.max_length": str(record.get("max_length", ""))}
+
+
+def describe(path: Path, loaded: LoadedArtifact) -> None:
+    """Write ``graph_metadata`` into the graph's metadata (onnxruntime: ``session.get_modelmeta()
+    .custom_metadata_map``), so the file alone is enough to tokenize, run and label."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    for key, value in graph_metadata(loaded).items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(graph, str(path))
 
 
 class OnnxRunner(nn.Module):

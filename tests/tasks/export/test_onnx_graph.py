@@ -5,6 +5,7 @@ writes."""
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -97,6 +98,30 @@ def test_decoding_onnx_logits_gives_what_torch_gives(tmp_path, encoder, name):
     np.testing.assert_allclose(got[real], expected[real], atol=1e-4, rtol=0)
     assert task.render(examples, task.decode(examples, encoded, got)) == task.render(
         examples, task.decode(examples, encoded, expected))
+
+
+def test_the_graph_alone_tokenizes_runs_and_labels_with_onnxruntime(tmp_path, encoder):
+    """Without this package: the tokenizer and the labels come from the graph's metadata, and the tags equal ours."""
+    import onnxruntime
+    from transformers import AutoTokenizer
+
+    from tasks.export.onnx_graph import export_onnx
+
+    loaded = load_artifact(make_artifacts(encoder, tmp_path)["ner"])
+    path = export_onnx(loaded, tmp_path / "ner.onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["ptv2.head"] == "token-classification" and meta["ptv2.family"] == "ner"
+    labels = json.loads(meta["ptv2.labels"])
+    tokenizer = AutoTokenizer.from_pretrained(meta["ptv2.tokenizer"])
+    words = [["john", "smith", "lives", "in", "paris"], ["peter", "said"]]
+    batch = tokenizer(words, is_split_into_words=True, padding=True, return_tensors="np")
+    feeds = {i.name: batch[i.name].astype(np.int64) for i in session.get_inputs()}
+    tags = np.array(labels)[session.run(["logits"], feeds)[0].argmax(-1)]
+    with torch.no_grad():
+        ours = loaded.model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.argmax(-1).numpy()
+    real = batch["attention_mask"].astype(bool)
+    assert tags[real].tolist() == np.array(loaded.record["labels"])[ours][real].tolist()
 
 
 def test_a_multitask_artifact_gives_one_graph_per_member(tmp_path, encoder):
