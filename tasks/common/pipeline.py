@@ -125,7 +125,7 @@ def answer_chunks(task: Task, model: AdaptedModel, examples: Iterable, batch_siz
         collate = lambda features: {**task.collate(features), "task_index": torch.full(  # noqa: E731
             (len(features),), index, dtype=torch.long)}
     with model.inference(precision) as runner:  # once for every chunk (int8: one copy of the model)
-        predictor = Predictor(runner, collate, batch_size, work_dir)
+        predictor = Predictor(runner, collate, batch_size, work_dir, pad_id=task.tokenizer.pad_token_id)
         for chunk in chunks(examples, chunk_size):
             started = time.time()
             encoded = task.encode(chunk, train=False)

@@ -12,13 +12,14 @@ from transformers import TrainingArguments
 from models.adapted import AdaptedModel
 from models.precision import no_attention_plans_per_shape
 
+from .allocator import release_free_memory
 from .errors import UsageError
 from .settings import TrainSettings
 from .trainer import CHECKPOINT_WEIGHTS, COMPLETE, AdapterTrainer, TrainingDiverged, last_complete_checkpoint
 
 CHECKPOINTS = "checkpoints"
 __all__ = ["CHECKPOINTS", "CHECKPOINT_WEIGHTS", "COMPLETE", "AdapterTrainer", "TrainingDiverged", "bf16_mode",
-           "Predictor", "predict", "train", "training_arguments"]
+           "Predictor", "TOKEN_BUDGET", "predict", "train", "training_arguments"]
 
 
 def bf16_mode(settings: TrainSettings, model: AdaptedModel) -> str | None:
@@ -123,19 +124,36 @@ def train(model: AdaptedModel, settings: TrainSettings, learning_rate: float, ou
     return trainer
 
 
+# Padded tokens per predict batch on the CPU.  A batch's working set (attention scores above all) is what predict's
+# peak memory adds to the model's: QA at 16x its input (688 questions, ~190-token windows) peaked 70 / 143 / 260 /
+# 500 MB above the model at budgets of 1024 / 2048 / 4096 / 8192 tokens, at the same speed (one thread; a CPU's
+# matrix products are already efficient at a few hundred tokens).  On a GPU only the row cap applies: its memory is
+# not the process's, and it needs wide batches to be fast.
+TOKEN_BUDGET = 2048
+
+
 class Predictor:
     """Logits of one chunk of features after another (``pipeline.answer_chunks``), computed where the model is (the
     CPU, or the GPU: ``predict --device`` puts it there, and training leaves it on the Trainer's device).
 
     Not the Trainer's ``predict``: it gathers a call's logits by concatenating every batch's into a growing array
-    padded to the longest row, which over a whole input took ~16x the logits' own size (issue 43).  And each batch
-    here holds rows of one padded length only, so no row is padded: a row's logits then do not depend on which other
-    rows share its batch (padding changes the attention's float sums in the last bits: the same question's SQuAD 2.0
-    null odds differed with the file around it), and predictions are the same whatever the chunks.
+    padded to the longest row, which over a whole input took ~16x the logits' own size (issue 43).
+
+    Rows are batched by length: each is padded to a length of its own (``padded_to``: at most 1/8 more tokens), and
+    rows of one padded length share batches of at most ``batch_size`` rows and, on the CPU, ``token_budget`` padded
+    tokens (``TOKEN_BUDGET`` says why).  A row's logits then depend on the row alone, never on which rows share its
+    batch or chunk: padding changes the attention's float sums in the last bits (the same question's SQuAD 2.0 null
+    odds differed with the file around it when rows were padded to their batch's longest), so predictions are the
+    same whatever the chunks.  Batching only rows of one exact length kept that too, but QA's varied window lengths
+    made batches of one or two rows and halved its rows/s.
     """
 
-    def __init__(self, model: AdaptedModel, collator, batch_size: int, work_dir: Path | None = None) -> None:
-        self.model, self.collator, self.batch_size = model, collator, batch_size
+    def __init__(self, model: AdaptedModel, collator, batch_size: int, work_dir: Path | None = None,
+                 pad_id: int | None = 0, token_budget: int | None = TOKEN_BUDGET) -> None:
+        self.model, self.collator, self.batch_size, self.token_budget = model, collator, batch_size, token_budget
+        self.pad_id = pad_id or 0  # a tokenizer without a pad token: any id does, the attention mask hides it
+        limit = getattr(model, "max_input_length", None)  # an ONNX graph has none: its input was checked on export
+        self.limit = limit() if callable(limit) else None
 
     def __call__(self, dataset: list[dict]) -> np.ndarray:
         """Logits for every example of ``dataset``, in its order; token-level rows are padded with -100 to the
@@ -143,17 +161,25 @@ class Predictor:
         if not dataset:  # nothing to run (a predict input with no predicate found): no rows, any decoder's rank
             return np.zeros((0, 1, 1), dtype=np.float32)
         device, training = _device(self.model), self.model.training
+        lengths = [padded_length(f) for f in dataset]
+        widths = [padded_to(n, self.limit) for n in lengths]
+        budget = self.token_budget if device.type == "cpu" and self.token_budget else None
         self.model.eval()
-        parts: list[tuple[list[int], np.ndarray]] = []
+        out = Gathered(len(dataset), max(lengths))
         try:
             with torch.no_grad():
-                for rows in batches([padded_length(f) for f in dataset], self.batch_size):
-                    batch = self.collator([{k: v for k, v in dataset[i].items() if k != "labels"} for i in rows])
-                    logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
-                    parts.append((rows, logits.float().cpu().numpy()))
+                for rows in batches(widths, [w * choices(f) for w, f in zip(widths, dataset)], self.batch_size,
+                                    budget):
+                    width = widths[rows[0]]
+                    batch = padded_batch(self.collator([{k: v for k, v in dataset[i].items() if k != "labels"}
+                                                        for i in rows]), width, self.pad_id)
+                    logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
+                    out.add(rows, own_positions(logits, [lengths[i] for i in rows], width))
+                    del batch, logits
+                    release_free_memory()  # this batch's activations: see allocator.py (measured there)
         finally:
             self.model.train(training)
-        return _assembled(parts, len(dataset))
+        return out.logits
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -169,29 +195,92 @@ def padded_length(feature: dict) -> int:
     return max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids)
 
 
-def batches(lengths: list[int], size: int) -> list[list[int]]:
-    """Indices of rows in batches of at most ``size`` rows of one length, shortest first, in input order within."""
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+def choices(feature: dict) -> int:
+    """Sequences in ``feature``: its choices (a multiple-choice row), else 1."""
+    ids = feature["input_ids"]
+    return len(ids) if ids and isinstance(ids[0], list) else 1
+
+
+def padded_to(length: int, limit: int | None = None) -> int:
+    """The length a row of ``length`` tokens runs at: the next multiple of 8, or of an eighth of the power of two
+    below ``length`` (16 from 128 tokens, 32 from 256), so at most 1/8 of a batch is padding; never past ``limit``
+    (the encoder's positions, when known) nor below ``length``."""
+    step = max(8, 1 << max(length.bit_length() - 4, 0))
+    ceiling = -(-length // step) * step
+    return ceiling if limit is None else max(length, min(ceiling, limit))
+
+
+def batches(widths: list[int], costs: list[int], size: int, budget: int | None = None) -> list[list[int]]:
+    """Indices of rows in batches of one padded width, at most ``size`` rows and ``budget`` summed ``costs``
+    (padded tokens; None: no limit) each, but at least one row; narrowest first, in input order within."""
+    order = sorted(range(len(widths)), key=widths.__getitem__)
     out: list[list[int]] = []
-    for _, group in itertools.groupby(order, key=lengths.__getitem__):
-        rows = list(group)
-        out += [rows[k: k + size] for k in range(0, len(rows), size)]
+    for _, group in itertools.groupby(order, key=widths.__getitem__):
+        batch, spent = [], 0
+        for row in group:
+            if batch and (len(batch) == size or (budget is not None and spent + costs[row] > budget)):
+                out.append(batch)
+                batch, spent = [], 0
+            batch.append(row)
+            spent += costs[row]
+        out.append(batch)
     return out
 
 
-def _assembled(parts: list[tuple[list[int], np.ndarray]], count: int) -> np.ndarray:
-    """Every batch's logits in one array, rows back at their indices; a longer dimension 1 is padded with -100 (as
-    the Trainer's gathering pads), so that decoders read each row's own positions only."""
-    first = parts[0][1]
-    if first.ndim == 1:  # one value per row (a regression head)
-        out = np.empty(count, dtype=first.dtype)
-        for rows, logits in parts:
-            out[rows] = logits
-        return out
-    out = np.full((count, max(p.shape[1] for _, p in parts), *first.shape[2:]), -100, dtype=first.dtype)
-    for rows, logits in parts:
-        out[rows, : logits.shape[1]] = logits
-    return out
+def padded_batch(batch: dict[str, torch.Tensor], width: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """``batch`` (the collator padded it to its longest row) padded on the right to ``width`` tokens: the input ids
+    with ``pad_id``, the attention mask and every other per-token input (segment ids, span masks) with 0."""
+    ids = batch["input_ids"]
+    extra = width - ids.shape[-1]
+    if extra <= 0:
+        return batch
+    per_token = lambda v: v.shape[:-1] == ids.shape[:-1] and v.shape[-1] == ids.shape[-1]  # noqa: E731
+    return {k: torch.nn.functional.pad(v, (0, extra), value=pad_id if k == "input_ids" else 0) if per_token(v)
+            else v for k, v in batch.items()}
+
+
+def own_positions(logits: np.ndarray, lengths: list[int], width: int) -> np.ndarray:
+    """Token-level ``logits`` (rows, ``width``, ...) with each row's positions past its own length set to -100, as
+    if the row had run unpadded (``Gathered`` fills there with -100 too); other logits as they are."""
+    if logits.ndim < 3 or logits.shape[1] != width:
+        return logits
+    for row, length in enumerate(lengths):
+        logits[row, length:] = -100
+    return logits
+
+
+class Gathered:
+    """Every batch's logits in one array, rows back at their indices; token-level rows are padded with -100 to the
+    longest row (``width`` tokens, as the Trainer's gathering pads), so that decoders read each row's own positions
+    only.
+
+    The array is made once, at the first batch, and each batch's logits are copied in: nothing a batch leaves behind
+    lands between the blocks the next batch frees and reuses (a kept array per batch did, and the heap grew around
+    them by a batch's working set again and again: see ``allocator.release_free_memory``)."""
+
+    def __init__(self, count: int, width: int) -> None:
+        self.count, self.width = count, width
+        self._logits: np.ndarray | None = None
+
+    @property
+    def logits(self) -> np.ndarray:
+        assert self._logits is not None, "no batch added"
+        return self._logits
+
+    def add(self, rows: list[int], logits: np.ndarray) -> None:
+        if self._logits is None:
+            self._logits = self._made_for(logits)
+        if logits.ndim == 1:
+            self._logits[rows] = logits
+        else:  # token-level: the positions up to the longest row (past a row's own length: -100 already)
+            width = min(logits.shape[1], self._logits.shape[1])
+            self._logits[rows, :width] = logits[:, :width]
+
+    def _made_for(self, first: np.ndarray) -> np.ndarray:
+        if first.ndim == 1:  # one value per row (a regression head)
+            return np.empty(self.count, dtype=first.dtype)
+        width = self.width if first.ndim >= 3 else first.shape[1]  # token-level: the longest row's positions
+        return np.full((self.count, width, *first.shape[2:]), -100, dtype=first.dtype)
 
 
 def predict(model: AdaptedModel, dataset: list[dict], collator, batch_size: int, work_dir: Path) -> np.ndarray:

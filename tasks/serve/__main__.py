@@ -17,7 +17,8 @@ Offline (JSONL), every non-blank line gets one output line, in order: ``{"id"?, 
 stops the others. The answers are written to a temporary file next to ``--output`` and renamed over it at
 the end, so ``--output`` is never a partial file: it is the complete answers or, if the run dies, whatever
 was there before (flushing line by line would leave a half-written file behind a crash). Counts go to
-stdout, each failed line to stderr (the first 20).
+stdout, each failed line to stderr (the first 20). The input is read, answered and written 1,024 lines at a
+time (``CHUNK_LINES``), never held whole.
 
 Exit status of the JSONL mode: 0 when every line was answered; otherwise the number of failed lines,
 at most 100 (so 100 means 100 or more). An input file that cannot be read at all (missing, no requests)
@@ -28,12 +29,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Iterator
 
 from tasks.common.allocator import keep_large_allocations
 from tasks.common.errors import DataError, exit_on_bad_input
@@ -50,6 +52,7 @@ if TYPE_CHECKING:  # the engine (torch) is imported after the flags are parsed: 
 
 MAX_EXIT_STATUS = 100
 SHOWN_ERRORS = 20
+CHUNK_LINES = 1024  # request lines read, answered and written at a time (the file is never held whole)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -78,31 +81,39 @@ class Line:
         self.error: BadRequest | None = None
 
 
-def read_requests(path: Path) -> list[Line]:
-    """Every non-blank line of ``path``, read or with its BadRequest; a DataError only when the file itself
-    cannot be read or holds no line at all."""
+def check_requests(path: Path) -> None:
+    """A DataError when ``path`` cannot be read or holds no request line (read up to its first one only): before
+    the engine loads."""
     if not path.is_file():
         raise DataError(path, None, "file not found")
+    if next(iter_requests(path), None) is None:
+        raise DataError(path, None, "no requests")
+
+
+def iter_requests(path: Path) -> Iterator[Line]:
+    """Every non-blank line of ``path`` in turn, read or with its BadRequest; the file is read a line at a time,
+    never whole (issue 43)."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            for number, data in enumerate(handle, start=1):
+                data = data.removesuffix(b"\n").removesuffix(b"\r")
+                if number == 1:
+                    data = data.removeprefix(b"\xef\xbb\xbf")
+                if data.strip():
+                    yield _parsed(Line(number, len(data)), data)
     except OSError as err:
         raise DataError(path, None, f"cannot be read: {err.strerror}") from None
-    lines = []
-    for number, data in enumerate(raw.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
-        data = data.removesuffix(b"\r")
-        if not data.strip():
-            continue
-        line = Line(number, len(data))
-        try:
-            value = parse_json(data)
-            line.message = value if isinstance(value, dict) else None
-            line.task, line.payload = read_request(value)
-        except BadRequest as err:
-            line.error = BadRequest(f"invalid JSON: {err}") if err.malformed_json else err
-        lines.append(line)
-    if not lines:
-        raise DataError(path, None, "no requests")
-    return lines
+
+
+def _parsed(line: Line, data: bytes) -> Line:
+    """``line`` with its request read from ``data``, or the BadRequest that says why it is none."""
+    try:
+        value = parse_json(data)
+        line.message = value if isinstance(value, dict) else None
+        line.task, line.payload = read_request(value)
+    except BadRequest as err:
+        line.error = BadRequest(f"invalid JSON: {err}") if err.malformed_json else err
+    return line
 
 
 def _record(line: Line, result: Any) -> dict:
@@ -123,45 +134,58 @@ def _record(line: Line, result: Any) -> dict:
 
 
 def answer_file(engine: Engine, source: Path, target: Path, batch: int,
-                batch_tokens: int = limits.MAX_BATCH_TOKENS, lines: list[Line] | None = None) -> dict[str, Any]:
+                batch_tokens: int = limits.MAX_BATCH_TOKENS, chunk: int = CHUNK_LINES) -> dict[str, Any]:
     """The offline mode: the same ``Engine.answer`` path (and isolation) as the server, batches cut by the
-    same rule (``--max-batch`` requests, ``--max-batch-tokens`` estimated tokens).
+    same rule (``--max-batch`` requests, ``--max-batch-tokens`` estimated tokens).  ``source`` is read, answered
+    and written ``chunk`` lines at a time: only one chunk's requests and answers exist at once (issue 43).
 
     Counts: "answered", "unreadable" (400), "refused" (404/413/422 by the engine), "faults" (500), and
-    "errors": (line number, message) of each failed line. ``lines``: ``source`` already read."""
-    lines = read_requests(source) if lines is None else lines
-    readable = [line for line in lines if line.error is None]
-    results: dict[int, Any] = {line.number: line.error for line in lines if line.error is not None}
-    for indices in limits.plan_batches([limits.estimate_tokens(line.size) for line in readable], batch,
-                                       batch_tokens):
-        chunk = [readable[i] for i in indices]
-        for line, result in zip(chunk, answer_isolated(engine, [(line.task, line.payload) for line in chunk])):
-            results[line.number] = result
+    "errors": (line number, message) of each failed line."""
     counts: dict[str, Any] = {"answered": 0, "unreadable": 0, "refused": 0, "faults": 0, "errors": []}
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for line in lines:
-                record = _record(line, results[line.number])
-                try:
-                    text = json.dumps(record, ensure_ascii=False, allow_nan=False)
-                except (TypeError, ValueError) as err:  # the engine's answer is not JSON
-                    record = _record(line, _NotJSON(f"the engine's answer is not JSON: {err}"))
-                    text = json.dumps(record, ensure_ascii=False)
-                out.write(text + "\n")
-                status = record.get("status")
-                if status is None:
-                    counts["answered"] += 1
-                    continue
-                counts["unreadable" if status == 400 else "faults" if status >= 500 else "refused"] += 1
-                counts["errors"].append((line.number, record["error"]))
+            requests = iter_requests(source)
+            while lines := list(itertools.islice(requests, chunk)):
+                for line, result in zip(lines, _answered(engine, lines, batch, batch_tokens)):
+                    _write(out, line, result, counts)
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
     return counts
+
+
+def _answered(engine: Engine, lines: list[Line], batch: int, batch_tokens: int) -> list[Any]:
+    """The result of each of ``lines``, in order: its BadRequest, or the engine's answer or error."""
+    readable = [i for i, line in enumerate(lines) if line.error is None]
+    results: list[Any] = [line.error for line in lines]
+    for indices in limits.plan_batches([limits.estimate_tokens(lines[i].size) for i in readable], batch,
+                                       batch_tokens):
+        rows = [readable[i] for i in indices]
+        requests = [(lines[i].task, lines[i].payload) for i in rows]
+        for i, result in zip(rows, answer_isolated(engine, requests)):
+            results[i] = result
+    return results
+
+
+def _write(out: IO[str], line: Line, result: Any, counts: dict[str, Any]) -> None:
+    """The output line of ``line`` written to ``out``, and counted."""
+    record = _record(line, result)
+    try:
+        text = json.dumps(record, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as err:  # the engine's answer is not JSON
+        record = _record(line, _NotJSON(f"the engine's answer is not JSON: {err}"))
+        text = json.dumps(record, ensure_ascii=False)
+    out.write(text + "\n")
+    status = record.get("status")
+    if status is None:
+        counts["answered"] += 1
+        return
+    counts["unreadable" if status == 400 else "faults" if status >= 500 else "refused"] += 1
+    counts["errors"].append((line.number, record["error"]))
 
 
 def announce(info: EngineInfo) -> None:
@@ -198,8 +222,8 @@ def run(argv: list[str]) -> int:
     command, settings = from_namespace(ServeCommand, args), from_namespace(ServeSettings, args)
     if (command.input is None) != (command.output is None):
         raise DataError(None, None, "--input and --output go together (the offline JSONL mode)")
-    # an unreadable input file fails before the engine loads, not after
-    lines = read_requests(command.input) if command.input is not None else None
+    if command.input is not None:  # an unreadable input file fails before the engine loads, not after
+        check_requests(command.input)
     if command.input is None:
         serve(command.artifacts, settings)
         return 0
@@ -207,7 +231,7 @@ def run(argv: list[str]) -> int:
 
     engine = Engine(command.artifacts, settings)
     announce(describe(engine))
-    counts = answer_file(engine, command.input, command.output, settings.max_batch, settings.max_batch_tokens, lines)
+    counts = answer_file(engine, command.input, command.output, settings.max_batch, settings.max_batch_tokens)
     failed = len(counts["errors"])
     for number, message in counts["errors"][:SHOWN_ERRORS]:
         print(f"{command.input}: line {number}: {message}", file=sys.stderr)

@@ -333,3 +333,45 @@ def test_a_predict_that_dies_leaves_no_complete_looking_file(ner_artifact, tmp_p
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.conll"]
     assert all("out.conll" not in names for names in seen)  # while writing: only the partial name
     assert any(name.startswith(".out.conll.partial-") for name in seen[-1])
+
+
+# --------------------------------------------------------------------------- the predict batches
+def test_a_row_runs_at_a_padded_length_of_its_own():
+    from tasks.common.training import padded_to
+
+    for n in range(1, 600):
+        width = padded_to(n)
+        assert n <= width <= max(n + 7, n * 9 // 8) and padded_to(width) == width
+    assert padded_to(509, limit=510) == 510 and padded_to(512, limit=510) == 512  # never below the row itself
+
+
+def test_batches_hold_one_width_within_the_row_cap_and_the_token_budget():
+    from tasks.common.training import batches
+
+    widths = [8, 16, 8, 64, 8, 16, 64, 64, 8]
+    out = batches(widths, widths, size=3, budget=128)
+    assert sorted(i for b in out for i in b) == list(range(len(widths)))
+    assert all(len({widths[i] for i in b}) == 1 and len(b) <= 3 for b in out)
+    assert all(sum(widths[i] for i in b) <= 128 or len(b) == 1 for b in out)
+    assert out[0] == [0, 2, 4] and [len(b) for b in out if widths[b[0]] == 64] == [2, 1]
+    assert [len(b) for b in batches(widths, widths, size=3)] == [3, 1, 2, 3]  # no budget (a GPU): rows only
+
+
+def test_a_rows_logits_do_not_depend_on_the_rows_beside_it(ner_artifact, tmp_path):
+    """Rows of many lengths padded in shared batches give, bit for bit, the logits each gives alone, and -100 past
+    its own length: what makes predict's output the same whatever the chunks."""
+    import numpy as np
+    from tasks.common.training import Predictor
+    from tasks.ner.family import FAMILY
+    from tasks.ner.formats import Sentence
+
+    loaded = load_artifact(ner_artifact, FAMILY)
+    task = FAMILY.bind(loaded.record, loaded.tokenizer, loaded.path)
+    sentences = [Sentence(words(k, 1 + k % 9), ["O"] * (1 + k % 9), 1, gold=False) for k in range(20)]
+    features = task.encode(sentences, train=False).features
+    assert len({len(f["input_ids"]) for f in features}) > 5
+    predict = Predictor(loaded.model, task.collate, 4, pad_id=loaded.tokenizer.pad_token_id, token_budget=48)
+    together = predict(features)
+    for i, feature in enumerate(features):
+        alone, n = predict([feature]), len(feature["input_ids"])
+        assert np.array_equal(together[i, :n], alone[0, :n]) and (together[i, n:] == -100).all()

@@ -123,3 +123,26 @@ def test_a_line_of_several_inputs_gets_each_its_own_output_or_error(tmp_path):
     assert several["outputs"][0] == {"output": {"echo": {"n": 1}}} and several["outputs"][2]["output"]
     assert several["outputs"][1]["status"] == 422 and empty["status"] == 400 and '"inputs"' in empty["error"]
     assert counts["answered"] == 1 and counts["unreadable"] == 1
+
+
+def test_the_file_is_read_answered_and_written_a_chunk_at_a_time(tmp_path, monkeypatch):
+    """Issue 43: a chunk's requests are answered before the next chunk is read, and the output is the same
+    whatever the chunk size (a bad line and a blank one inside a chunk, a chunk boundary between any two lines)."""
+    source = write(tmp_path / "requests.jsonl", LINES * 3)
+    outputs, parse = {}, serve_cli._parsed
+    for chunk in (1, 3, 1000):
+        parsed, seen = [], []
+        monkeypatch.setattr(serve_cli, "_parsed", lambda line, data: parsed.append(line.number) or parse(line, data))
+
+        class Watching(FakeEngine):
+            def answer(self, requests):
+                seen.append(len(parsed))  # lines read so far when this batch is answered
+                return super().answer(requests)
+
+        target = tmp_path / f"answers-{chunk}.jsonl"
+        counts = answer_file(Watching(), source, target, batch=2, chunk=chunk)
+        outputs[chunk] = target.read_bytes()
+        assert counts["answered"] == 6 and len(parsed) == 13 * 3
+        if chunk < 1000:
+            assert seen[0] <= chunk  # the first answers came before the rest of the file was read
+    assert outputs[1] == outputs[3] == outputs[1000]
