@@ -5,7 +5,9 @@ repeated 1x, 4x, 16x (QA: question ids and titles made unique per copy), the pea
 alone comes from ``os.wait4``'s rusage, and rows/s from the examples predict answered over the seconds it reports
 for encoding, the model and decoding (not imports or loading).  ``--baseline DIR`` runs the same commands with the
 code checked out in DIR (e.g. ``git archive HEAD | tar -x -C DIR``) for a before/after table.  Writes
-``results/predict-scaling.{md,json}`` with the command and the machine.  Timings taken while other processes load
+``results/predict-scaling.{md,json}`` with the command and the machine.  ``--malloc-tuning`` sets PTV2_MALLOC_TUNING
+for each process: it changes the baseline's predict, not today's (predict no longer raises the thresholds,
+``tasks/common/allocator.py``).  Timings taken while other processes load
 the machine are only indicative; peak memory is not affected by load.
 """
 from __future__ import annotations

@@ -5,7 +5,8 @@ mmap() and returns it with munmap() on free.  An encoder's activations at batch 
 (attention scores, FFN outputs) are above that, so every step maps, page-faults and unmaps them
 again, and a measurable share of each step is spent in the kernel (measured when this was adopted: commit
 72ecc33).  Raising the threshold and the trim threshold lets freed blocks be reused, for
-a slightly higher peak RSS.
+a slightly higher peak RSS.  Training (and the server) apply it; ``predict`` does not: it trims the heap after every
+batch instead (``release_free_memory``), and with that the thresholds bought it no speed (issue 43).
 """
 from __future__ import annotations
 
