@@ -8,12 +8,14 @@ as the release lays them out (``train/data/english/annotations/...``).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 from .brackets import Span, parse_column, to_bio
 from .errors import DataError
-from .textfile import read_lines
+from .textfile import iter_lines, read_lines
 
 WORD, LEMMA, NER, FIRST_PREDICATE = 3, 6, 10, 11
 SUFFIX = "gold_conll"
@@ -70,15 +72,27 @@ def is_gold_conll(path: str | Path) -> bool:
 
 def read_gold_conll(path: str | Path, language: str = "english") -> list[OntoSentence]:
     """Every sentence of the file or folder ``path``; a malformed line is a DataError naming file and line."""
-    sentences = [s for file in gold_conll_files(path, language) for s in _read_file(file)]
-    if not sentences:
+    return list(iter_gold_conll(path, language, read_lines))
+
+
+def iter_gold_conll(path: str | Path, language: str = "english",
+                    lines: Callable[[Path], Iterable[str]] = iter_lines) -> Iterator[OntoSentence]:
+    """``read_gold_conll`` one sentence at a time, file by file (``lines``: how a file is read; streamed by default),
+    so a folder the size of the release is never held whole (predict)."""
+    empty = True
+    for file in gold_conll_files(path, language):
+        for sentence in _file_sentences(file, lines(file)):
+            empty = False
+            yield sentence
+    if empty:
         raise DataError(path, None, "no sentences")
-    return sentences
 
 
-def _read_file(path: Path) -> list[OntoSentence]:
-    sentences, rows, first = [], [], 0
-    for number, line in enumerate([*read_lines(path), ""], start=1):
+def _file_sentences(path: Path, lines: Iterable[str]) -> Iterator[OntoSentence]:
+    """Each sentence of one file, yielded once its last line is read."""
+    rows: list[list[str]] = []
+    first = 0
+    for number, line in enumerate(itertools.chain(lines, [""]), start=1):  # a final "" ends the last sentence
         text = line.strip()
         if text.startswith("#"):  # "#begin document (...); part 000" / "#end document"
             text = ""
@@ -87,9 +101,8 @@ def _read_file(path: Path) -> list[OntoSentence]:
                 first = number
             rows.append(text.split())
         elif rows:
-            sentences.append(_sentence(rows, path, first))
+            yield _sentence(rows, path, first)
             rows = []
-    return sentences
 
 
 def _sentence(rows: list[list[str]], path: Path, first: int) -> OntoSentence:

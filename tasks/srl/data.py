@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from tasks.common.conll2012 import is_gold_conll, release_splits
 from tasks.common.data_root import data_roots, sources_hint
 from tasks.common.errors import DataError, UsageError
-from tasks.common.textfile import read_lines
+from tasks.common.textfile import iter_lines, read_lines
 
-from .formats import Frame, Read, SrlSentence, read_conll05, read_frames_jsonl, read_oneline, read_ontonotes, \
-    read_text, props_path
+from .formats import (Frame, Lines, Parsed, Read, SrlSentence, collect, iter_conll05, iter_frames_jsonl, iter_oneline,
+                      iter_ontonotes, iter_text, props_path)
 
 FORMATS = ("auto", "conll05", "gold_conll", "oneline", "jsonl", "text")
 HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
@@ -44,33 +45,43 @@ def format_of(path: str | Path) -> str:
         return "jsonl"
     if ".words" in path.name:
         return "conll05"
-    first = next((line for line in read_lines(path) if line.strip()), "")
+    lines = iter_lines(path)
+    try:  # the first non-blank line only: the file is not read further
+        first = next((line for line in lines if line.strip()), "")
+    finally:
+        lines.close()
     return "oneline" if "|||" in first else "text"
 
 
 def read_file(path: str | Path, fmt: str = "auto", gold: bool = True) -> Read:
-    """Sentences and frames of one file in ``fmt`` (``auto``: ``format_of``)."""
-    return _read(path, format_of(path) if fmt == "auto" else fmt, gold).mark_gaps()
+    """Sentences and frames of one file in ``fmt`` (``auto``: ``format_of``), read whole (training, evaluation)."""
+    return collect(iter_file(path, fmt, gold, read_lines)).mark_gaps()
 
 
-def _read(path: str | Path, fmt: str, gold: bool) -> Read:
+def iter_file(path: str | Path, fmt: str = "auto", gold: bool = True, lines: Lines = iter_lines) -> Iterator[Parsed]:
+    """``read_file`` a sentence at a time (predict), each numbered by its place in the file (``SrlSentence.index``);
+    the file is read as the sentences are asked for, and its errors come when their line is reached."""
+    parsed = _read(path, format_of(path) if fmt == "auto" else fmt, gold, lines)
+    for index, item in enumerate(parsed):
+        item.sentence.index = index
+        yield item
+
+
+def _read(path: str | Path, fmt: str, gold: bool, lines: Lines) -> Iterator[Parsed]:
     if fmt == "conll05":
         props = props_path(path)
         if gold and props is None:
             raise DataError(path, None, "no props file beside this words file (x.words[.gz] -> x.props[.gz])")
-        return read_conll05(path, props, gold=gold)
+        return iter_conll05(path, props, gold, lines)
     if fmt == "gold_conll":
-        read = read_ontonotes(path)
-        if not gold:
-            read.frames = [Frame(f.sentence, f.predicate, f.tags, gold=False) for f in read.frames]
-        return read
+        return iter_ontonotes(path, gold, lines)
     if fmt == "oneline":
-        return read_oneline(path, gold)
+        return iter_oneline(path, gold, lines)
     if fmt == "jsonl":
-        return read_frames_jsonl(path, gold)
+        return iter_frames_jsonl(path, gold, lines)
     if gold:
         raise DataError(path, None, "plain text has no gold frames to train or evaluate on")
-    return read_text(path)
+    return iter_text(path, lines)
 
 
 def _local_conll05(folder: Path) -> dict[str, Path]:

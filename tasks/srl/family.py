@@ -6,20 +6,21 @@ Two targets share the family: ``frames`` (the arguments of each given predicate,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from seqeval.metrics import f1_score, precision_score, recall_score
 from transformers import DataCollatorForTokenClassification
 
 from heads import IGNORE_INDEX, TokenClassificationHead
 from tasks.common.errors import DataError, UsageError
-from tasks.common.family import Job, PredictionWriter, TaskData, TaskFamily
+from tasks.common.family import Job, PredictionWriter, Stream, TaskData, TaskFamily
 from tasks.common.task import Encoded, Task
 
-from .data import load_splits, read_file, splits_in_order
+from .data import format_of, iter_file, load_splits, splits_in_order
 from .decode import to_frame_tags
 from .features import FrameStats, encode
-from .formats import (VERB, Frame, FramesWriter, Read, SrlSentence, frames_by_sentence, frames_json, placeholder,
-                      write_frames)
+from .formats import (VERB, Frame, FramesWriter, Parsed, Read, SrlSentence, frames_by_sentence, frames_json,
+                      placeholder, props_path, write_frames)
 from .metric import format_scores, srl_scores
 from .settings import MARKS, TARGETS, SrlFlags, SrlPredictSettings, SrlSettings
 
@@ -36,6 +37,14 @@ def predicate_examples(read: Read) -> list[Frame]:
     for frame in read.frames:  # one pass: a nested loop over sentences x frames was quadratic in the corpus
         tags[id(frame.sentence)][frame.predicate] = VERB
     return [Frame(sentence, -1, tags[id(sentence)]) for sentence in read.sentences]
+
+
+def tagger_example(parsed: Parsed) -> Frame:
+    """``predicate_examples`` of one sentence as a reader yields it (predict streams its input)."""
+    tags = ["O"] * len(parsed.sentence.words)
+    for frame in parsed.frames:
+        tags[frame.predicate] = VERB
+    return Frame(parsed.sentence, -1, tags)
 
 
 class SrlTask(Task):
@@ -141,9 +150,10 @@ class SrlTask(Task):
 
 
 class SrlJob(Job):
-    """A predict input: its frames, and every sentence (predicate-less ones too, for the output)."""
+    """A predict input: its examples (frames, or sentences for the tagger), and every sentence (predicate-less ones
+    too, for the output), read again as the writer needs them."""
 
-    def __init__(self, name: str, examples: list, source: str, sentences: list[SrlSentence]) -> None:
+    def __init__(self, name: str, examples: Iterable, source: str, sentences: Iterable[SrlSentence]) -> None:
         super().__init__(name, examples, source)
         self.sentences = sentences
 
@@ -196,18 +206,26 @@ class SrlFamily(SrlFlags, TaskFamily):
         return record if settings.decoding is None else {**record, "decoding": settings.decoding}
 
     def predict_jobs(self, settings: SrlPredictSettings, task: SrlTask) -> list[Job]:
-        read = read_file(settings.input, settings.format, gold=True) if _has_gold(settings) else \
-            read_file(settings.input, settings.format, gold=False)
+        """One job whose examples are read from the input as predict asks for them (``Stream``s): the input is read
+        through once here, keeping nothing, so bad input fails before the encoder is loaded."""
+        fmt = format_of(settings.input) if settings.format == "auto" else settings.format
+        gold = _has_gold(settings.input, fmt)
+        parsed = Stream(lambda: iter_file(settings.input, fmt, gold))
+        marked = sum(len(p.frames) for p in parsed)  # the whole-file check
+        sentences = Stream(lambda: (p.sentence for p in parsed))
         if not task.frames:
-            return [SrlJob("input", predicate_examples(read), str(settings.input), read.sentences)]
-        if settings.predicates is not None:
-            from .predicates import find_predicates  # loads a second artifact: only when asked
+            examples = Stream(lambda: (tagger_example(p) for p in parsed))
+        elif settings.predicates is not None:
+            from .predicates import PredicateFinder  # loads a second artifact: only when asked
 
-            read.frames = find_predicates(self, settings.predicates, read.sentences)
-        elif not read.frames:
+            finder = PredicateFinder(self, settings.predicates)
+            examples = Stream(lambda: finder.frames(sentences))
+        elif not marked:
             raise DataError(settings.input, None, "no predicate is marked in this input: pass --predicates ARTIFACT "
                                                   "(a run of python -m tasks.srl --target predicates)")
-        return [SrlJob("input", read.frames, str(settings.input), read.sentences)]
+        else:
+            examples = Stream(lambda: (frame for p in parsed for frame in p.frames))
+        return [SrlJob("input", examples, str(settings.input), sentences)]
 
     def writer(self, settings: SrlPredictSettings, task: SrlTask, job: SrlJob, artifact: Path) -> PredictionWriter:
         return FramesWriter(settings.output, job.sentences) if task.frames else _TaggerWriter(settings.output,
@@ -236,13 +254,9 @@ class SrlFamily(SrlFlags, TaskFamily):
         return []
 
 
-def _has_gold(settings: SrlPredictSettings) -> bool:
-    """Whether the input can carry gold frames to score (props beside words, gold_conll, one-line, tagged JSONL)."""
-    from .data import format_of
-    from .formats import props_path
-
-    fmt = format_of(settings.input) if settings.format == "auto" else settings.format
-    return (fmt == "conll05" and props_path(settings.input) is not None) or fmt in ("gold_conll", "oneline")
+def _has_gold(path: Path, fmt: str) -> bool:
+    """Whether the input can carry gold frames to score (props beside words, gold_conll, one-line)."""
+    return (fmt == "conll05" and props_path(path) is not None) or fmt in ("gold_conll", "oneline")
 
 
 class _TaggerWriter(FramesWriter):

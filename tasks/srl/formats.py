@@ -12,15 +12,17 @@ Written: CoNLL-2005 props (what ``srl-eval.pl`` reads) and JSONL frames.
 """
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 from tasks.common.brackets import bio_spans, parse_column, to_bio, to_brackets
-from tasks.common.conll2012 import read_gold_conll
+from tasks.common.conll2012 import iter_gold_conll
 from tasks.common.errors import DataError
 from tasks.common.family import AtomicFile, PredictionWriter
-from tasks.common.textfile import read_jsonl, read_lines
+from tasks.common.textfile import iter_jsonl, iter_lines, read_lines
 
 NO_TARGET = "-"
 VERB = "B-V"  # the predicate's own tag
@@ -36,6 +38,9 @@ class SrlSentence:
     # evaluation, whose examples are frames, writes back so its props file lines up with the release's
     gap_before: list[int] = field(default_factory=list)
     gap_after: list[int] = field(default_factory=list)
+    # its place in its input (0-based): how a streamed writer, reading the input again beside the answers, finds the
+    # sentence of each frame and writes the sentences without frames in their place
+    index: int = 0
 
 
 @dataclass
@@ -53,12 +58,30 @@ class Frame:
 
 
 @dataclass
+class Parsed:
+    """One sentence as a reader yields it (predict reads a file a sentence at a time): the sentence, its frames (in
+    file order; none for a predicate-less sentence) and its argument spans nested inside another."""
+
+    sentence: SrlSentence
+    frames: list[Frame]
+    nested: int = 0
+
+
+Lines = Callable[[Path], Iterable[str]]  # how a reader reads a file's lines: whole (read_lines) or streamed
+
+
+@dataclass
 class Read:
     """What a reader found: the sentences (predicate-less ones included, for output) and their frames."""
 
     sentences: list[SrlSentence]
     frames: list[Frame]
     nested: int = 0  # argument spans nested inside another: BIO keeps the outer one (counted, reported)
+
+    def add(self, parsed: Parsed) -> None:
+        self.sentences.append(parsed.sentence)
+        self.frames += parsed.frames
+        self.nested += parsed.nested
 
     def mark_gaps(self) -> "Read":
         """Record each predicate-less sentence's length on the next sentence that has frames (or the last one)."""
@@ -88,6 +111,24 @@ def _frames_of(sentence: SrlSentence, predicates: list[int], tags: list[list[str
     return [Frame(sentence, p, t) for p, t in zip(predicates, tags)]
 
 
+def collect(parsed: Iterable[Parsed]) -> Read:
+    """A reader's sentences gathered whole (training and evaluation read a file whole; predict streams it)."""
+    read = Read([], [])
+    for item in parsed:
+        read.add(item)
+    return read
+
+
+def _not_empty(parsed: Iterable[Parsed], path: Path, message: str) -> Iterator[Parsed]:
+    """``parsed`` as it comes; a DataError at ``path`` at its end when it held nothing."""
+    empty = True
+    for item in parsed:
+        empty = False
+        yield item
+    if empty:
+        raise DataError(path, None, message)
+
+
 # --------------------------------------------------------------------------- CoNLL-2005 words + props
 def props_path(words: str | Path) -> Path | None:
     """The props file beside a words file (``x.words.gz`` -> ``x.props.gz``), when there is one."""
@@ -98,47 +139,64 @@ def props_path(words: str | Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _blocks(path: Path) -> list[tuple[int, list[list[str]]]]:
-    """(first line, rows of fields) per sentence; whitespace-only lines end a sentence too."""
-    blocks, rows, first = [], [], 0
-    for number, line in enumerate([*read_lines(path), ""], start=1):
+Block = tuple[int, list[list[str]]]  # (first line, rows of fields) of one sentence
+
+
+def _blocks(lines: Iterable[str]) -> Iterator[Block]:
+    """Each sentence of a file's lines, once its last line is read; whitespace-only lines end a sentence too."""
+    rows: list[list[str]] = []
+    first = 0
+    for number, line in enumerate(itertools.chain(lines, [""]), start=1):  # a final "" ends the last sentence
         fields = line.split()
         if fields:
             if not rows:
                 first = number
             rows.append(fields)
         elif rows:
-            blocks.append((first, rows))
+            yield first, rows
             rows = []
-    return blocks
 
 
 def read_conll05(words_path: str | Path, props: str | Path | None = None, gold: bool = True) -> Read:
     """A words file and its props file (``props``: None for words alone, or words with a target column)."""
+    return collect(iter_conll05(words_path, props, gold, read_lines))
+
+
+def iter_conll05(words_path: str | Path, props: str | Path | None = None, gold: bool = True,
+                 lines: Lines = iter_lines) -> Iterator[Parsed]:
+    """``read_conll05`` a sentence at a time, the two files read side by side (``lines``: how a file is read)."""
     words_path = Path(words_path)
-    word_blocks = _blocks(words_path)
-    if not word_blocks:
-        raise DataError(words_path, None, "empty file: no sentences")
     if props is None:
-        return _words_only(words_path, word_blocks)
+        yield from _not_empty(_words_only(words_path, _blocks(lines(words_path))), words_path,
+                              "empty file: no sentences")
+        return
     props = Path(props)
-    prop_blocks = _blocks(props)
-    read = Read([], [])
-    for index, (words_block, props_block) in enumerate(zip(word_blocks, prop_blocks)):
+    word_blocks, prop_blocks = _blocks(lines(words_path)), _blocks(lines(props))
+    for index, (words_block, props_block) in enumerate(itertools.zip_longest(word_blocks, prop_blocks), start=1):
+        if words_block is None and index == 1:
+            raise DataError(words_path, None, "empty file: no sentences")
+        if words_block is None or props_block is None:
+            in_words = words_block is not None
+            raise _unequal(words_path, props, index, words_block if in_words else props_block, in_words,
+                           word_blocks if in_words else prop_blocks)
         (first, rows), (props_first, columns) = words_block, props_block
         if len(rows) != len(columns) or first != props_first:
-            raise DataError(props, props_first, f"sentence {index + 1} does not line up with {words_path.name} "
+            raise DataError(props, props_first, f"sentence {index} does not line up with {words_path.name} "
                                                 f"(its {len(rows)} words start on line {first})")
-        read_sentence(read, [r[0] for r in rows], columns, props, first, gold)
-    if len(word_blocks) != len(prop_blocks):
-        longer, blocks = (words_path, word_blocks) if len(word_blocks) > len(prop_blocks) else (props, prop_blocks)
-        raise DataError(longer, blocks[min(len(word_blocks), len(prop_blocks))][0],
-                        f"{len(word_blocks)} sentences in {words_path.name} but {len(prop_blocks)} in {props.name}")
-    return read
+        yield _props_sentence([r[0] for r in rows], columns, props, first, gold)
 
 
-def read_sentence(read: Read, words: list[str], columns: list[list[str]], path: Path, first: int,
-                  gold: bool) -> None:
+def _unequal(words_path: Path, props: Path, index: int, extra: Block, in_words: bool,
+             rest: Iterator[Block]) -> DataError:
+    """The error of files with different numbers of sentences, at ``extra``, sentence ``index``: the first that only
+    one of them has (the words file when ``in_words``); ``rest``, that file's later sentences, is read to count."""
+    longer = index + sum(1 for _ in rest)
+    words_count, props_count = (longer, index - 1) if in_words else (index - 1, longer)
+    return DataError(words_path if in_words else props, extra[0],
+                     f"{words_count} sentences in {words_path.name} but {props_count} in {props.name}")
+
+
+def _props_sentence(words: list[str], columns: list[list[str]], path: Path, first: int, gold: bool) -> Parsed:
     """One sentence of a props file: its target column, then one argument column per target."""
     targets = [row[0] for row in columns]
     predicates = [i for i, t in enumerate(targets) if t != NO_TARGET]
@@ -148,59 +206,65 @@ def read_sentence(read: Read, words: list[str], columns: list[list[str]], path: 
             raise DataError(path, first + offset, f"{len(row)} columns; this sentence has {len(predicates)} "
                                                   f"predicate(s), so every line needs {width}")
     sentence = SrlSentence(words, targets, str(path), first)
-    read.sentences.append(sentence)
     if not gold or width == 1 or len(columns[0]) == 1:
-        read.frames += _frames_of(sentence, predicates, None)
-        return
-    tags = []
+        return Parsed(sentence, _frames_of(sentence, predicates, None))
+    tags, nested_spans = [], 0
     for k, predicate in enumerate(predicates):
         outer, nested = parse_column([row[k + 1] for row in columns], path, first)
         if not any(s.label == "V" for s in outer + nested):
             raise DataError(path, first + predicate, f"the column of predicate '{targets[predicate]}' has no V span")
-        read.nested += len(nested)
+        nested_spans += len(nested)
         tags.append(to_bio(outer, len(words)))
-    read.frames += _frames_of(sentence, predicates, tags)
+    return Parsed(sentence, _frames_of(sentence, predicates, tags), nested_spans)
 
 
-def _words_only(path: Path, blocks: list[tuple[int, list[list[str]]]]) -> Read:
+def _words_only(path: Path, blocks: Iterable[Block]) -> Iterator[Parsed]:
     """Words, optionally with a second column marking predicates (their lemma, '-' elsewhere)."""
-    read = Read([], [])
     for first, rows in blocks:
         words = [r[0] for r in rows]
         targets = [r[1] if len(r) > 1 else NO_TARGET for r in rows]
         sentence = SrlSentence(words, targets, str(path), first)
-        read.sentences.append(sentence)
-        read.frames += _frames_of(sentence, [i for i, t in enumerate(targets) if t != NO_TARGET], None)
-    return read
+        yield Parsed(sentence, _frames_of(sentence, [i for i, t in enumerate(targets) if t != NO_TARGET], None))
 
 
 # --------------------------------------------------------------------------- CoNLL-2012 gold_conll
 def read_ontonotes(path: str | Path) -> Read:
-    read = Read([], [])
-    for onto in read_gold_conll(path):
+    return collect(iter_ontonotes(path, lines=read_lines))
+
+
+def iter_ontonotes(path: str | Path, gold: bool = True, lines: Lines = iter_lines) -> Iterator[Parsed]:
+    """The sentences of a ``*gold_conll`` file or folder one at a time, file by file (``gold``: False keeps only
+    the predicates)."""
+    for onto in iter_gold_conll(path, lines=lines):
         targets = [NO_TARGET] * len(onto.words)
         for predicate, _ in onto.frames:
             targets[predicate] = onto.lemmas[predicate] if onto.lemmas[predicate] != "-" else onto.words[predicate]
         sentence = SrlSentence(onto.words, targets, str(onto.path), onto.line)
-        read.sentences.append(sentence)
-        read.frames += [Frame(sentence, p, tags) for p, tags in onto.frames]
-        read.nested += onto.nested
-    return read
+        yield Parsed(sentence, [Frame(sentence, p, tags, gold=gold) for p, tags in onto.frames], onto.nested)
 
 
 # --------------------------------------------------------------------------- one-line and JSONL
-def _group(read: Read, words: list[str], source: str, line: int, predicate: int | None,
-           tags: list[str] | None) -> None:
-    """Consecutive rows with the same words are one sentence (the formats hold one predicate per row)."""
-    last = read.sentences[-1] if read.sentences else None
-    if last is None or last.words != words or (predicate is not None and last.targets[predicate] != NO_TARGET):
-        last = SrlSentence(words, [NO_TARGET] * len(words), source, line)
-        read.sentences.append(last)
-    if predicate is None:
-        return
-    last.targets[predicate] = words[predicate]
-    read.frames.append(Frame(last, predicate, tags) if tags is not None
-                       else Frame(last, predicate, placeholder(words, predicate), gold=False))
+Row = tuple[list[str], str, int, int | None, list[str] | None]  # words, source, line, predicate, tags
+
+
+def _grouped(rows: Iterable[Row]) -> Iterator[Parsed]:
+    """Consecutive rows with the same words are one sentence (the formats hold one predicate per row): each
+    sentence is yielded once a row of another one (or the end) is read."""
+    current: Parsed | None = None
+    for words, source, line, predicate, tags in rows:
+        last = None if current is None else current.sentence
+        if last is None or last.words != words or (predicate is not None and last.targets[predicate] != NO_TARGET):
+            if current is not None:
+                yield current
+            current = Parsed(SrlSentence(words, [NO_TARGET] * len(words), source, line), [])
+            last = current.sentence
+        if predicate is None:
+            continue
+        last.targets[predicate] = words[predicate]
+        current.frames.append(Frame(last, predicate, tags) if tags is not None
+                              else Frame(last, predicate, placeholder(words, predicate), gold=False))
+    if current is not None:
+        yield current
 
 
 def _check_frame(path: Path, where: int, words: list[str], predicate, tags: list[str] | None) -> None:
@@ -220,8 +284,17 @@ def _check_frame(path: Path, where: int, words: list[str], predicate, tags: list
 
 def read_oneline(path: str | Path, gold: bool = True) -> Read:
     """``<predicate index> w1 ... wn ||| t1 ... tn`` per line (the reference code's input, deep_srl's format)."""
-    path, read = Path(path), Read([], [])
-    for number, line in enumerate(read_lines(path), start=1):
+    return collect(iter_oneline(path, gold, read_lines))
+
+
+def iter_oneline(path: str | Path, gold: bool = True, lines: Lines = iter_lines) -> Iterator[Parsed]:
+    """``read_oneline`` a sentence at a time (every row has a predicate: no sentence is no predicate)."""
+    path = Path(path)
+    return _not_empty(_grouped(_oneline_rows(path, gold, lines(path))), path, "empty file: no predicates")
+
+
+def _oneline_rows(path: Path, gold: bool, lines: Iterable[str]) -> Iterator[Row]:
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         left, bar, right = line.partition("|||")
@@ -230,17 +303,23 @@ def read_oneline(path: str | Path, gold: bool = True) -> Read:
             raise DataError(path, number, "expected '<predicate index> w1 ... wn ||| t1 ... tn'")
         words, predicate, tags = fields[1:], int(fields[0]), right.split() if gold else None
         _check_frame(path, number, words, predicate, tags)
-        _group(read, words, str(path), number, predicate, tags)
-    if not read.frames:
-        raise DataError(path, None, "empty file: no predicates")
-    return read
+        yield words, str(path), number, predicate, tags
 
 
 def read_frames_jsonl(path: str | Path, gold: bool = True) -> Read:
     """Rows ``{"tokens", "predicate_index", "tags"}``; for prediction tags are ignored and ``predicate_index`` may be
     left out (the predicate tagger then finds the sentence's predicates)."""
-    path, read = Path(path), Read([], [])
-    for number, row in read_jsonl(path):
+    return collect(iter_frames_jsonl(path, gold, read_lines))
+
+
+def iter_frames_jsonl(path: str | Path, gold: bool = True, lines: Lines = iter_lines) -> Iterator[Parsed]:
+    """``read_frames_jsonl`` a sentence at a time."""
+    path = Path(path)
+    return _not_empty(_grouped(_jsonl_rows(path, gold, lines(path))), path, "empty file: no rows")
+
+
+def _jsonl_rows(path: Path, gold: bool, lines: Iterable[str]) -> Iterator[Row]:
+    for number, row in iter_jsonl(path, lines):
         words, predicate = row.get("tokens"), row.get("predicate_index")
         tags = row.get("tags") if gold else None
         if gold and (predicate is None or tags is None):
@@ -248,21 +327,25 @@ def read_frames_jsonl(path: str | Path, gold: bool = True) -> Read:
         if not isinstance(words, list):
             raise DataError(path, number, "tokens must be a list of strings")
         _check_frame(path, number, words, predicate, tags)
-        _group(read, list(words), str(path), number, predicate, tags)
-    if not read.sentences:
-        raise DataError(path, None, "empty file: no rows")
-    return read
+        yield list(words), str(path), number, predicate, tags
 
 
 def read_text(path: str | Path) -> Read:
     """One whitespace-tokenized sentence per line (blank lines skipped); no predicates are marked."""
-    path, read = Path(path), Read([], [])
-    for number, line in enumerate(read_lines(path), start=1):
-        if line.split():
-            read.sentences.append(SrlSentence(line.split(), [NO_TARGET] * len(line.split()), str(path), number))
-    if not read.sentences:
-        raise DataError(path, None, "empty file: no sentences")
-    return read
+    return collect(iter_text(path, read_lines))
+
+
+def iter_text(path: str | Path, lines: Lines = iter_lines) -> Iterator[Parsed]:
+    """``read_text`` a sentence at a time."""
+    path = Path(path)
+    return _not_empty(_text_sentences(path, lines(path)), path, "empty file: no sentences")
+
+
+def _text_sentences(path: Path, lines: Iterable[str]) -> Iterator[Parsed]:
+    for number, line in enumerate(lines, start=1):
+        words = line.split()
+        if words:
+            yield Parsed(SrlSentence(words, [NO_TARGET] * len(words), str(path), number), [])
 
 
 # --------------------------------------------------------------------------- output
@@ -312,32 +395,40 @@ def write_frames(path: str | Path, sentences: list[SrlSentence], frames: list[Fr
 
 class FramesWriter(PredictionWriter):
     """``write_frames`` (props or JSONL, no gaps) chunk by chunk: frames come in sentence order, a sentence is written
-    once a frame of a later one arrives (or at the end), so a chunk boundary inside a sentence changes nothing, and
-    the sentences without frames between them are written in their place."""
+    once a frame of a later one arrives (or at the end), so a chunk boundary between two predicates of one sentence
+    changes nothing.  ``sentences`` is the input read again beside the answers, one sentence at a time: the
+    sentences without frames between them are written in their place, and nothing of the input is held but the
+    sentence being answered."""
 
-    def __init__(self, path: str | Path, sentences: list[SrlSentence]) -> None:
+    def __init__(self, path: str | Path, sentences: Iterable[SrlSentence]) -> None:
         self.out = AtomicFile(path)
         super().__init__(self.out)
-        self.sentences, self.next = sentences, 0  # sentences[next:] are not written yet
-        self.index = {id(s): i for i, s in enumerate(sentences)}
-        self.owned: list[tuple[Frame, list[str]]] = []  # frames of sentences[next] so far
+        self.sentences = iter(sentences)
+        self.next = 0  # index of the first sentence not written yet
+        self.owned: list[tuple[Frame, list[str]]] = []  # frames of that sentence so far
 
     def write(self, examples: list[Frame], predictions: list[list[str]]) -> None:
         for frame, tags in zip(examples, predictions):
-            at = self.index[id(frame.sentence)]
+            at = frame.sentence.index
             if at < self.next:  # every reader gives a sentence's frames together, in file order
                 raise ValueError(f"a frame of sentence {at + 1} after sentence {self.next + 1} was written")
             self._write_until(at)
             self.owned.append((frame, tags))
 
     def finish(self) -> None:
-        self._write_until(len(self.sentences))
+        self._write_until(None)
 
-    def _write_until(self, stop: int) -> None:
-        """Write every sentence before ``stop`` (the first with the frames held so far)."""
+    def _write_until(self, stop: int | None) -> None:
+        """Write every sentence before ``stop`` (the one of the next frame; None: every sentence left)."""
         jsonl = self.out.path.suffix == ".jsonl"
-        while self.next < stop:
-            sentence = self.sentences[self.next]
+        while stop is None or self.next < stop:
+            read = next(self.sentences, None)
+            if read is None:
+                if stop is not None:  # the input changed under us (or a frame names no sentence of it)
+                    raise ValueError(f"a frame of sentence {stop + 1}, beyond the {self.next} of the input")
+                return
+            # a sentence with frames is written from theirs: the predicate tagger may have set its targets
+            sentence = self.owned[0][0].sentence if self.owned else read
             owned = sorted(self.owned, key=lambda pair: pair[0].predicate)
             self.out.write(json.dumps(frames_json(sentence, owned), ensure_ascii=False) + "\n" if jsonl
                            else "\n".join(props_lines(sentence, owned)) + "\n")

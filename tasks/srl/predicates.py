@@ -3,34 +3,52 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from tasks.common.artifacts import load_artifact
 from tasks.common.errors import DataError
+from tasks.common.settings import CHUNK_SIZE
 
 from .formats import VERB, Frame, SrlSentence, placeholder
 
 BATCH = 64
 
 
-def find_predicates(family, artifact: Path, sentences: list[SrlSentence]) -> list[Frame]:
-    """One unlabelled frame per word the tagger of ``artifact`` (an artifact of ``family``) calls a predicate (its
-    target column set)."""
-    from tasks.common.pipeline import answer_chunks  # the one route every prediction takes
-    from tasks.common.settings import CHUNK_SIZE
+class PredicateFinder:
+    """The tagger of ``artifact`` (an artifact of ``family``), loaded once; ``frames`` runs it over sentences."""
 
-    loaded = load_artifact(artifact, family)
-    task = family.bind(loaded.record, loaded.tokenizer, loaded.path)
-    if task.frames:
-        raise DataError(artifact, None, "this artifact labels frames; --predicates needs a --target predicates one")
-    examples = (Frame(s, -1, ["O"] * len(s.words), gold=False) for s in sentences)
+    def __init__(self, family, artifact: Path) -> None:
+        loaded = load_artifact(artifact, family)
+        self.task = family.bind(loaded.record, loaded.tokenizer, loaded.path)
+        if self.task.frames:
+            raise DataError(artifact, None, "this artifact labels frames; --predicates needs a --target predicates "
+                                            "one")
+        self.model, self.artifact = loaded.model, artifact
+
+    def frames(self, sentences: Iterable[SrlSentence]) -> Iterator[Frame]:
+        """One unlabelled frame per word the tagger calls a predicate (its target column set), in sentence order.
+
+        A chunk of sentences is tagged at a time, as the frames are asked for: predict labels the frames of one
+        chunk while the sentences after it are not read yet, so neither holds the whole input."""
+        from tasks.common.pipeline import answer_chunks  # the one route every prediction takes
+
+        examples = (Frame(s, -1, ["O"] * len(s.words), gold=False) for s in sentences)
+        found = tagged = 0
+        with tempfile.TemporaryDirectory() as work:
+            for answered in answer_chunks(self.task, self.model, examples, BATCH, Path(work), chunk_size=CHUNK_SIZE):
+                for example, sentence_tags in zip(answered.examples, answered.predictions):
+                    tagged += 1
+                    for frame in _predicates(example.sentence, sentence_tags):
+                        found += 1
+                        yield frame
+        print(f"--predicates {self.artifact}: {found:,} predicates in {tagged:,} sentences")
+
+
+def _predicates(sentence: SrlSentence, tags: list[str]) -> list[Frame]:
+    """The frames of the words tagged ``B-V``, their target set to the word (what the props file shows)."""
     frames = []
-    with tempfile.TemporaryDirectory() as work:  # a chunk of sentences at a time: no logits for the whole input
-        for answered in answer_chunks(task, loaded.model, examples, BATCH, Path(work), chunk_size=CHUNK_SIZE):
-            for example, sentence_tags in zip(answered.examples, answered.predictions):
-                sentence = example.sentence
-                for index, tag in enumerate(sentence_tags):
-                    if tag == VERB:
-                        sentence.targets[index] = sentence.words[index]
-                        frames.append(Frame(sentence, index, placeholder(sentence.words, index), gold=False))
-    print(f"--predicates {artifact}: {len(frames):,} predicates in {len(sentences):,} sentences")
+    for index, tag in enumerate(tags):
+        if tag == VERB:
+            sentence.targets[index] = sentence.words[index]
+            frames.append(Frame(sentence, index, placeholder(sentence.words, index), gold=False))
     return frames
