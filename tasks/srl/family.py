@@ -39,12 +39,13 @@ def predicate_examples(read: Read) -> list[Frame]:
     return [Frame(sentence, -1, tags[id(sentence)]) for sentence in read.sentences]
 
 
-def tagger_example(parsed: Parsed) -> Frame:
-    """``predicate_examples`` of one sentence as a reader yields it (predict streams its input)."""
+def tagger_example(parsed: Parsed, gold: bool = True) -> Frame:
+    """``predicate_examples`` of one sentence as a reader yields it (predict streams its input); ``gold``: the input
+    marks its predicates (else the tags are placeholders, and nothing is scored against them)."""
     tags = ["O"] * len(parsed.sentence.words)
     for frame in parsed.frames:
         tags[frame.predicate] = VERB
-    return Frame(parsed.sentence, -1, tags)
+    return Frame(parsed.sentence, -1, tags, gold=gold)
 
 
 class SrlTask(Task):
@@ -214,7 +215,7 @@ class SrlFamily(SrlFlags, TaskFamily):
         marked = sum(len(p.frames) for p in parsed)  # the whole-file check
         sentences = Stream(lambda: (p.sentence for p in parsed))
         if not task.frames:
-            examples = Stream(lambda: (tagger_example(p) for p in parsed))
+            examples = Stream(lambda: (tagger_example(p, gold=marked > 0) for p in parsed))
         elif settings.predicates is not None:
             from .predicates import PredicateFinder  # loads a second artifact: only when asked
 

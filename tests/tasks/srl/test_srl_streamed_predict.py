@@ -232,6 +232,14 @@ def test_the_predicate_tagger_itself_streams_and_scores_alike(arts, tmp_path, ca
     assert expected[1].startswith("input: predicate identification precision")
 
 
+def test_the_predicate_tagger_scores_nothing_on_text_with_no_predicates_marked(arts, tmp_path, capsys):
+    """Plain text marks no predicate: the tagger's all-O placeholders are not gold, so no score is printed."""
+    source, out = tmp_path / "input.txt", tmp_path / "out.props"
+    write(source, "the cat sat on the mat\nthe dog barked\n")
+    results = predicted(arts["tagger"], source, out, capsys)
+    assert all(scores is None for _, scores in results.values())
+
+
 # --------------------------------------------------------------------------- reading as it goes
 def spoil_last_sentence(name: str, source: Path) -> tuple[Path, int]:
     """The input with its last line made bad; (the file now bad, that line)."""
