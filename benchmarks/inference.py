@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import layout
 from .env import environment, environment_markdown
 from .predict_scaling import data_root
 from .store import write_results
@@ -32,7 +33,6 @@ from .store import write_results
 if TYPE_CHECKING:  # torch is imported by the command itself: `python -m benchmarks list` stays light
     import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET = 1.5  # onnxruntime's rows/s over torch fp32's at batch 1 (issue 38)
 
 
@@ -175,7 +175,7 @@ def run_inference(options: InferenceOptions) -> Path:
     env["load_average_end"] = [round(load, 2) for load in os.getloadavg()]
     result = {"environment": env, "artifact": str(options.artifact), "input": str(path),
               "rows": len(rows), "results": [asdict(r) for r in results]}
-    return write_results(options.out or RESULTS, "inference", result, markdown(result))
+    return write_results(options.out or layout.RESULTS, "inference", result, markdown(result))
 
 
 def _speedup(results: list[dict], runtime: str, size: int) -> float | None:

@@ -15,12 +15,14 @@ from .studies import MULTITASK
 from .suites import SUITES
 from .tables.multitask import multitask_markdown
 from .tables.precision import precision_markdown
+from .inference import markdown as inference_markdown
+from .srl_decoding import markdown as srl_decoding_markdown
 from .tables.serving import serving_markdown
 from .tables.speed import speed_markdown
 from .tables.speed import targets as speed_targets
 from .tables.suite import quality_targets, suite_markdown
 
-BENCHMARKS = ("speed", "serving", "precision", "multitask")  # the results that are not suites
+BENCHMARKS = ("speed", "serving", "precision", "multitask", "inference", "srl-decoding")  # not suites
 
 
 def write_suite(state: dict, suite: Suite, out: Path, stem: str | None = None) -> None:
@@ -54,6 +56,9 @@ RENDERERS: dict[str, Callable[[dict, Path], Path]] = {
     "serving": lambda result, store: write_results(store.parent, store.stem, result, serving_markdown(result)),
     "precision": lambda result, store: write_results(store.parent, store.stem, result, precision_markdown(result)),
     "multitask": lambda state, store: write_multitask(state, store),
+    "inference": lambda result, store: write_results(store.parent, store.stem, result, inference_markdown(result)),
+    "srl-decoding": lambda result, store: write_results(store.parent, store.stem, result,
+                                                        srl_decoding_markdown(result)),
 }
 
 
@@ -75,6 +80,9 @@ def report(name: str, store: Path | None = None) -> Path:
     state = read_store(store)
     if name in RENDERERS:
         return RENDERERS[name](state, store)
+    if name not in SUITES:  # predict-scaling, gpu-check: their pages are written by their own runs only
+        raise SystemExit(f"error: {name}'s page is written by `python -m benchmarks {name}` itself; there is no "
+                         "re-rendering from its JSON")
     suite = SUITES[name]
     merge_result(store, {"suite": suite.name, "results": {}, **state}, None, None,
                  lambda merged: write_suite(merged, suite, store.parent, store.stem))

@@ -63,8 +63,11 @@ class SpeedOptions:
     skip_epoch: bool = False
     skip_precision: bool = False
     data_dir: str | None = None
-    out: Path = field(default_factory=lambda: layout.RESULTS)
+    out: Path | None = None  # None: benchmarks/results (the CLI passes None when --out is not given)
     device: str | None = None  # cpu, cuda, cuda:N (None: cuda when available, else cpu)
+
+    def __post_init__(self) -> None:
+        self.out = self.out or layout.RESULTS
 
     @property
     def mode(self) -> str:

@@ -18,12 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import layout
 from .env import environment, environment_markdown
 from .predict_scaling import data_root
 from .store import write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
-REPO = Path(__file__).resolve().parents[1]
 HEADLINE = re.compile(r"F1 ([\d.]+) +\(official rules; perfect propositions ([\d.]+)%.*?reports: ([\d.]+)\)")
 
 
@@ -42,7 +41,7 @@ def predicted_scores(artifact: Path, words: Path, decoding: str) -> dict[str, fl
     with tempfile.TemporaryDirectory() as work:
         done = subprocess.run([sys.executable, "-m", "tasks.srl", "predict", "--artifact", str(artifact), "--input",
                                str(words), "--output", str(Path(work) / "out.props"), "--decoding", decoding],
-                              cwd=REPO, capture_output=True, text=True)
+                              cwd=layout.REPO, capture_output=True, text=True)
     found = HEADLINE.search(done.stdout + done.stderr)
     if done.returncode != 0 or found is None:
         raise RuntimeError(f"predict failed on {artifact}: {(done.stdout + done.stderr)[-800:]}")
@@ -103,7 +102,7 @@ def markdown(result: dict) -> str:
 
 def do_srl_decoding(args: argparse.Namespace) -> Path:
     words = args.input or data_root() / "srl" / "conll2005" / "dev.words.gz"
-    page = run_decoding(args.runs, words, args.out or RESULTS)
+    page = run_decoding(args.runs, words, args.out or layout.RESULTS)
     print(page.read_text())
     return page
 
@@ -112,7 +111,7 @@ def add_srl_decoding(commands: Any) -> None:
     parser = commands.add_parser("srl-decoding", help="SRL argmax vs BIO-valid decoding on study-srl-mark's artifacts",
                                  description="Each study-srl-mark artifact's CoNLL-2005 dev score decoded both ways; "
                                              "writes results/srl-decoding.{md,json} (benchmarks/srl_decoding.py).")
-    parser.add_argument("--runs", type=Path, default=REPO / "benchmarks" / "runs" / "study-srl-mark",
+    parser.add_argument("--runs", type=Path, default=layout.REPO / "benchmarks" / "runs" / "study-srl-mark",
                         help="the study's run folders (default benchmarks/runs/study-srl-mark)")
     parser.add_argument("--input", type=Path, default=None,
                         help="CoNLL-2005 dev words (default $PTV2_DATA_DIR/srl/conll2005/dev.words.gz)")

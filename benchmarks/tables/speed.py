@@ -296,7 +296,8 @@ def speed_markdown(result: dict) -> str:
     quick = " --quick" if result["mode"] == "quick" else ""
     partial = "" if result.get("complete") else " **Partial: the run was interrupted or is still going.**"
     parts = ["# Speed and memory: prefix (ours) vs the other methods\n\n",
-             f"Produced by `python -m benchmarks speed{quick}`; every number is in `speed.json`.{partial}\n\n",
+             f"Produced by `python -m benchmarks speed{quick}`; every number is in the `.json` file of this page's "
+             f"name.{partial}\n\n",
              environment_markdown(result["environment"]), device_lines(result),
              "\n## Targets\n\n",
              markdown_table(["target", "goal", "status", "measured"],

@@ -26,11 +26,14 @@ Defaults:
 * ``HTTP_NICE`` 10: the HTTP process's nice above the engine process's (``worker.py``), so that under a storm of
   refused requests the engine gets the cores first; the HTTP process still gets about a tenth of a contended
   core (weight 110 against 1024), enough to refuse fast, and every core it wants while the engine is idle.
-  Indicative, on 2 cores shared with wrk and with other jobs (load about 6; ``python -m benchmarks serving
-  --only overload --wrk-seconds 5``, 4 to 5 runs each): answered/s at 4x and 8x the sustainable clients, mean of
-  the runs, 43 and 36 with the engine on a thread, 66 and 48 in its own process at the same priority, 58 and 74
-  at nice 10 (the 1x level: 54-84); refusals p99 at nice 10 8-35 ms at 4x, 39-52 ms at 8x (one run 104 ms),
-  against 43-55 ms at 8x on a thread; at nice 19 one run's refusals p99 at 4x passed 50 ms (66 ms).
+* The engine's torch threads (``--engine-threads``, default one less than the cores): on 2 cores, quiet machine,
+  wrk on the same cores (``python -m benchmarks serving --only overload``, 10 s per level, 2026-12-06), one
+  thread answered 84.6 / 97.4 / 83.1 / 74.1 requests/s at 1x / 2x / 4x / 8x the sustainable clients with
+  refusals' p99 at 5 and 23 ms; two threads answered more at every level (123.2 / 146.8 / 109.3 / 88.4) but
+  held less of it under overload (72 % of 1x at 8x against 88 %) and its refusals' p99 reached 96 ms at 8x:
+  the engine's second thread takes the core the HTTP process refuses on.  The default keeps refusals fast and
+  the rate flat; ``--engine-threads 2`` is for a machine whose clients back off (``Retry-After``).  The full
+  table: ``benchmarks/results/serving.md``.
 """
 from __future__ import annotations
 

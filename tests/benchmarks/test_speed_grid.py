@@ -174,3 +174,8 @@ def test_the_decoder_alone_and_quick_runs_never_overwrite_the_full_encoder_page(
     assert stem(speed.SpeedOptions(sizes=(DECODER,))) == "speed-decoder"
     assert stem(speed.SpeedOptions(quick=True, sizes=(DECODER,))) == "speed-decoder-quick"
     assert stem(speed.SpeedOptions(quick=True, sizes=("bundled",))) == "speed-quick"
+
+
+def test_no_out_folder_means_the_results_folder():
+    """The CLI passes --out as None when it is not given: the first size's save must still have a folder."""
+    assert speed.SpeedOptions(out=None).out == layout.RESULTS
