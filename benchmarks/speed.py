@@ -20,7 +20,6 @@ Every result names the device (the GPU's name, or ``cpu``) next to the CPU's mac
 from __future__ import annotations
 
 import copy
-import ctypes
 import gc
 import os
 from dataclasses import dataclass, field, fields
@@ -31,7 +30,7 @@ import torch
 from models.backbone import DEFAULT_MODEL
 from models.methods import get_method
 from models.precision import native_bf16
-from tasks.common.allocator import keep_large_allocations
+from tasks.common.allocator import keep_large_allocations, release_free_memory
 
 from . import layout
 from .alias import forward
@@ -224,19 +223,6 @@ def stamp(rows: list[dict], result: dict) -> list[dict]:
     return [{**row, **where} for row in rows]
 
 
-def return_freed_memory() -> None:
-    """Give the heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing).
-
-    ``keep_large_allocations`` keeps freed tensors in the heap for reuse, so after timing a size the process would
-    still hold that size's weights, gradients and AdamW state: memory the fresh memory subprocesses that follow
-    need (a 0.5B decoder's finetune takes about 9 GB in each).
-    """
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):  # not glibc
-        pass
-
-
 def add_skipped(result: dict, rows: list[dict]) -> None:
     """Rows of what could not run, each (size, base, method) once."""
     seen = {(r["size"], r["base"], r["method"]) for r in result["skipped"]}
@@ -256,7 +242,7 @@ def measure_size(result: dict, options: SpeedOptions, size: str, model: str, dev
         result["inference"] += stamp(infer_rows, result)
         add_skipped(result, skipped)
         gc.collect()
-        return_freed_memory()  # the models of time_size are gone now
+        release_free_memory()  # the models of time_size are gone now: their pages go back for the memory subprocesses
     if not options.skip_memory and size in MEMORY[mode]:
         length, batch = MEMORY[mode][size]
         for base in bases:

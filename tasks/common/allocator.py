@@ -11,6 +11,7 @@ batch instead (``release_free_memory``), and with that the thresholds bought it 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
@@ -46,6 +47,7 @@ def release_free_memory() -> None:
         trim(0)
 
 
+@functools.cache  # looked up once: predict calls release_free_memory after every batch
 def _libc_function(name: str):
     """``name`` from the C library already loaded into this process, or None: no such function (macOS, musl) or no
     CDLL(None) (Windows)."""
