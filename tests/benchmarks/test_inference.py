@@ -1,5 +1,5 @@
 """The inference benchmark (``python -m benchmarks inference``) on a tiny NER artifact: every runtime gets a row on
-the same rows, torch fp32 is its own reference, onnxruntime gives fp32's labels, and the page reads the target."""
+the same rows, torch fp32 is its own reference, onnxruntime gives fp32's logits, and the page reads the target."""
 from __future__ import annotations
 
 import importlib.util
@@ -32,8 +32,8 @@ def test_every_runtime_answers_the_same_rows_and_the_page_reads_the_target(tmp_p
     assert set(rows) == {(name, size) for name in runtimes for size in (1, 4)}
     for size in (1, 4):
         assert rows["torch fp32", size]["rows"] == 5 and rows["torch fp32", size]["same_labels_percent"] == 100.0
-        onnx = rows["onnxruntime fp32", size]
-        assert onnx["rows"] == 5 and onnx["same_labels_percent"] == 100.0 and onnx["max_logit_diff"] < 1e-3
+        onnx = rows["onnxruntime fp32", size]  # its logits (a tiny random model's labels may sit on near-ties)
+        assert onnx["rows"] == 5 and onnx["max_logit_diff"] < 1e-3 and onnx["same_labels_percent"] is not None
         bf16 = rows["torch bf16", size]
         assert bf16["rows"] == 5 or "no native bf16" in bf16["notes"][0]
     text = page.read_text()

@@ -117,11 +117,15 @@ def test_the_graph_alone_tokenizes_runs_and_labels_with_onnxruntime(tmp_path, en
     words = [["john", "smith", "lives", "in", "paris"], ["peter", "said"]]
     batch = tokenizer(words, is_split_into_words=True, padding=True, return_tensors="np")
     feeds = {i.name: batch[i.name].astype(np.int64) for i in session.get_inputs()}
-    tags = np.array(labels)[session.run(["logits"], feeds)[0].argmax(-1)]
+    got = session.run(["logits"], feeds)[0]
     with torch.no_grad():
-        ours = loaded.model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.argmax(-1).numpy()
+        ours = loaded.model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
     real = batch["attention_mask"].astype(bool)
-    assert tags[real].tolist() == np.array(loaded.record["labels"])[ours][real].tolist()
+    np.testing.assert_allclose(got[real], ours[real], atol=1e-4, rtol=0)
+    top = np.sort(ours, axis=-1)
+    clear = real & (top[..., -1] - top[..., -2] > 1e-3)  # a tiny random model's near-ties may go either way
+    tags = np.array(labels)[got.argmax(-1)]
+    assert tags[clear].tolist() == np.array(loaded.record["labels"])[ours.argmax(-1)][clear].tolist()
 
 
 def test_a_multitask_artifact_gives_one_graph_per_member(tmp_path, encoder):
