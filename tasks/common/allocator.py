@@ -36,11 +36,9 @@ def release_free_memory() -> None:
 
     Predict calls it after each batch (``training.Predictor``).  Each batch shape allocates blocks of its own sizes
     that the holes left by earlier shapes do not fit, so the heap grew by a batch's working set again and again,
-    with the thresholds above (nothing freed is returned) or without them (the holes are inside the heap): QA at 16x
-    its input (688 questions in one chunk, batches of 2,048 padded tokens) peaked ~320-460 MB above the model
-    without it, ~130 MB with it after each batch, ~210-280 MB with it only when the padded length changed (issue 43;
-    AMD EPYC, one thread, a loaded machine).  The cost: the next batch faults the returned pages in again, ~10-15%
-    more CPU time for QA (1.7 M page faults against 0.1 M), still as fast as the Trainer's predict of old.
+    with the thresholds above (nothing freed is returned) or without them (the holes are inside the heap).  Trimming
+    after each batch keeps predict's peak flat as its input grows (``benchmarks/results/predict-scaling.md``); the
+    cost is the next batch faulting the returned pages in again (issue 43).
     """
     trim = _libc_function("malloc_trim")
     if trim is not None:

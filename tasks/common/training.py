@@ -125,10 +125,9 @@ def train(model: AdaptedModel, settings: TrainSettings, learning_rate: float, ou
 
 
 # Padded tokens per predict batch on the CPU.  A batch's working set (attention scores above all) is what predict's
-# peak memory adds to the model's: QA at 16x its input (688 questions, ~190-token windows) peaked 70 / 143 / 260 /
-# 500 MB above the model at budgets of 1024 / 2048 / 4096 / 8192 tokens, at the same speed (one thread; a CPU's
-# matrix products are already efficient at a few hundred tokens).  On a GPU only the row cap applies: its memory is
-# not the process's, and it needs wide batches to be fast.
+# peak memory adds to the model's, and grew about in proportion to the budget when QA at 16x its input was tried at
+# 1,024 to 8,192 tokens, at the same speed on one thread (issue 43; whether 2 threads want more is open: its note).
+# On a GPU only the row cap applies: its memory is not the process's, and it needs wide batches to be fast.
 TOKEN_BUDGET = 2048
 
 

@@ -26,14 +26,13 @@ Defaults:
 * ``HTTP_NICE`` 10: the HTTP process's nice above the engine process's (``worker.py``), so that under a storm of
   refused requests the engine gets the cores first; the HTTP process still gets about a tenth of a contended
   core (weight 110 against 1024), enough to refuse fast, and every core it wants while the engine is idle.
-* The engine's torch threads (``--engine-threads``, default one less than the cores): on 2 cores, quiet machine,
-  wrk on the same cores (``python -m benchmarks serving --only overload``, 10 s per level, 2026-12-06), one
-  thread answered 84.6 / 97.4 / 83.1 / 74.1 requests/s at 1x / 2x / 4x / 8x the sustainable clients with
-  refusals' p99 at 5 and 23 ms; two threads answered more at every level (123.2 / 146.8 / 109.3 / 88.4) but
-  held less of it under overload (72 % of 1x at 8x against 88 %) and its refusals' p99 reached 96 ms at 8x:
-  the engine's second thread takes the core the HTTP process refuses on.  The default keeps refusals fast and
-  the rate flat; ``--engine-threads 2`` is for a machine whose clients back off (``Retry-After``).  The full
-  table: ``benchmarks/results/serving.md``.
+* The engine's torch threads (``--engine-threads``, default one less than the cores): measured on 2 cores (AMD EPYC,
+  quiet, wrk on the same cores; ``python -m benchmarks serving --only overload``, the second with
+  ``--server-flags='--engine-threads 2'``): ``benchmarks/results/serving_overload.md`` and
+  ``serving_overload-engine-threads-2.md``.  Two threads answer more at every level but hold less of it under
+  overload, and their refusals slow past the 50 ms aim at 8x: the engine's second thread takes the core the HTTP
+  process refuses on.  The default keeps refusals fast and the rate flat; ``--engine-threads 2`` is for a machine
+  whose clients back off (``Retry-After``).  The full run: ``benchmarks/results/serving.md``.
 """
 from __future__ import annotations
 

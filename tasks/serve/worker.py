@@ -8,20 +8,17 @@ the engine's objects.
 
 Why a process (issue 41): with the engine on a thread of the HTTP process, a storm of requests refused at
 admission (thousands a second) keeps the event loop busy, and the forward, Python between its torch kernels,
-competes with the loop for the GIL and for the cores: an engine call of a batch of 8 took 78-92 ms at the
-sustainable load and 156-228 ms under 4x the clients (2 cores, wrk on the same machine), and its thread's own
-CPU time grew far less (48 to 66-68 ms) than its wall time: it was waiting.  ``sys.setswitchinterval(0.0002)``
-did not bring it back (168 ms), so the loop's share of the cores, not only the GIL's switch interval, is what
-it lost.  In a process of its own the engine has its own interpreter and GIL, and the HTTP process lowers its
-own scheduling priority (``--http-nice``) so that the cores go to the engine first (TorchServe's frontend and
-model workers, fed by a bounded job queue: here ``--max-queue``, admission's bound, and one batch on the pipe at
-a time).
+competes with the loop for the GIL and for the cores.  Timed inside the server, an engine call's wall time grew
+far more than its own CPU time under the storm (it was waiting), and a much shorter GIL switch interval did not
+bring it back, so the loop's share of the cores, not only the GIL, is what it lost.  In a process of its own the
+engine has its own interpreter and GIL, and the HTTP process lowers its own scheduling priority (``--http-nice``)
+so that the cores go to the engine first (TorchServe's frontend and model workers, fed by a bounded job queue:
+here ``--max-queue``, admission's bound, and one batch on the pipe at a time).  Before and after:
+``benchmarks/results/serving.md`` (its git history holds the thread's table).
 
-torch's threads in the engine process: ``--engine-threads`` (default: one less than the cores).  On a thread of
-the HTTP process the engine's small matrix products ran on one core in effect; run from the main thread of a
-process with torch's default (every core) while the HTTP process and the clients want cores too, OpenMP's
-threads waited on each other and a batch took 5-10 times as long (measured on 2 cores: 570-1240 ms against
-95-115 ms; 107 ms with one thread, as on the thread).
+torch's threads in the engine process: ``--engine-threads`` (default: one less than the cores; ``limits.py``).
+Run from the main thread of a process with torch's default (every core) while the HTTP process and the clients
+want cores too, OpenMP's threads waited on each other and a batch took several times as long as with one thread.
 
 The engine process is spawned (not forked: torch and OpenMP threads do not survive a fork), loads the artifacts
 itself and sends back the description of its tasks; a load error is raised in the HTTP process as it would have
