@@ -5,8 +5,8 @@ mmap() and returns it with munmap() on free.  An encoder's activations at batch 
 (attention scores, FFN outputs) are above that, so every step maps, page-faults and unmaps them
 again, and a measurable share of each step is spent in the kernel (measured when this was adopted: commit
 72ecc33).  Raising the threshold and the trim threshold lets freed blocks be reused, for
-a slightly higher peak RSS.  Training (and the server) apply it; ``predict`` does not: it trims the heap after every
-batch instead (``release_free_memory``), and with that the thresholds bought it no speed (issue 43).
+a slightly higher peak RSS.  Training (and the server) apply it; ``predict`` does not: it trims the heap once free
+blocks build up instead (``HeapTrimmer``), and with that the thresholds bought it no speed (issue 43).
 """
 from __future__ import annotations
 
@@ -31,21 +31,57 @@ def keep_large_allocations() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, LIMIT)) and bool(mallopt(M_TRIM_THRESHOLD, LIMIT))
 
 
-def release_free_memory() -> None:
-    """Hand the heap's free pages back to the system (glibc's malloc_trim; a no-op elsewhere).
+# Resident bytes that predict lets the process grow by before it trims the heap again (``HeapTrimmer``).  Trimming
+# after every batch kept the peak flat but cost NER predict much of its rows/s: each trim makes the next batch fault
+# its working set in again.  Under this bound the peak at 16x an input stays within issue 43's 1.2x of the peak at
+# 1x (results/predict-scaling.md).
+GROWTH_BOUND = 128 << 20
 
-    Predict calls it after each batch (``training.Predictor``).  Each batch shape allocates blocks of its own sizes
-    that the holes left by earlier shapes do not fit, so the heap grew by a batch's working set again and again,
-    with the thresholds above (nothing freed is returned) or without them (the holes are inside the heap).  Trimming
-    after each batch keeps predict's peak flat as its input grows (``benchmarks/results/predict-scaling.md``); the
-    cost is the next batch faulting the returned pages in again (issue 43).
-    """
+
+def release_free_memory() -> bool:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim); whether it could (a no-op without
+    glibc)."""
     trim = _libc_function("malloc_trim")
-    if trim is not None:
-        trim(0)
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
-@functools.cache  # looked up once: predict calls release_free_memory after every batch
+def resident_bytes() -> int | None:
+    """This process's resident set in bytes (Linux's /proc/self/statm), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class HeapTrimmer:
+    """Trims the heap (``release_free_memory``) when the resident set has grown by more than ``bound`` bytes since
+    the last trim; where the resident set cannot be read, at every call.
+
+    Predict calls one after each batch (``training.Predictor``).  Each batch shape allocates blocks of its own sizes
+    that the holes left by earlier shapes do not fit, so the heap grew by a batch's working set again and again, with
+    the thresholds above (nothing freed is returned) or without them (the holes are inside the heap), and predict's
+    peak with it (issue 43).  The resident set is the measure, not the heap's free bytes: trimmed holes stay counted
+    as free, so a bound on those would trim at every batch once the heap is fragmented.
+    """
+
+    def __init__(self, bound: int = GROWTH_BOUND) -> None:
+        self.bound, self.base = bound, None
+
+    def __call__(self) -> bool:
+        """Trim if the bound is passed (or nothing is known yet); whether it trimmed."""
+        resident = resident_bytes()
+        if resident is not None and self.base is not None and resident - self.base <= self.bound:
+            return False
+        trimmed = release_free_memory()
+        self.base = resident_bytes()
+        return trimmed
+
+
+@functools.cache  # looked up once, not at every predict batch
 def _libc_function(name: str):
     """``name`` from the C library already loaded into this process, or None: no such function (macOS, musl) or no
     CDLL(None) (Windows)."""

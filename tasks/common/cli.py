@@ -210,7 +210,7 @@ def run_subcommand(argv: list[str] | None, train_main: Callable, predict_main: C
         from .devices import check_processes
 
         check_processes()  # no more processes on this node than GPUs (devices.py says why)
-    if not predicting:  # training gains (allocator.py); predict trims its heap after every batch instead, and
+    if not predicting:  # training gains (allocator.py); predict trims its heap as free blocks add up instead, and
         keep_large_allocations()  # with that the raised thresholds bought it no speed (issue 43)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun/accelerate: rank 0 alone prints reports (errors still show)
         sys.stdout = open(os.devnull, "w")

@@ -12,7 +12,7 @@ from transformers import TrainingArguments
 from models.adapted import AdaptedModel
 from models.precision import no_attention_plans_per_shape
 
-from .allocator import release_free_memory
+from .allocator import HeapTrimmer
 from .errors import UsageError
 from .settings import TrainSettings
 from .trainer import CHECKPOINT_WEIGHTS, COMPLETE, AdapterTrainer, TrainingDiverged, last_complete_checkpoint
@@ -164,7 +164,7 @@ class Predictor:
         widths = [padded_to(n, self.limit) for n in lengths]
         budget = self.token_budget if device.type == "cpu" and self.token_budget else None
         self.model.eval()
-        out = Gathered(len(dataset), max(lengths))
+        out, trim = Gathered(len(dataset), max(lengths)), HeapTrimmer()
         try:
             with torch.no_grad():
                 for rows in batches(widths, [w * choices(f) for w, f in zip(widths, dataset)], self.batch_size,
@@ -175,7 +175,7 @@ class Predictor:
                     logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
                     out.add(rows, own_positions(logits, [lengths[i] for i in rows], width))
                     del batch, logits
-                    release_free_memory()  # this batch's activations: see allocator.py (measured there)
+                    trim()  # the freed activations, once they add up (allocator.py)
         finally:
             self.model.train(training)
         return out.logits
@@ -255,7 +255,7 @@ class Gathered:
 
     The array is made once, at the first batch, and each batch's logits are copied in: nothing a batch leaves behind
     lands between the blocks the next batch frees and reuses (a kept array per batch did, and the heap grew around
-    them by a batch's working set again and again: see ``allocator.release_free_memory``)."""
+    them by a batch's working set again and again: see ``allocator.HeapTrimmer``)."""
 
     def __init__(self, count: int, width: int) -> None:
         self.count, self.width = count, width

@@ -36,3 +36,29 @@ def test_large_blocks_are_reused_instead_of_remapped():
     pages = 64 * 2**20 / os.sysconf("SC_PAGE_SIZE")
     assert faults_off > pages / 2  # every 64 MiB tensor touched fresh pages
     assert faults < pages / 4  # mostly the same block, back from the heap
+
+
+
+TRIM_CHILD = """
+import torch
+from tasks.common.allocator import HeapTrimmer, keep_large_allocations, resident_bytes
+keep_large_allocations()  # freed blocks stay in the heap, resident: there is something to trim
+trim = HeapTrimmer(bound=128 * 2**20)
+first = trim()  # nothing known yet: trims, and takes the resident set as its base
+blocks = [torch.ones(2**20) for _ in range(16)]  # 64 MiB, under the bound
+del blocks
+under = trim()
+blocks = [torch.ones(2**20) for _ in range(64)]  # 256 MiB, over it
+del blocks
+before = resident_bytes()
+over = trim()
+print(first, under, over, before - resident_bytes() > 128 * 2**20)
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_predict_trims_once_the_resident_set_grows_past_the_bound():
+    out = subprocess.run([sys.executable, "-c", TRIM_CHILD], env={**os.environ, "PTV2_MALLOC_TUNING": "1"},
+                         capture_output=True, text=True, check=True)
+    # under the bound the freed blocks stay for reuse; past it the trim hands them back
+    assert out.stdout.split() == ["True", "False", "True", "True"]
