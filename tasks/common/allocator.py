@@ -35,7 +35,7 @@ def keep_large_allocations() -> bool:
 # after every batch kept the peak flat but cost NER predict much of its rows/s: each trim makes the next batch fault
 # its working set in again.  Under this bound the peak at 16x an input stays within issue 43's 1.2x of the peak at
 # 1x (results/predict-scaling.md).
-GROWTH_BOUND = 128 << 20
+GROWTH_BOUND = 64 << 20
 
 
 def release_free_memory() -> bool:
@@ -72,13 +72,17 @@ class HeapTrimmer:
         self.bound, self.base = bound, None
 
     def __call__(self) -> bool:
-        """Trim if the bound is passed (or nothing is known yet); whether it trimmed."""
+        """Trim if the bound is passed; whether it trimmed."""
         resident = resident_bytes()
-        if resident is not None and self.base is not None and resident - self.base <= self.bound:
+        if resident is None:  # nothing to go by: trim at every call
+            return release_free_memory()
+        if self.base is None:  # the first batch, or the first since a trim: its working set is resident again
+            self.base = resident
             return False
-        trimmed = release_free_memory()
-        self.base = resident_bytes()
-        return trimmed
+        if resident - self.base <= self.bound:
+            return False
+        self.base = None  # taken after the next batch: from right after a trim, its working set would pass the bound
+        return release_free_memory()
 
 
 @functools.cache  # looked up once, not at every predict batch

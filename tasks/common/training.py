@@ -150,6 +150,7 @@ class Predictor:
     def __init__(self, model: AdaptedModel, collator, batch_size: int, work_dir: Path | None = None,
                  pad_id: int | None = 0, token_budget: int | None = TOKEN_BUDGET) -> None:
         self.model, self.collator, self.batch_size, self.token_budget = model, collator, batch_size, token_budget
+        self.trim = HeapTrimmer()  # one for every chunk: the heap's growth is across them
         self.pad_id = pad_id or 0  # a tokenizer without a pad token: any id does, the attention mask hides it
         limit = getattr(model, "max_input_length", None)  # an ONNX graph has none: its input was checked on export
         self.limit = limit() if callable(limit) else None
@@ -164,7 +165,7 @@ class Predictor:
         widths = [padded_to(n, self.limit) for n in lengths]
         budget = self.token_budget if device.type == "cpu" and self.token_budget else None
         self.model.eval()
-        out, trim = Gathered(len(dataset), max(lengths)), HeapTrimmer()
+        out = Gathered(len(dataset), max(lengths))
         try:
             with torch.no_grad():
                 for rows in batches(widths, [w * choices(f) for w, f in zip(widths, dataset)], self.batch_size,
@@ -175,7 +176,7 @@ class Predictor:
                     logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
                     out.add(rows, own_positions(logits, [lengths[i] for i in rows], width))
                     del batch, logits
-                    trim()  # the freed activations, once they add up (allocator.py)
+                    self.trim()  # the freed activations, once they add up (allocator.py)
         finally:
             self.model.train(training)
         return out.logits
