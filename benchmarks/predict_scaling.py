@@ -43,6 +43,7 @@ class Measured:
     seconds: float  # predict's own encode + model + decode
     wall_seconds: float  # the whole process
     rows_per_second: float
+    repeat: int = 0
 
 
 def data_root() -> Path:
@@ -109,15 +110,25 @@ def measure(family: str, artifact: Path, source: Path, scale: int, code: Path, t
 
 
 def table(results: list[Measured]) -> str:
-    lines = ["| family | code | malloc tuning | input | rows | peak RSS MB | vs 1x | rows/s | predict s | process s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    first = {(r.family, r.code, r.malloc_tuning): r.peak_rss_mb for r in results if r.scale == min(SCALES)}
+    """One line per (family, code, tuning, scale): the highest peak over its repeats (the memory target's side) and
+    the median rows/s, with their range when repeated (timings on a shared machine drift by more than the
+    differences looked for)."""
+    lines = ["| family | code | malloc tuning | input | rows | peak RSS MB | vs 1x | rows/s | rows/s range | predict s "
+             "| process s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    groups: dict[tuple, list[Measured]] = {}
     for r in results:
-        base = first.get((r.family, r.code, r.malloc_tuning))
-        ratio = f"{r.peak_rss_mb / base:.2f}x" if base else "-"
-        lines.append(f"| {r.family} | {r.code} | {'on' if r.malloc_tuning else 'off'} | {r.scale}x | {r.rows:,} | "
-                     f"{r.peak_rss_mb:,.0f} | {ratio} | {r.rows_per_second:,.1f} | {r.seconds:.1f} | "
-                     f"{r.wall_seconds:.1f} |")
+        groups.setdefault((r.family, r.code, r.malloc_tuning, r.scale), []).append(r)
+    peak = {key: max(r.peak_rss_mb for r in runs) for key, runs in groups.items()}
+    for key, runs in groups.items():
+        family, code, tuning, scale = key
+        base = peak.get((family, code, tuning, min(SCALES)))
+        ratio = f"{peak[key] / base:.2f}x" if base else "-"
+        middle = sorted(runs, key=lambda r: r.rows_per_second)[len(runs) // 2]
+        spread = (f"{min(r.rows_per_second for r in runs):,.1f}-{max(r.rows_per_second for r in runs):,.1f}"
+                  if len(runs) > 1 else "-")
+        lines.append(f"| {family} | {code} | {'on' if tuning else 'off'} | {scale}x | {middle.rows:,} | "
+                     f"{peak[key]:,.0f} | {ratio} | {middle.rows_per_second:,.1f} | {spread} | {middle.seconds:.1f} | "
+                     f"{middle.wall_seconds:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -125,8 +136,9 @@ def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, ner
                         squad_input: Path | None = None, scales: tuple[int, ...] = SCALES,
                         tunings: tuple[bool, ...] = (True, False), baseline: Path | None = None,
                         limit: int | None = None, work: Path | None = None, out: Path | None = None,
-                        extra: tuple[str, ...] = ()) -> Path:
-    """Measure every (family, code, tuning, scale); write predict-scaling.{md,json} into ``out``; the page."""
+                        extra: tuple[str, ...] = (), repeats: int = 1) -> Path:
+    """Measure every (family, code, tuning, scale) ``repeats`` times, the repeats outermost (so drift in the
+    machine's speed meets every configuration alike); write predict-scaling.{md,json} into ``out``; the page."""
     import tempfile
 
     env = environment()
@@ -135,23 +147,28 @@ def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, ner
     families = {"ner": (ner_artifact, ner_input or data_root() / "ner" / "conll2003" / "test.txt"),
                 "qa": (qa_artifact, squad_input or data_root() / "qa" / "squad_v1" / "dev-v1.1.json.gz")}
     results = []
-    for family, (artifact, source) in families.items():
-        if artifact is None:
-            continue
-        for code in [REPO] + ([baseline.resolve()] if baseline else []):
-            for tuning in tunings:
-                for scale in scales:
-                    results.append(measure(family, artifact, source, scale, code, tuning, work, limit, list(extra)))
-                    print(table(results[-1:]).splitlines()[-1], flush=True)
+    for repeat in range(repeats):
+        for family, (artifact, source) in families.items():
+            if artifact is None:
+                continue
+            for code in [REPO] + ([baseline.resolve()] if baseline else []):
+                for tuning in tunings:
+                    for scale in scales:
+                        results.append(measure(family, artifact, source, scale, code, tuning, work, limit,
+                                               list(extra)))
+                        results[-1].repeat = repeat
+                        print(table(results[-1:]).splitlines()[-1], flush=True)
     out = out or RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    (out / "predict-scaling.json").write_text(json.dumps({"environment": env, "limit": limit,
+    (out / "predict-scaling.json").write_text(json.dumps({"environment": env, "limit": limit, "repeats": repeats,
                                                           "results": [asdict(r) for r in results]}, indent=1) + "\n")
     page = out / "predict-scaling.md"
     page.write_text("# Predict memory and speed as the input grows (issue 43)\n\n"
                     "One predict process per row; peak RSS of that process alone (`os.wait4`); rows/s over predict's "
                     "own encode + model + decode seconds. Inputs are the file repeated"
-                    + (f" (its first {limit} sentences / articles)" if limit else "") + ". Timings under load are "
+                    + (f" (its first {limit} sentences / articles)" if limit else "") + "."
+                    + (f" Each row ran {repeats} times, the repeats outermost: its highest peak and its median "
+                       "rows/s, with their range." if repeats > 1 else "") + " Timings under load are "
                     "only indicative; peak memory is not.\n\n" + environment_markdown(env) + "\n" + table(results))
     return page
 
@@ -161,7 +178,7 @@ def do_predict_scaling(args: argparse.Namespace) -> Path:
     tunings = {"both": (True, False), "on": (True,), "off": (False,)}[args.malloc_tuning]
     page = run_predict_scaling(args.ner_artifact, args.qa_artifact, args.ner_input, args.squad_input,
                                tuple(args.scales), tunings, args.baseline, args.limit, args.work, args.out,
-                               tuple(args.predict_flags or ()))
+                               tuple(args.predict_flags or ()), args.repeats)
     print(page.read_text())
     return page
 
@@ -181,6 +198,9 @@ def add_predict_scaling(commands: Any) -> None:
     parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                         help="also run the code checked out in DIR (e.g. git archive HEAD | tar -x -C DIR)")
     parser.add_argument("--limit", type=int, default=None, help="the input's first N sentences / articles only")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run every configuration N times (repeats outermost); the page gives the highest peak "
+                             "and the median rows/s with their range")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary folder)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--predict-flags", nargs=argparse.REMAINDER, default=None,
