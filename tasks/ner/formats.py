@@ -53,14 +53,30 @@ def read_conll(path: str | Path, with_tags: bool = True) -> list[Sentence]:
 
 
 def iter_conll(path: str | Path) -> Iterator[Sentence]:
-    """``read_conll(path, with_tags=False)`` one sentence at a time, reading the file as it goes (predict)."""
+    """``read_conll(path, with_tags=False)`` one sentence at a time, reading the file as it goes (predict).
+
+    Plain text read as CoNLL is refused, not tagged: its first word would be taken for the token and the rest of the
+    line for other columns.  With two or more lines of differing word counts the column check says so at once; the
+    case it cannot see is a file that is all one "sentence" of several columns with no blank line, so that one is
+    refused with a pointer to ``--format text``."""
     path = Path(path)
-    empty = True
-    for sentence in _sentences(path, _fields(iter_lines(path)), with_tags=False):
-        empty = False
-        yield sentence
-    if empty:
+    sentences = _sentences(path, _fields(iter_lines(path)), with_tags=False)
+    first = next(sentences, None)
+    if first is None:
         raise DataError(path, None, "empty file: no sentences")
+    second = next(sentences, None)
+    if second is None and any(first.extra) and not _has_separator(path):
+        raise DataError(path, None, "one sentence of several columns and no blank line: if it is plain text (one "
+                                    "sentence per line), pass --format text")
+    yield first
+    if second is not None:
+        yield second
+        yield from sentences
+
+
+def _has_separator(path: Path) -> bool:
+    """Whether ``path`` has a blank or -DOCSTART- line (between or after sentences)."""
+    return any(not fields or fields[0] == DOCSTART for fields in _fields(iter_lines(path)))
 
 
 def _sentences(path: Path, lines: Iterable[list[str]], with_tags: bool) -> Iterator[Sentence]:

@@ -411,3 +411,22 @@ def test_gold_conll_named_entity_column_as_iob2(tmp_path):
     splits = load_splits("ontonotes", str(tmp_path / "conll-2012"), {"train": None, "dev": None, "test": None})
     assert set(splits) == {"train", "dev", "test"}
     assert splits["dev"][0][0].tags == ["B-PERSON", "I-PERSON", "O", "B-GPE"]
+
+
+def test_plain_text_read_as_conll_is_refused_not_tagged(tmp_path):
+    from tasks.ner.formats import iter_conll
+
+    one_line = tmp_path / "one.txt"
+    one_line.write_text("John Smith lives in Paris .\n")
+    uniform = tmp_path / "uniform.txt"
+    uniform.write_text("John lives in Paris\nMary works in Rome\n")
+    for path in (one_line, uniform):
+        with pytest.raises(DataError, match="--format text"):
+            list(iter_conll(path))
+    # a real one-sentence CoNLL file: a trailing blank line, or a single column, is read as it always was
+    ended = tmp_path / "ended.conll"
+    ended.write_text("John NNP\nlives VBZ\n\n")
+    tokens = tmp_path / "tokens.conll"
+    tokens.write_text("John\nlives\n")
+    assert [s.tokens for s in iter_conll(ended)] == [["John", "lives"]]
+    assert [s.tokens for s in iter_conll(tokens)] == [["John", "lives"]]
