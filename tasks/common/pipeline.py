@@ -338,32 +338,33 @@ def train_and_evaluate(family: TaskFamily, settings: RunSettings, temperature: f
     default = (f"multitask-{family.name}-{'+'.join(m.name for m in members)}" if multi
                else f"{family.run_name(settings.task)}-{settings.model.method}")
     output_dir = settings.train.output_dir or Path("runs") / default
-    rundir.claim(output_dir, run_shape(settings, members), settings.train.resume, settings.train.overwrite_output_dir)
-    model = build_task_model(settings.model, {m.name: (lambda hidden, t=m.task: t.head(hidden, settings.model))
-                                              for m in members}, settings.train.max_length, settings.train.seed)
-    print(describe_parameters(model))
-    select(members, settings)
-    features, stats, encodings = train_features(members, settings)
-    if settings.train.init_from is not None:
-        if getattr(model.method.config, "init", "normal") != "normal":
-            raise UsageError("--init-from sets the prefix from an artifact; it does not go with --prefix-init")
-        taken = init_from(model, settings.train.init_from, {m.name: m.record for m in members})
-        print(f"--init-from {settings.train.init_from}: " + "; ".join(taken))
-    if not multi:
-        init_prefix(model, members[0], encodings[0], settings.train.seed)
+    with rundir.claimed(output_dir, run_shape(settings, members), settings.train.resume,
+                        settings.train.overwrite_output_dir):  # a run that fails before writing anything leaves it free
+        model = build_task_model(settings.model, {m.name: (lambda hidden, t=m.task: t.head(hidden, settings.model))
+                                                  for m in members}, settings.train.max_length, settings.train.seed)
+        print(describe_parameters(model))
+        select(members, settings)
+        features, stats, encodings = train_features(members, settings)
+        if settings.train.init_from is not None:
+            if getattr(model.method.config, "init", "normal") != "normal":
+                raise UsageError("--init-from sets the prefix from an artifact; it does not go with --prefix-init")
+            taken = init_from(model, settings.train.init_from, {m.name: m.record for m in members})
+            print(f"--init-from {settings.train.init_from}: " + "; ".join(taken))
+        if not multi:
+            init_prefix(model, members[0], encodings[0], settings.train.seed)
 
-    headline = "mean" if multi else members[0].task.headline
-    evaluator = None if members[0].selection is None else dev_evaluator(
-        members, settings.train.eval_batch_size, output_dir, settings.train.eval_precision)
-    collate, sampler = members[0].task.collate, None
-    if multi:
-        collate = MemberCollator([m.task.collate for m in members])
-        sampler = TaskBatchSampler([len(e.features) for e in encodings], settings.train.batch_size, temperature,
-                                   settings.train.seed)
-    started = time.time()
-    resolved = resolved_settings(settings)  # the rate below and what metrics.json says was used: one source
-    trainer = train(model, settings.train, resolved["lr"], output_dir, features, collate, evaluator, headline,
-                    batch_sampler=sampler)
+        headline = "mean" if multi else members[0].task.headline
+        evaluator = None if members[0].selection is None else dev_evaluator(
+            members, settings.train.eval_batch_size, output_dir, settings.train.eval_precision)
+        collate, sampler = members[0].task.collate, None
+        if multi:
+            collate = MemberCollator([m.task.collate for m in members])
+            sampler = TaskBatchSampler([len(e.features) for e in encodings], settings.train.batch_size, temperature,
+                                       settings.train.seed)
+        started = time.time()
+        resolved = resolved_settings(settings)  # the rate below and what metrics.json says was used: one source
+        trainer = train(model, settings.train, resolved["lr"], output_dir, features, collate, evaluator, headline,
+                        batch_sampler=sampler)
     metrics: dict[str, Any] = {"train_seconds": round(time.time() - started, 1), "parameters": model.parameter_counts(),
                                "args": typed_args(settings.flags),
                                "resolved": {**resolved, "bf16": bf16_mode(settings.train, model)},

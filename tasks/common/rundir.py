@@ -7,11 +7,12 @@ another shape is loaded (which used to die deep in torch with a size mismatch).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import UsageError
 
@@ -51,6 +52,20 @@ def claim(output_dir: Path, shape: dict[str, Any], resume: bool, overwrite: bool
         print(f"--overwrite-output-dir: removed the previous run's {', '.join(found)} from {output_dir}")
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / RUN_FILE).write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def claimed(output_dir: Path, shape: dict[str, Any], resume: bool, overwrite: bool) -> Iterator[None]:
+    """``claim`` the folder for the block (the run's set-up and training); if it fails, a fresh run that wrote
+    nothing but its ``run.json`` (no checkpoint: nothing to resume) leaves nothing behind, so the same command,
+    its input fixed, is not refused as a second run."""
+    claim(output_dir, shape, resume, overwrite)
+    try:
+        yield
+    except BaseException:
+        if not resume and _main_rank() and previous_run(output_dir) == [RUN_FILE]:
+            (output_dir / RUN_FILE).unlink()
+        raise
 
 
 def check_resumable(output_dir: Path, shape: dict[str, Any]) -> None:

@@ -375,3 +375,15 @@ def test_a_folder_holding_another_run_is_refused_unless_overwritten(tmp_path, ca
     assert json.loads((out / "run.json").read_text())["method_config"]["prefix_len"] == 3
     assert json.loads((out / CONFIG).read_text())["method"]["config"]["prefix_len"] == 3
     run(CityFamily(), [*base, "--prefix-len", "3", "--resume"])  # the same settings continue
+
+
+def test_a_run_that_fails_before_writing_anything_leaves_its_folder_free(tmp_path, capsys, tiny_model_dir):
+    """A fresh run refused after it claimed its folder (here while setting up) takes its run.json back: the same
+    command, fixed, runs there without --overwrite-output-dir."""
+    out = tmp_path / "run"
+    base = ["--model", str(tiny_model_dir), "--examples", "8", "--output-dir", str(out), "--prefix-len", "2"]
+    line = one_line_error(capsys, lambda argv: run(CityFamily(), argv),
+                          [*base, "--prefix-init", "zeros", "--init-from", str(tmp_path)])
+    assert "--init-from" in line and not (out / "run.json").exists()
+    run(CityFamily(), base)
+    assert (out / "metrics.json").is_file()
