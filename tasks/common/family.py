@@ -143,9 +143,10 @@ class TaskFamily(FamilyFlags, ABC):
         a tokenizer it cannot use a UsageError."""
 
     @abstractmethod
-    def predict_jobs(self, settings: Any, task: Task) -> list[Job]:
+    def predict_jobs(self, settings: Any, task: Task, run: Any) -> list[Job]:
         """The inputs ``predict`` answers, checked before the encoder is loaded (a ``Stream`` is read through once,
-        keeping nothing)."""
+        keeping nothing); ``run`` is predict's own settings (``PredictSettings``: device, batch and chunk sizes,
+        precision), for a family that runs a second model on the way (SRL's predicate tagger)."""
 
     def writer(self, settings: Any, task: Task, job: Job, artifact: Path) -> PredictionWriter:
         """A writer of one job's predictions in the family's output format (predict writes chunk by chunk).

@@ -442,7 +442,7 @@ def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list
     record = family.with_overrides(settings.task, config["task"])
     tokenizer = load_tokenizer(encoder_source(config, settings.model), pre_split_words=family.pre_split_words)
     task = family.bind(record, tokenizer, where)
-    jobs = family.predict_jobs(settings.task, task)  # bad input fails here, before the encoder is loaded
+    jobs = family.predict_jobs(settings.task, task, settings)  # bad input fails here, before the encoder is loaded
     loaded = load_artifact(settings.artifact, family, settings.model, settings.member)
     model = loaded.model
     if settings.runtime == "onnx":

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tasks.common.errors import DataError, UsageError
 from tasks.common.family import Job, PredictionWriter, Stream, TaskData, TaskFamily
+from tasks.common.settings import PredictSettings
 from tasks.common.task import Encoded, Task
 
 from . import kinds
@@ -159,7 +160,7 @@ class GlueFamily(GlueFlags, TaskFamily):
                                          f"{list(spec.labels)}")
         return GlueTask(record, tokenizer, spec, self.title)
 
-    def predict_jobs(self, settings: GluePredictSettings, task: GlueTask) -> list[Job]:
+    def predict_jobs(self, settings: GluePredictSettings, task: GlueTask, run: PredictSettings) -> list[Job]:
         """Local files are streamed (checked through once first); the hub's splits are read whole."""
         spec = task.spec
         if settings.input:

@@ -8,6 +8,7 @@ from transformers import DataCollatorForTokenClassification
 from heads import TokenClassificationHead
 from tasks.common.errors import DataError, UsageError
 from tasks.common.family import Job, PredictionWriter, Stream, TaskData, TaskFamily
+from tasks.common.settings import PredictSettings
 from tasks.common.task import Encoded, Task
 
 from .data import label_list, load_splits
@@ -112,7 +113,7 @@ class NerFamily(NerFlags, TaskFamily):
             raise UsageError("NER needs a fast tokenizer (word ids of sub-tokens); this encoder has none")
         return NerTask(record, tokenizer)
 
-    def predict_jobs(self, settings: NerPredictSettings, task: NerTask) -> list[Job]:
+    def predict_jobs(self, settings: NerPredictSettings, task: NerTask, run: PredictSettings) -> list[Job]:
         read = iter_conll if settings.format == "conll" else iter_raw_text
         sentences = Stream(lambda: read(settings.input))
         sentences.count()  # the whole file checked now, before the encoder is loaded; predict reads it again

@@ -9,6 +9,7 @@ from transformers import DataCollatorWithPadding
 from heads import SpanHead
 from tasks.common.errors import DataError, UsageError
 from tasks.common.family import Job, PredictionWriter, Stream, TaskData, TaskFamily
+from tasks.common.settings import PredictSettings
 from tasks.common.task import Encoded, Task
 
 from .data import KNOWN, is_v2, load_train_eval
@@ -130,7 +131,7 @@ class QaFamily(QaFlags, TaskFamily):
         given = {f.name: getattr(settings, f.name) for f in fields(Answering) if getattr(settings, f.name) is not None}
         return {**record, **given}
 
-    def predict_jobs(self, settings: QaPredictSettings, task: QaTask) -> list[Job]:
+    def predict_jobs(self, settings: QaPredictSettings, task: QaTask, run: PredictSettings) -> list[Job]:
         """The file streamed one article at a time (checked through once first); read whole only when it is not laid
         out as ``{"data": [...]}`` once (then it is still predicted and written in chunks)."""
         version2 = task.record["version2"]

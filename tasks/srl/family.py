@@ -14,6 +14,7 @@ from transformers import DataCollatorForTokenClassification
 from heads import IGNORE_INDEX, TokenClassificationHead
 from tasks.common.errors import DataError, UsageError
 from tasks.common.family import Job, PredictionWriter, Stream, TaskData, TaskFamily
+from tasks.common.settings import PredictSettings
 from tasks.common.task import Encoded, Task
 
 from .data import format_of, iter_file, load_splits, splits_in_order
@@ -206,7 +207,7 @@ class SrlFamily(SrlFlags, TaskFamily):
     def with_overrides(self, settings: SrlPredictSettings, record: dict) -> dict:
         return record if settings.decoding is None else {**record, "decoding": settings.decoding}
 
-    def predict_jobs(self, settings: SrlPredictSettings, task: SrlTask) -> list[Job]:
+    def predict_jobs(self, settings: SrlPredictSettings, task: SrlTask, run: PredictSettings) -> list[Job]:
         """One job whose examples are read from the input as predict asks for them (``Stream``s): the input is read
         through once here, keeping nothing, so bad input fails before the encoder is loaded."""
         fmt = format_of(settings.input) if settings.format == "auto" else settings.format
@@ -219,7 +220,7 @@ class SrlFamily(SrlFlags, TaskFamily):
         elif settings.predicates is not None:
             from .predicates import PredicateFinder  # loads a second artifact: only when asked
 
-            finder = PredicateFinder(self, settings.predicates)
+            finder = PredicateFinder(self, settings.predicates, run)
             examples = Stream(lambda: finder.frames(sentences))
         elif not marked:
             raise DataError(settings.input, None, "no predicate is marked in this input: pass --predicates ARTIFACT "

@@ -7,23 +7,23 @@ from typing import Iterable, Iterator
 
 from tasks.common.artifacts import load_artifact
 from tasks.common.errors import DataError
-from tasks.common.settings import CHUNK_SIZE
+from tasks.common.settings import PredictSettings
 
 from .formats import VERB, Frame, SrlSentence, placeholder
 
-BATCH = 64
-
 
 class PredicateFinder:
-    """The tagger of ``artifact`` (an artifact of ``family``), loaded once; ``frames`` runs it over sentences."""
+    """The tagger of ``artifact`` (an artifact of ``family``), loaded once; ``frames`` runs it over sentences with
+    predict's own settings (``run``: device, batch and chunk sizes, precision), as the frames model runs.  It runs
+    on torch under ``--runtime onnx`` too: the ONNX graph is the frames artifact's."""
 
-    def __init__(self, family, artifact: Path) -> None:
+    def __init__(self, family, artifact: Path, run: PredictSettings) -> None:
         loaded = load_artifact(artifact, family)
         self.task = family.bind(loaded.record, loaded.tokenizer, loaded.path)
         if self.task.frames:
             raise DataError(artifact, None, "this artifact labels frames; --predicates needs a --target predicates "
                                             "one")
-        self.model, self.artifact = loaded.model, artifact
+        self.model, self.artifact, self.run = loaded.model.to(run.device or "cpu"), artifact, run
 
     def frames(self, sentences: Iterable[SrlSentence]) -> Iterator[Frame]:
         """One unlabelled frame per word the tagger calls a predicate (its target column set), in sentence order.
@@ -35,7 +35,8 @@ class PredicateFinder:
         examples = (Frame(s, -1, ["O"] * len(s.words), gold=False) for s in sentences)
         found = tagged = 0
         with tempfile.TemporaryDirectory() as work:
-            for answered in answer_chunks(self.task, self.model, examples, BATCH, Path(work), chunk_size=CHUNK_SIZE):
+            for answered in answer_chunks(self.task, self.model, examples, self.run.eval_batch_size, Path(work),
+                                          self.run.precision, chunk_size=self.run.chunk_size):
                 for example, sentence_tags in zip(answered.examples, answered.predictions):
                     tagged += 1
                     for frame in _predicates(example.sentence, sentence_tags):

@@ -103,7 +103,7 @@ class CityFamily(TaskFamily):
             raise DataError(where, None, "not a city artifact")
         return CityTask(record, tokenizer)
 
-    def predict_jobs(self, settings: CityPredictSettings, task: CityTask) -> list[Job]:
+    def predict_jobs(self, settings: CityPredictSettings, task: CityTask, run) -> list[Job]:
         return [Job("input", [Text(["paris", "john"], None), Text(["acme"], None)], "two texts")]
 
     def write_predictions(self, settings: CityPredictSettings, task: CityTask, job: Job, predictions,

@@ -106,11 +106,11 @@ def tagger_saying(runs, folder: Path, label: str) -> Path:
     return folder
 
 
-def predict_plain(runs, tagger: Path, tmp_path: Path) -> list[dict]:
+def predict_plain(runs, tagger: Path, tmp_path: Path, *flags: str) -> list[dict]:
     plain = write(tmp_path / "plain.txt", PLAIN)
     out = tmp_path / "out.jsonl"
     main(["predict", "--artifact", str(runs["frames"]), "--predicates", str(tagger), "--input", str(plain),
-          "--output", str(out)])
+          "--output", str(out), *flags])
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -126,6 +126,23 @@ def test_predicates_artifact_finds_the_predicates_of_plain_text(runs, tmp_path):
             assert frame["tags"][frame["predicate_index"]] in ("B-V", "I-V")  # a V span may start before it
             for argument in frame["arguments"]:
                 assert argument["text"] == " ".join(tokens[argument["start"]:argument["end"] + 1])
+
+
+def test_the_tagger_runs_with_predicts_own_chunk_and_batch_sizes(runs, tmp_path, monkeypatch):
+    import tasks.common.pipeline as pipeline
+
+    whole = predict_plain(runs, runs["predicates"], tmp_path)
+    asked = []
+    answer_chunks = pipeline.answer_chunks
+
+    def spied(task, model, examples, batch_size, work_dir, precision="fp32", name=None, chunk_size=None):
+        asked.append((task.frames, batch_size, chunk_size))
+        return answer_chunks(task, model, examples, batch_size, work_dir, precision, name, chunk_size)
+
+    monkeypatch.setattr(pipeline, "answer_chunks", spied)
+    one_at_a_time = predict_plain(runs, runs["predicates"], tmp_path, "--chunk-size", "1", "--eval-batch-size", "1")
+    assert one_at_a_time == whole
+    assert sorted(asked) == [(False, 1, 1), (True, 1, 1)]  # the tagger's pass and the frames' pass alike
 
 
 def test_no_predicate_found_writes_every_sentence_with_no_frames(runs, tmp_path):
