@@ -41,7 +41,7 @@ from tasks.serve.launch import start_server
 
 from . import layout
 from .alias import forward
-from .env import environment
+from .env import environment, environment_markdown
 from .serving_overload import OverloadOptions, overload_phase, percentile
 from .store import write_results
 from .tables.serving import serving_markdown, wrk_section
@@ -347,8 +347,8 @@ def run_overload_only(model: str | None, words: int, overload: OverloadOptions, 
         paths = make_tasks(Path(tmp) / "mixed", 4, model, (8, 16, 32))
         print(f"overload (wrk), the engine in a {overload.engine_in}", flush=True)
         result["overload_wrk"] = overload_phase(names, paths, overload_bodies(names, words), overload)
-    page = "# Serving under overload (wrk)\n\nProduced by `python -m benchmarks serving --only overload`.\n" + \
-        wrk_section(result)
+    page = ("# Serving under overload (wrk)\n\nProduced by `python -m benchmarks serving --only overload`.\n\n"
+            + environment_markdown(result["environment"]) + wrk_section(result))
     return write_results(out or layout.RESULTS, "serving_overload", result, page)
 
 
