@@ -66,13 +66,15 @@ def default_input() -> Path:
 def encoded_rows(loaded: Any, path: Path, rows: int, work: Path) -> tuple[Any, list[dict]]:
     """The task and the model inputs of the input's first ``rows`` examples, read and encoded as the artifact's
     family's ``predict`` reads and encodes them (its public interface: ``predict_jobs``, ``encode``)."""
+    from tasks.common.settings import PredictSettings
     from tasks.families import get_family, get_flags
 
     name = loaded.config["task"]["family"]
     family = get_family(name)
     task = family.bind(loaded.record, loaded.tokenizer, loaded.path)
     settings = get_flags(name).PredictSettings(input=path, output=work / "unused")
-    examples = list(itertools.islice(family.predict_jobs(settings, task)[0].examples, rows))
+    run = PredictSettings(artifact=loaded.path, task=settings)
+    examples = list(itertools.islice(family.predict_jobs(settings, task, run)[0].examples, rows))
     return task, task.encode(examples, train=False).features
 
 
