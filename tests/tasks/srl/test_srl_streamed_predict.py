@@ -17,7 +17,6 @@ from tasks.common import cli, pipeline
 from tasks.common.artifacts import load_artifact, save_artifact
 from tasks.common.brackets import bio_spans, to_brackets
 from tasks.common.errors import DataError
-from tasks.srl import predicates
 from tasks.srl.data import format_of, iter_file, read_file
 from tasks.srl.family import FAMILY, SrlTask, _has_gold, _predicted_frames, predicate_examples
 from tasks.srl.formats import VERB, Frame, placeholder, write_frames
@@ -212,9 +211,8 @@ def test_every_format_streams_the_whole_files_output(arts, tmp_path, capsys, nam
 
 @pytest.mark.parametrize("name", list(UNMARKED))
 @pytest.mark.parametrize("suffix", [".props", ".jsonl"])
-def test_predicates_path_streams_the_whole_files_output(arts, tmp_path, capsys, monkeypatch, name, suffix):
-    """The tagger answers 2 sentences at a time while the frames go 1, 2 or all at a time."""
-    monkeypatch.setattr(predicates, "CHUNK_SIZE", 2)
+def test_predicates_path_streams_the_whole_files_output(arts, tmp_path, capsys, name, suffix):
+    """The tagger and the frames both go 1, 2 or all at a time (predict's --chunk-size is the tagger's too)."""
     source, out = UNMARKED[name](tmp_path), tmp_path / f"out{suffix}"
     results = predicted(arts["frames"], source, out, capsys, ("--predicates", str(arts["tagger"])))
     expected = whole(arts["frames"], source, out, arts["tagger"])
