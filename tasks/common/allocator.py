@@ -33,8 +33,8 @@ def keep_large_allocations() -> bool:
 
 # Resident bytes that predict lets the process grow by before it trims the heap again (``HeapTrimmer``).  Trimming
 # after every batch kept the peak flat but cost NER predict much of its rows/s: each trim makes the next batch fault
-# its working set in again.  Under this bound the peak at 16x an input stays within issue 43's 1.2x of the peak at
-# 1x (results/predict-scaling.md).
+# its working set in again.  Issue 43 asks the peak at 16x an input to stay within 1.2x of the peak at 1x; what this
+# bound gives is measured in results/predict-scaling.md.
 GROWTH_BOUND = 64 << 20
 
 
@@ -58,8 +58,9 @@ def resident_bytes() -> int | None:
 
 
 class HeapTrimmer:
-    """Trims the heap (``release_free_memory``) when the resident set has grown by more than ``bound`` bytes since
-    the last trim; where the resident set cannot be read, at every call.
+    """Trims the heap (``release_free_memory``) when the resident set has grown by more than ``bound`` bytes over
+    its base: the resident set after the first batch, or after the first batch since the last trim (the batch's
+    working set is resident again then).  Where the resident set cannot be read, it trims at every call.
 
     Predict calls one after each batch (``training.Predictor``).  Each batch shape allocates blocks of its own sizes
     that the holes left by earlier shapes do not fit, so the heap grew by a batch's working set again and again, with
