@@ -30,7 +30,7 @@ from .errors import UsageError
 from .family import Job, TaskData, TaskFamily
 from .sampling import MemberCollator, TaskBatchSampler
 from .selection import hold_out_jointly, selection_record
-from .settings import CHUNK_SIZE, ModelSettings, PredictSettings, RunSettings, TrainSettings, train_subset
+from .settings import ModelSettings, PredictSettings, RunSettings, TrainSettings, train_subset
 from .task import Encoded, Task, add_stats
 from .training import Predictor, bf16_mode, train
 
@@ -237,7 +237,7 @@ def dev_evaluator(members: list[Member], batch_size: int, work_dir: Path, precis
     several members, their headlines and ``mean``, the mean headline (what selects checkpoints)."""
     def scores_of(model: AdaptedModel, member: Member) -> dict[str, float]:
         predictions, _, _ = answer(member.task, model, member.selection[1], batch_size, work_dir, precision,
-                                   member.name, CHUNK_SIZE)
+                                   member.name, member.task.chunk_size)
         scores = member.task.score(member.selection[1], predictions) or {}
         return {k: v for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
@@ -287,7 +287,8 @@ def evaluate_splits(member: Member, model: AdaptedModel, settings: RunSettings,
     for split, (examples, source) in evaluations.items():
         examples = examples[: settings.data.max_eval_samples]
         predictions, encoded, seconds = answer(member.task, model, examples, settings.train.eval_batch_size,
-                                               output_dir, settings.train.eval_precision, member.name, CHUNK_SIZE)
+                                               output_dir, settings.train.eval_precision, member.name,
+                                               member.task.chunk_size)
         scores = member.task.score(examples, predictions) or {}
         metrics[split] = {**scores, "examples": len(examples), "source": source, "seconds": seconds, **encoded.stats}
         print(f"{split}: {encoded.report}\n{_timing(examples, seconds)}")
@@ -495,7 +496,7 @@ def predict_job(family: TaskFamily, settings: PredictSettings, task: Task, model
     tally, scorer = Tally(task), Scorer(task)
     try:
         for answered in answer_chunks(task, model, job.examples, settings.eval_batch_size, settings.artifact,
-                                      settings.precision, chunk_size=settings.chunk_size):
+                                      settings.precision, chunk_size=settings.chunk_size or task.chunk_size):
             tally.add(answered)
             scorer.add(answered.examples, answered.predictions)
             writer.write(answered.examples, answered.predictions)

@@ -28,8 +28,9 @@ RUNTIMES = ("torch", "onnx")
 # fine-tuning keeps the last layer.
 TOKEN_LEVEL_RECIPE: dict[str, Any] = {"layers": "mix", "prefix_dropout": 0.0, "method_layers": {"finetune": "last"}}
 # examples predict reads, runs and writes at a time, and evaluation during and after training scores at a time: the
-# memory of one chunk's features and logits (a few MB for NER and QA) instead of the whole input's; large enough that
-# the per-chunk cost (and the padding of sorting by length within a chunk only) is lost in the forward passes
+# memory of one chunk's features and logits instead of the whole input's; large enough that the per-chunk cost (and
+# the partial batches of batching by length within a chunk only) is lost in the forward passes.  A family whose
+# examples are large sets its own (``Task.chunk_size``: QA's questions carry whole context windows)
 CHUNK_SIZE = 1024
 
 
@@ -173,8 +174,9 @@ class PredictSettings:
                                     "AMX CPUs, bf16 GPUs) or int8 (dynamic int8 attention projections, CPU only); "
                                     "the prefix and head stay fp32", choices=PRECISIONS)
     device: str | None = option(None, "where the model runs: cpu, cuda or cuda:N (default: cuda when there is a GPU)")
-    chunk_size: int = option(CHUNK_SIZE, "examples read, run and written at a time: predict's memory grows with this, "
-                                         "not with the input", minimum=1)
+    chunk_size: int | None = option(None, "examples read, run and written at a time: predict's memory grows with "
+                                          f"this, not with the input (default: the family's; {CHUNK_SIZE:,} examples, "
+                                          "QA 256 questions)", minimum=1)
     runtime: str = option("torch", "what runs the model: torch, or onnx (the artifact exported to one ONNX graph, "
                                    "the prefix baked in as constants, run by onnxruntime on the CPU: pip install onnx "
                                    "onnxruntime)", choices=RUNTIMES)

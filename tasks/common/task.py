@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
-from .settings import ModelSettings
+from .settings import CHUNK_SIZE, ModelSettings
 
 if TYPE_CHECKING:  # the contract names torch's types; importing it does not import torch (--help stays light)
     from torch import nn
@@ -36,6 +36,8 @@ class Task(ABC):
     headline: str = "f1"  # the key of ``score``'s result that a run's headline reports
     # keys of ``Encoded.stats`` that are settings, not counts: chunks of one input share them (``add_stats``)
     constant_stats: ClassVar[frozenset[str]] = frozenset()
+    # examples encoded, run and decoded at a time by predict (unless --chunk-size says) and by evaluation
+    chunk_size: ClassVar[int] = CHUNK_SIZE
 
     def __init__(self, record: dict, tokenizer) -> None:
         self.record, self.tokenizer = record, tokenizer

@@ -11,6 +11,7 @@ import pytest
 from conftest import HIDDEN, TOKENIZER_WORDS
 from tasks.common import cli, pipeline
 from tasks.common.artifacts import load_artifact, save_artifact
+from tasks.common.task import Task
 
 SIZES = (1, 2, 1000)  # a chunk per example, boundaries inside every group, and the whole input at once
 
@@ -280,7 +281,7 @@ def test_training_scores_are_the_same_in_chunks(tmp_path, tiny_model_dir, monkey
 
     metrics = {}
     for size in (1, 10_000):
-        monkeypatch.setattr(pipeline, "CHUNK_SIZE", size)
+        monkeypatch.setattr(Task, "chunk_size", size)
         out = tmp_path / f"run-{size}"
         cli.main(CityFamily(), ["--model", str(tiny_model_dir), "--prefix-len", "2", "--batch-size", "8",
                                      "--epochs", "2", "--select-best", "--output-dir", str(out)])
