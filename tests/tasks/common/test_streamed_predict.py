@@ -359,8 +359,9 @@ def test_batches_hold_one_width_within_the_row_cap_and_the_token_budget():
 
 
 def test_a_rows_logits_do_not_depend_on_the_rows_beside_it(ner_artifact, tmp_path):
-    """Rows of many lengths padded in shared batches give, bit for bit, the logits each gives alone, and -100 past
-    its own length: what makes predict's output the same whatever the chunks."""
+    """Rows of many lengths padded in shared batches give the logits each gives alone (bit for bit where this CPU's
+    products keep a row's bits in a batch), and -100 past its own length: what makes predict's output the same
+    whatever the chunks."""
     import numpy as np
     from tasks.common.training import Predictor
     from tasks.ner.family import FAMILY
@@ -372,7 +373,27 @@ def test_a_rows_logits_do_not_depend_on_the_rows_beside_it(ner_artifact, tmp_pat
     features = task.encode(sentences, train=False).features
     assert len({len(f["input_ids"]) for f in features}) > 5
     predict = Predictor(loaded.model, task.collate, 4, pad_id=loaded.tokenizer.pad_token_id, token_budget=48)
-    together = predict(features)
+    together, exact = predict(features), rows_keep_their_bits_in_batches()
     for i, feature in enumerate(features):
         alone, n = predict([feature]), len(feature["input_ids"])
-        assert np.array_equal(together[i, :n], alone[0, :n]) and (together[i, n:] == -100).all()
+        assert (together[i, n:] == -100).all()
+        if exact:
+            assert np.array_equal(together[i, :n], alone[0, :n])
+        else:
+            np.testing.assert_allclose(together[i, :n], alone[0, :n], rtol=1e-5, atol=1e-6)
+
+
+def rows_keep_their_bits_in_batches(hidden: int = HIDDEN) -> bool:
+    """Whether this CPU's matrix products give a row of 8 or 16 tokens the same bits alone as in a batch of such rows.
+    On AVX2 EPYCs they do (rows of widths not a multiple of 4 do not: small products take another kernel); a CPU
+    whose kernels split the rows otherwise can still be held to padding of a row's own, within float noise."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    linear = torch.nn.Linear(hidden, 4 * hidden)
+    for width in (8, 16):
+        rows = torch.randn(5, width, hidden, generator=generator)
+        alone = linear(rows[:1])
+        if not all(torch.equal(linear(rows[:k])[:1], alone) for k in range(2, 6)):
+            return False
+    return True
