@@ -282,10 +282,11 @@ class AdaptedModel(nn.Module):
 
     @contextlib.contextmanager
     def inference(self, precision: str = "fp32") -> Iterator["AdaptedModel"]:
-        """A model to predict with in ``precision``: this one (bf16 for the duration), or an int8 copy."""
+        """A model to predict with in ``precision``: this one (bf16 for the duration; int8 when it is quantized
+        already), or an int8 copy."""
         if precision == "int8":
-            yield copy.deepcopy(self).set_precision("int8")  # the copy's slot and hooks stay its own
-            return
+            yield self if self.precision == "int8" else copy.deepcopy(self).set_precision("int8")  # the copy's slot
+            return  # and hooks stay its own
         previous = self.precision
         self.set_precision(precision)
         try:

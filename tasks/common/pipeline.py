@@ -450,6 +450,8 @@ def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list
         model = onnx_runner(loaded, settings)
     else:
         model.to(settings.device or "cpu")  # predict() runs where the model is
+        if settings.precision == "int8":  # in place: predict keeps no fp32 copy beside the quantized one
+            model.set_precision("int8")
     return [predict_job(family, settings, task, model, job) for job in jobs]
 
 

@@ -73,6 +73,20 @@ def test_int8_quantizes_a_copy_of_the_attention_projections_only(arch):
     assert runner.method.encoder.embedding.weight.dtype == torch.float32
 
 
+def test_a_model_quantized_in_place_runs_as_the_int8_copy_and_is_not_copied_again():
+    """predict quantizes its loaded model in place (no fp32 copy beside it); inference("int8") then uses that model
+    itself, and answers as the copy made from the fp32 model does."""
+    m = model("bert", head=SequenceClassificationHead(HIDDEN, 3, dropout=0.0))
+    ids, mask = batch()
+    with torch.no_grad():
+        with m.inference("int8") as copied:
+            expected = copied(ids, mask).logits
+        m.set_precision("int8")
+        with m.inference("int8") as runner:
+            assert runner is m
+            torch.testing.assert_close(runner(ids, mask).logits, expected, atol=0, rtol=0)
+
+
 def test_bf16_is_refused_where_it_would_be_emulated(no_bf16, tmp_path, capsys, monkeypatch):
     """A CPU without native bf16, and no GPU: the CPU path pinned (on a GPU machine the CLI checks the GPU)."""
     from tasks.ner.__main__ import main

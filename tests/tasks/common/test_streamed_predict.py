@@ -87,6 +87,29 @@ def test_ner_streams_the_same_file_whatever_the_chunks(ner_artifact, tmp_path):
     assert len({line.split()[-1] for line in expected.splitlines() if line}) > 1  # not one tag everywhere
 
 
+def test_int8_predict_quantizes_the_loaded_model_and_answers_as_the_int8_copy(ner_artifact, tmp_path, monkeypatch):
+    """predict --precision int8 quantizes its model in place (no fp32 copy beside it) and writes what answering
+    with an int8 copy of the fp32 model gives."""
+    import copy
+
+    from models.adapted import AdaptedModel
+    from tasks.ner.family import FAMILY
+    from tasks.ner.formats import read_conll
+
+    copies = []
+    deepcopy = copy.deepcopy
+    monkeypatch.setattr(copy, "deepcopy", lambda x, *a: copies.append(type(x)) or deepcopy(x, *a))
+    source, out = conll_documents(tmp_path / "in.conll"), tmp_path / "out.conll"
+    cli.main(FAMILY, ["predict", "--artifact", str(ner_artifact), "--input", str(source), "--output", str(out),
+                      "--device", "cpu", "--precision", "int8"])
+    assert AdaptedModel not in copies
+    loaded = load_artifact(ner_artifact, FAMILY)
+    task = FAMILY.bind(loaded.record, loaded.tokenizer, loaded.path)
+    sentences = read_conll(source, with_tags=False)
+    tags, _, _ = pipeline.answer(task, loaded.model, sentences, 64, ner_artifact, "int8")  # an int8 copy
+    assert [line.split()[-1] for line in out.read_text().splitlines() if line] == [t for s in tags for t in s]
+
+
 def test_ner_raw_text_streams_too(ner_artifact, tmp_path):
     from tasks.ner.family import FAMILY
 
