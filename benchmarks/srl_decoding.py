@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -23,9 +22,6 @@ from .env import environment, environment_markdown
 from .predict_scaling import data_root
 from .store import write_results
 
-HEADLINE = re.compile(r"F1 ([\d.]+) +\(official rules; perfect propositions ([\d.]+)%.*?reports: ([\d.]+)\)")
-
-
 def argmax_scores(artifact: Path) -> dict[str, float]:
     """The dev scores the training run wrote (argmax decoding)."""
     metrics = json.loads((artifact / "metrics.json").read_text())
@@ -37,15 +33,20 @@ def argmax_scores(artifact: Path) -> dict[str, float]:
 
 
 def predicted_scores(artifact: Path, words: Path, decoding: str) -> dict[str, float]:
-    """``tasks.srl predict --decoding DECODING`` on ``words`` (gold props beside it): its printed scores."""
+    """``tasks.srl predict --decoding DECODING`` on ``words`` (gold props beside it): the scores it writes
+    (``--scores``)."""
     with tempfile.TemporaryDirectory() as work:
+        scores = Path(work) / "scores.json"
         done = subprocess.run([sys.executable, "-m", "tasks.srl", "predict", "--artifact", str(artifact), "--input",
-                               str(words), "--output", str(Path(work) / "out.props"), "--decoding", decoding],
-                              cwd=layout.REPO, capture_output=True, text=True)
-    found = HEADLINE.search(done.stdout + done.stderr)
-    if done.returncode != 0 or found is None:
-        raise RuntimeError(f"predict failed on {artifact}: {(done.stdout + done.stderr)[-800:]}")
-    return {"f1": float(found[1]), "perfect": float(found[2]), "seqeval_f1": float(found[3])}
+                               str(words), "--output", str(Path(work) / "out.props"), "--decoding", decoding,
+                               "--scores", str(scores)], cwd=layout.REPO, capture_output=True, text=True)
+        if done.returncode != 0 or not scores.exists():
+            raise RuntimeError(f"predict failed on {artifact}: {(done.stdout + done.stderr)[-800:]}")
+        found = json.loads(scores.read_text())
+    if len(found) != 1:
+        raise RuntimeError(f"predict scored {len(found)} inputs of {words}, not one: {sorted(found)}")
+    (dev,) = found.values()
+    return {"f1": dev["f1"], "perfect": dev["perfect_propositions"], "seqeval_f1": dev["seqeval_f1"]}
 
 
 def study_artifacts(root: Path) -> dict[str, list[Path]]:

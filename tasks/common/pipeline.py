@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import statistics
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from . import rundir
 from .artifacts import (check_family, config_path, encoder_source, finish_run, init_from, is_main_process,
                         load_artifact, member_view, push_artifact, read_artifact_config, resolve_artifact)
 from .errors import UsageError
-from .family import Job, TaskData, TaskFamily
+from .family import AtomicFile, Job, TaskData, TaskFamily
 from .sampling import MemberCollator, TaskBatchSampler
 from .selection import hold_out_jointly, selection_record
 from .settings import ModelSettings, PredictSettings, RunSettings, TrainSettings, train_subset
@@ -452,7 +453,22 @@ def predict_with_artifact(family: TaskFamily, settings: PredictSettings) -> list
         model.to(settings.device or "cpu")  # predict() runs where the model is
         if settings.precision == "int8":  # in place: predict keeps no fp32 copy beside the quantized one
             model.set_precision("int8")
-    return [predict_job(family, settings, task, model, job) for job in jobs]
+    answered = [predict_job(family, settings, task, model, job) for job in jobs]
+    if settings.scores is not None:
+        write_scores(settings.scores, answered)
+    return answered
+
+
+def write_scores(path: Path, answered: list[dict]) -> None:
+    """``predict --scores``: each gold-labelled job's scores, {job name: scores}, written whole or not at all."""
+    out = AtomicFile(path)
+    try:
+        out.write(json.dumps({a["job"]: a["scores"] for a in answered if a["scores"] is not None}, indent=1,
+                             default=float) + "\n")  # numpy scalars as floats
+    except BaseException:
+        out.discard()
+        raise
+    out.commit()
 
 
 def onnx_runner(loaded, settings: PredictSettings):

@@ -177,6 +177,8 @@ class PredictSettings:
     chunk_size: int | None = option(None, "examples read, run and written at a time: predict's memory grows with "
                                           f"this, not with the input (default: the family's; {CHUNK_SIZE:,} examples, "
                                           "QA 256 questions)", minimum=1)
+    scores: Path | None = option(None, "also write the scores of the inputs that carry gold labels to this JSON file "
+                                       "({input name: {metric: value}}), for scripts; they are printed either way")
     runtime: str = option("torch", "what runs the model: torch, or onnx (the artifact exported to one ONNX graph, "
                                    "the prefix baked in as constants, run by onnxruntime on the CPU: pip install onnx "
                                    "onnxruntime)", choices=RUNTIMES)

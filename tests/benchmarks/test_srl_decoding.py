@@ -1,5 +1,5 @@
 """The SRL decoding comparison (``python -m benchmarks srl-decoding``): argmax read from each run's metrics, bio from
-predict's printed headline, grouped by the study's marking, and a run decoded otherwise is refused."""
+the scores predict writes (``--scores``), grouped by the study's marking, and a run decoded otherwise is refused."""
 from __future__ import annotations
 
 import json
@@ -21,15 +21,16 @@ def test_the_table_pairs_each_artifact_s_two_decodings(tmp_path, monkeypatch):
     for name, f1 in (("conll2005-8k-markers", 30.0), ("conll2005-8k-markers-seed1", 32.0),
                      ("conll2005-8k-segment", 20.0)):
         _run(runs / name, "argmax", f1)
-    printed = "input: precision 1.00  recall 2.00  F1 {f1}  (official rules; perfect propositions 25.15% of 3,248; " \
-              "seqeval with V, as the reference code reports: 67.51)"
     real = srl_decoding.subprocess.run
 
-    def fake(command, **kwargs):  # predict's printed scores; the environment's own commands (git) run
+    def fake(command, **kwargs):  # predict's written scores; the environment's own commands (git) run
         if "tasks.srl" not in command:
             return real(command, **kwargs)
         f1 = 40.0 if "segment" in command[command.index("--artifact") + 1] else 50.0
-        return type("Done", (), {"returncode": 0, "stderr": "", "stdout": printed.format(f1=f1)})
+        scores = {"dev": {"f1": f1, "perfect_propositions": 25.15, "seqeval_f1": 67.51, "roles": {"A0": {"f1": 1}}}}
+        with open(command[command.index("--scores") + 1], "w") as out:
+            json.dump(scores, out)
+        return type("Done", (), {"returncode": 0, "stderr": "", "stdout": ""})
 
     monkeypatch.setattr(srl_decoding.subprocess, "run", fake)
     page = srl_decoding.run_decoding(runs, tmp_path / "dev.words", tmp_path)

@@ -189,6 +189,27 @@ def test_qa_chunks_inside_articles_change_nothing(qa_artifact, tmp_path, capsys)
     assert task.score(questions, (answers, null_odds))["exact"] == pytest.approx(float(lines[0].split()[2]), abs=0.01)
 
 
+def test_predict_writes_the_gold_inputs_scores_for_scripts(qa_artifact, tmp_path, capsys):
+    """--scores: the printed scores of a gold-labelled input as JSON, by input name; no file without gold."""
+    from tasks.qa.family import FAMILY
+    from tasks.qa.formats import read_squad
+
+    source, scores = squad_file(tmp_path / "in.json", gold=True), tmp_path / "scores.json"
+    cli.main(FAMILY, ["predict", "--artifact", str(qa_artifact), "--input", str(source), "--output-dir",
+                      str(tmp_path / "preds"), "--device", "cpu", "--scores", str(scores)])
+    written = json.loads(scores.read_text())
+    questions = read_squad(source, True, "predict").questions
+    _, predictions = whole(FAMILY, qa_artifact, questions)
+    task = FAMILY.bind(load_artifact(qa_artifact, FAMILY).record, load_artifact(qa_artifact, FAMILY).tokenizer,
+                       qa_artifact)
+    assert list(written) == ["in.json"] and written["in.json"]["f1"] == task.score(questions, predictions)["f1"]
+    assert not list(tmp_path.glob(".scores.json.partial-*"))
+    unlabelled = squad_file(tmp_path / "plain.json", gold=False)
+    cli.main(FAMILY, ["predict", "--artifact", str(qa_artifact), "--input", str(unlabelled), "--output-dir",
+                      str(tmp_path / "preds2"), "--device", "cpu", "--scores", str(scores)])
+    assert json.loads(scores.read_text()) == {}
+
+
 def test_qa_reads_a_file_it_cannot_stream_whole(qa_artifact, tmp_path):
     """'data' before a second 'data' key: JSON keeps the last, so the file is read whole, with the same output."""
     from tasks.qa.family import FAMILY
