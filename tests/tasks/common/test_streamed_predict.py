@@ -384,9 +384,10 @@ def test_a_predict_that_dies_leaves_no_complete_looking_file(ner_artifact, tmp_p
 def test_a_row_runs_at_a_padded_length_of_its_own():
     from tasks.common.training import padded_to
 
-    for n in range(1, 600):
-        width = padded_to(n)
-        assert n <= width <= max(n + 7, n * 9 // 8) and padded_to(width) == width
+    for floor in (4, 8):
+        for n in range(1, 600):
+            width = padded_to(n, floor=floor)
+            assert n <= width <= max(n + floor - 1, n * 9 // 8) and padded_to(width, floor=floor) == width
     assert padded_to(509, limit=510) == 510 and padded_to(512, limit=510) == 512  # never below the row itself
 
 
@@ -428,14 +429,14 @@ def test_a_rows_logits_do_not_depend_on_the_rows_beside_it(ner_artifact, tmp_pat
 
 
 def rows_keep_their_bits_in_batches(hidden: int = HIDDEN) -> bool:
-    """Whether this CPU's matrix products give a row of 8 or 16 tokens the same bits alone as in a batch of such rows.
+    """Whether this CPU's matrix products give a row of 4 to 16 tokens the same bits alone as in a batch of such rows.
     On AVX2 EPYCs they do (rows of widths not a multiple of 4 do not: small products take another kernel); a CPU
     whose kernels split the rows otherwise can still be held to padding of a row's own, within float noise."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
     linear = torch.nn.Linear(hidden, 4 * hidden)
-    for width in (8, 16):
+    for width in (4, 8, 12, 16):
         rows = torch.randn(5, width, hidden, generator=generator)
         alone = linear(rows[:1])
         if not all(torch.equal(linear(rows[:k])[:1], alone) for k in range(2, 6)):
