@@ -202,12 +202,11 @@ def choices(feature: dict) -> int:
     return len(ids) if ids and isinstance(ids[0], list) else 1
 
 
-# The smallest step of ``padded_to``, by device.  On the CPU every padded token costs its share of the forward:
-# steps of 8 ran CoNLL-2003 test's short sentences on 18% more tokens than they hold, steps of 4 on 8% (the code
-# before streaming, sorting the whole input into batches of 64, on 10%; counted for issue 43's note).  Measured on
-# NER at 16x its input, that was ~9% more rows/s on one thread but none on two (more, smaller batches).  Not below 4: on AVX2 a product of fewer than 12 rows that are not a multiple
-# of 4 takes another kernel, and a short row's logits then changed with its batch.  A GPU's matrix units want
-# multiples of 8.
+# The smallest step of ``padded_to``, by device.  On the CPU every padded token costs its share of the forward, and
+# short sentences (NER) padded to multiples of 8 ran on about twice the padding of multiples of 4 (counted for issue
+# 43; on two threads the extra, smaller batches took back what the tokens saved).  Not below 4: on AVX2 a product of
+# few rows that are not a multiple of 4 takes another kernel, and a short row's logits then changed with its batch.
+# A GPU's matrix units want multiples of 8.
 CPU_STEP, GPU_STEP = 4, 8
 
 

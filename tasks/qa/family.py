@@ -26,8 +26,9 @@ class QaTask(Task):
 
     headline = "f1"
     constant_stats = frozenset({"question_token_limit"})
-    # a question's features are its context's windows as token lists, ~50 KB each: 1,024 of them put predict's peak
-    # at 16x an input past 1.2x its peak at 1x (results/predict-scaling.md), and 256 keep batches full all the same
+    # a question's features are its context's windows as token lists, far larger than a sentence's: 1,024 of them
+    # put predict's peak at 16x an input past issue 43's 1.2x of its peak at 1x, and 256 keep batches full all the
+    # same (results/predict-scaling.md)
     chunk_size = 256
 
     def __init__(self, record: dict, tokenizer) -> None:
