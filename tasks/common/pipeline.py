@@ -514,7 +514,7 @@ def predict_job(family: TaskFamily, settings: PredictSettings, task: Task, model
     tally, scorer = Tally(task), Scorer(task)
     try:
         for answered in answer_chunks(task, model, job.examples, settings.eval_batch_size, settings.artifact,
-                                      settings.precision, chunk_size=settings.chunk_size or task.chunk_size):
+                                      settings.precision, chunk_size=settings.chunk_for(task)):
             tally.add(answered)
             scorer.add(answered.examples, answered.predictions)
             writer.write(answered.examples, answered.predictions)

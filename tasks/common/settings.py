@@ -175,14 +175,18 @@ class PredictSettings:
                                     "the prefix and head stay fp32", choices=PRECISIONS)
     device: str | None = option(None, "where the model runs: cpu, cuda or cuda:N (default: cuda when there is a GPU)")
     chunk_size: int | None = option(None, "examples read, run and written at a time: predict's memory grows with "
-                                          f"this, not with the input (default: the family's; {CHUNK_SIZE:,} examples, "
-                                          "QA 256 questions)", minimum=1)
+                                          f"this, not with the input (default: the family's; {CHUNK_SIZE:,} examples "
+                                          "unless the family's are large and it sets fewer)", minimum=1)
     scores: Path | None = option(None, "also write the scores of the inputs that carry gold labels to this JSON file "
                                        "({input name: {metric: value}}), for scripts; they are printed either way")
     runtime: str = option("torch", "what runs the model: torch, or onnx (the artifact exported to one ONNX graph, "
                                    "the prefix baked in as constants, run by onnxruntime on the CPU: pip install onnx "
                                    "onnxruntime)", choices=RUNTIMES)
     task: Any = None
+
+    def chunk_for(self, task: Any) -> int:
+        """Examples answered at a time for ``task``: ``--chunk-size``, else the family's own (``Task.chunk_size``)."""
+        return self.chunk_size or task.chunk_size
 
 
 class FamilyFlags:

@@ -37,7 +37,7 @@ class PredicateFinder:
         with tempfile.TemporaryDirectory() as work:
             for answered in answer_chunks(self.task, self.model, examples, self.run.eval_batch_size, Path(work),
                                           self.run.precision,
-                                          chunk_size=self.run.chunk_size or self.task.chunk_size):
+                                          chunk_size=self.run.chunk_for(self.task)):
                 for example, sentence_tags in zip(answered.examples, answered.predictions):
                     tagged += 1
                     for frame in _predicates(example.sentence, sentence_tags):
