@@ -1,8 +1,8 @@
 """SRL predict streams its input (issue 43): every format is read a sentence at a time, the frames are answered a
 chunk at a time (chunks of 1 and 2 cut sentences of several predicates apart), and the props and JSONL files, and the
-scores of an input with gold frames, are byte for byte what answering the whole file at once gives; the predicate
-tagger of ``--predicates`` goes chunk by chunk too; bad input still fails before the encoder loads, and a predict that
-dies leaves no file."""
+scores of an input with gold frames, are what answering the whole file at once gives (byte for byte where the CPU
+keeps a row's bits in a batch: ``assert_same``); the predicate tagger of ``--predicates`` goes chunk by chunk too; bad
+input still fails before the encoder loads, and a predict that dies leaves no file."""
 from __future__ import annotations
 
 import gzip
@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from conftest import HIDDEN, TOKENIZER_WORDS
+from test_streamed_predict import assert_same
 from tasks.common import cli, pipeline
 from tasks.common.artifacts import load_artifact, save_artifact
 from tasks.common.brackets import bio_spans, to_brackets
@@ -199,7 +200,7 @@ def test_every_format_streams_the_whole_files_output(arts, tmp_path, capsys, nam
     source, out = MARKED[name](tmp_path), tmp_path / f"out{suffix}"
     results = predicted(arts["frames"], source, out, capsys)
     expected = whole(arts["frames"], source, out)
-    assert all(result == expected for result in results.values()), name
+    assert_same(expected, *results.values())
     assert (expected[1] is not None) == (name in GOLD)  # gold props are scored, and alike whatever the chunks
     written = expected[0].decode()
     if suffix == ".jsonl":
@@ -216,7 +217,7 @@ def test_predicates_path_streams_the_whole_files_output(arts, tmp_path, capsys, 
     source, out = UNMARKED[name](tmp_path), tmp_path / f"out{suffix}"
     results = predicted(arts["frames"], source, out, capsys, ("--predicates", str(arts["tagger"])))
     expected = whole(arts["frames"], source, out, arts["tagger"])
-    assert all(result == expected for result in results.values())
+    assert_same(expected, *results.values())
     read = read_file(source, gold=False)
     assert not read.frames  # the input marks nothing: every predicate comes from the tagger, which finds some words
     assert 0 < len(found_predicates(arts["tagger"], read.sentences)) < sum(len(s[0]) for s in SENTENCES)
@@ -226,7 +227,7 @@ def test_the_predicate_tagger_itself_streams_and_scores_alike(arts, tmp_path, ca
     source, out = conll05(tmp_path), tmp_path / "out.props"
     results = predicted(arts["tagger"], source, out, capsys)
     expected = whole(arts["tagger"], source, out)
-    assert all(result == expected for result in results.values())
+    assert_same(expected, *results.values())
     assert expected[1].startswith("input: predicate identification precision")
 
 
