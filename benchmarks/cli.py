@@ -11,6 +11,7 @@
     predict-scaling  predict's peak memory and rows/s as its input grows
     inference   one artifact on torch fp32 / bf16 / int8 and onnxruntime: rows/s and p50, batch 1 and 32
     srl-decoding  SRL argmax vs BIO-valid decoding on the same artifacts (CoNLL-2005 dev)
+    frozen-probe  what a GLUE task's frozen encoder features hold: linear probes per layer, the head alone
 
 Each command's handler turns its flags into one call; heavy modules (torch) are imported only by the
 commands that measure, so ``list``, ``run`` and ``report`` stay small (the runner must not import torch).
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .frozen_probe import add_frozen_probe
 from .inference import add_inference
 from .predict_scaling import add_predict_scaling
 from .srl_decoding import add_srl_decoding
@@ -44,7 +46,8 @@ OTHERS = {"speed": "step time, throughput, memory, FLOP rate (python -m benchmar
           "inference": "one artifact on torch fp32/bf16/int8 and onnxruntime, batch 1 and 32 (python -m benchmarks "
                        "inference)",
           "srl-decoding": "SRL argmax vs BIO-valid decoding on study-srl-mark's artifacts (python -m benchmarks "
-                          "srl-decoding)"}
+                          "srl-decoding)",
+          "frozen-probe": "what a GLUE task's frozen encoder features hold (python -m benchmarks frozen-probe)"}
 
 
 def catalogue() -> str:
@@ -348,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog="Run `python -m benchmarks COMMAND --help` for a command's flags.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_list, add_run, add_report, add_speed, add_serving, add_precision, add_multitask, add_gpu_check,
-                add_predict_scaling, add_inference, add_srl_decoding):
+                add_predict_scaling, add_inference, add_srl_decoding, add_frozen_probe):
         add(commands)
     return parser
 

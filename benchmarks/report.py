@@ -16,13 +16,14 @@ from .suites import SUITES
 from .tables.multitask import multitask_markdown
 from .tables.precision import precision_markdown
 from .inference import markdown as inference_markdown
+from .frozen_probe import markdown as frozen_probe_markdown
 from .srl_decoding import markdown as srl_decoding_markdown
 from .tables.serving import serving_markdown
 from .tables.speed import speed_markdown
 from .tables.speed import targets as speed_targets
 from .tables.suite import quality_targets, suite_markdown
 
-BENCHMARKS = ("speed", "serving", "precision", "multitask", "inference", "srl-decoding")  # not suites
+BENCHMARKS = ("speed", "serving", "precision", "multitask", "inference", "srl-decoding", "frozen-probe")  # not suites
 
 
 def write_suite(state: dict, suite: Suite, out: Path, stem: str | None = None) -> None:
@@ -59,6 +60,8 @@ RENDERERS: dict[str, Callable[[dict, Path], Path]] = {
     "inference": lambda result, store: write_results(store.parent, store.stem, result, inference_markdown(result)),
     "srl-decoding": lambda result, store: write_results(store.parent, store.stem, result,
                                                         srl_decoding_markdown(result)),
+    "frozen-probe": lambda result, store: write_results(store.parent, store.stem, result,
+                                                        frozen_probe_markdown(result)),
 }
 
 
