@@ -98,16 +98,21 @@ def load_backbone(name_or_path: str | None, attn_implementation: str = "sdpa",
         check_scheme(quantize)  # before loading anything: a refused scheme costs no load
     path = resolve_model_path(name_or_path)
     offline = os.path.isdir(path)  # a local folder never needs the network
+    # transformers 5 loads a checkpoint in the dtype it was saved in (most decoders: bf16), which would make the
+    # frozen base bf16 behind --precision fp32 (emulated, slowly, on CPUs without bf16 units).  The base is fp32;
+    # bf16 is --precision's choice.  A base to quantise loads as saved and is quantised from that: a bf16 weight
+    # widens to fp32 exactly, so the result is the same, with half the transient memory (fp32_rest below).
+    dtype = "auto" if quantize is not None else torch.float32
     try:
         try:
             # a checkpoint's own code (ChatGLM-6B's) never runs: transformers would otherwise ask on stdin, and a
             # yes would execute it before our "unsupported architecture" line
-            model = AutoModel.from_pretrained(path, attn_implementation=attn_implementation,
+            model = AutoModel.from_pretrained(path, attn_implementation=attn_implementation, dtype=dtype,
                                               local_files_only=offline, trust_remote_code=False)
         except ValueError as err:  # e.g. DeBERTa-v2 has no sdpa kernel: its own (eager) attention is used
             if "does not support" not in str(err) or attn_implementation == "eager":
                 raise
-            model = AutoModel.from_pretrained(path, attn_implementation="eager", local_files_only=offline,
+            model = AutoModel.from_pretrained(path, attn_implementation="eager", dtype=dtype, local_files_only=offline,
                                               trust_remote_code=False)
     except OSError as err:
         raise (encoder_not_found(path, err) if not offline else err) from None
@@ -118,8 +123,18 @@ def load_backbone(name_or_path: str | None, attn_implementation: str = "sdpa",
     prepare_decoder(model, attention)
     if quantize is not None:
         quantize_base(model, quantize)
+        fp32_rest(model)
     model._ptv2_base_options = {"attention": attention, "quantize": quantize}
     return model
+
+
+def fp32_rest(backbone: nn.Module) -> None:
+    """Every floating-point tensor left in ``backbone`` after quantising (embeddings, norms, biases, scales) in fp32,
+    in place, as an fp32 load would have given them."""
+    for tensors in (backbone.parameters(), backbone.buffers()):
+        for tensor in tensors:
+            if tensor.is_floating_point() and tensor.dtype != torch.float32:
+                tensor.data = tensor.data.float()
 
 
 def base_options(backbone: nn.Module) -> dict[str, str]:

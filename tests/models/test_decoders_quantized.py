@@ -139,3 +139,29 @@ def test_artifact_records_the_scheme_and_holds_only_what_trained(tmp_path):
     ids = ids % 200 + 3  # ids of the byte-level tokenizer's vocabulary
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids, mask)["logits"], model(ids, mask)["logits"], atol=1e-6, rtol=0)
+
+
+def test_a_bf16_checkpoint_loads_as_an_fp32_base_and_quantises_as_the_fp32_load_does(tmp_path):
+    """transformers loads a checkpoint in its saved dtype (decoders ship bf16): the base is fp32 all the same (bf16
+    is --precision's choice), and a base to quantise, loaded as saved to halve the transient memory, gets the int8
+    rows and scales that quantising the fp32 load gives, and fp32 everywhere else."""
+    from transformers import AutoModel
+
+    from models.backbone import load_backbone
+    from test_decoders import save_tiny_decoder
+
+    folder = save_tiny_decoder(tmp_path / "bf16")
+    AutoModel.from_pretrained(folder, dtype=torch.float32).to(torch.bfloat16).save_pretrained(folder)
+    base = load_backbone(str(folder))
+    assert {p.dtype for p in base.parameters()} == {torch.float32}
+    reference = load_backbone(str(folder))
+    quantize_base(reference, "int8")
+    quantized = load_backbone(str(folder), quantize="int8")
+    assert {t.dtype for t in quantized.parameters()} | {t.dtype for t in quantized.buffers() if t.is_floating_point()} \
+        == {torch.float32}
+    theirs = dict(reference.named_buffers())
+    for name, buffer in quantized.named_buffers():
+        assert torch.equal(buffer, theirs[name]), name
+    theirs = dict(reference.named_parameters())
+    for name, parameter in quantized.named_parameters():
+        assert torch.equal(parameter, theirs[name]), name
