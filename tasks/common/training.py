@@ -126,7 +126,8 @@ def train(model: AdaptedModel, settings: TrainSettings, learning_rate: float, ou
 
 # Padded tokens per predict batch on the CPU.  A batch's working set (attention scores above all) is what predict's
 # peak memory adds to the model's, and grew about in proportion to the budget when QA at 16x its input was tried at
-# 1,024 to 8,192 tokens, at the same speed on one thread (issue 43; whether 2 threads want more is open: its note).
+# 1,024 to 8,192 tokens, at the same speed on one thread; on two threads 4,096 was no faster for QA either, and
+# NER's short rows are mostly held by the row cap before the budget (issue 43's notes).
 # On a GPU only the row cap applies: its memory is not the process's, and it needs wide batches to be fast.
 TOKEN_BUDGET = 2048
 
