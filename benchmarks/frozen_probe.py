@@ -25,6 +25,7 @@ from typing import Any
 from . import layout
 from .env import environment, environment_markdown
 from .store import write_results
+from .tables import markdown_table, mean_sd
 
 RATES = (3e-2, 1e-2, 3e-3, 1e-3, 3e-4)  # the prefix's default rate (3e-2, which its head shares) down to 3e-4
 CHOICES_OF_C = (1e-3, 1e-2, 1e-1, 1.0)
@@ -35,6 +36,7 @@ def encoded(model_name: str | None, texts: list[tuple[str, str | None]], max_len
     """(mean-pooled, first-token) vectors of every layer, embeddings included: two arrays (examples, layers+1, H)."""
     import torch
 
+    from heads.pooling import masked_mean
     from models.backbone import load_backbone, load_tokenizer
 
     tokenizer, model = load_tokenizer(model_name), load_backbone(model_name).eval()
@@ -44,10 +46,9 @@ def encoded(model_name: str | None, texts: list[tuple[str, str | None]], max_len
             a, b = zip(*texts[start:start + batch])
             inputs = tokenizer(list(a), None if b[0] is None else list(b), padding=True, truncation=True,
                                max_length=max_length, return_tensors="pt")
-            hidden = torch.stack(model(**inputs, output_hidden_states=True).hidden_states)  # (L+1, B, n, H)
-            mask = inputs["attention_mask"][None, :, :, None].float()
-            means.append(((hidden * mask).sum(2) / mask.sum(2)).transpose(0, 1))
-            firsts.append(hidden[:, :, 0].transpose(0, 1))
+            hidden = model(**inputs, output_hidden_states=True).hidden_states  # L+1 of (B, n, H)
+            means.append(torch.stack([masked_mean(h, inputs["attention_mask"]) for h in hidden], 1))
+            firsts.append(torch.stack([h[:, 0] for h in hidden], 1))
     return torch.cat(means).numpy(), torch.cat(firsts).numpy()
 
 
@@ -58,14 +59,10 @@ def linear_probe(train, labels, held_out: tuple, dev: tuple) -> dict[str, float]
     from sklearn.preprocessing import StandardScaler
 
     scale = StandardScaler().fit(train)
-
-    def fitted(c: float):
-        return LogisticRegression(C=c, max_iter=3000).fit(scale.transform(train), labels)
-
-    scored = [(matthews_corrcoef(held_out[1], fitted(c).predict(scale.transform(held_out[0]))), c)
-              for c in CHOICES_OF_C]
-    best, c = max(scored)
-    predicted = fitted(c).predict(scale.transform(dev[0]))
+    fitted = {c: LogisticRegression(C=c, max_iter=3000).fit(scale.transform(train), labels) for c in CHOICES_OF_C}
+    best, c = max((matthews_corrcoef(held_out[1], fitted[c].predict(scale.transform(held_out[0]))), c)
+                  for c in CHOICES_OF_C)
+    predicted = fitted[c].predict(scale.transform(dev[0]))
     return {"C": c, "held_out_mcc": 100 * best, "dev_mcc": 100 * matthews_corrcoef(dev[1], predicted),
             "dev_positive": float(predicted.mean())}
 
@@ -73,8 +70,12 @@ def linear_probe(train, labels, held_out: tuple, dev: tuple) -> dict[str, float]
 def head_alone(train, labels, held_out: tuple, dev: tuple, rate: float, seed: int, epochs: float,
                batch: int) -> dict[str, float]:
     """The suite's sequence head trained alone on pooled vectors (one per example) with AdamW at ``rate``."""
+    import itertools
+    import math
+
     import torch
     from sklearn.metrics import matthews_corrcoef
+    from transformers import get_linear_schedule_with_warmup
 
     from heads import SequenceClassificationHead
 
@@ -83,19 +84,15 @@ def head_alone(train, labels, held_out: tuple, dev: tuple, rate: float, seed: in
     x, y = torch.tensor(train).unsqueeze(1), torch.tensor(labels)  # one "token": the pooled vector
     steps = int(epochs * -(-len(x) // batch))
     optimizer = torch.optim.AdamW(head.parameters(), lr=rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
+    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)  # the Trainer's default: linear to zero
     order = torch.Generator().manual_seed(seed)
-    done = 0
-    while done < steps:
-        for rows in torch.randperm(len(x), generator=order).split(batch):
-            loss = head.loss(head(x[rows]), y[rows])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            done += 1
-            if done == steps:
-                break
+    epochs_of_batches = (torch.randperm(len(x), generator=order).split(batch) for _ in range(math.ceil(epochs)))
+    for rows in itertools.islice(itertools.chain.from_iterable(epochs_of_batches), steps):
+        loss = head.loss(head(x[rows]), y[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
     head.eval()
     with torch.no_grad():
         guess = {name: head(torch.tensor(split[0]).unsqueeze(1)).argmax(-1).numpy()
@@ -151,10 +148,6 @@ def run_probe(task: str, model_name: str | None, data_dir: str | None, max_lengt
     return write_results(out, "frozen-probe", result, markdown(result))
 
 
-def _mean_sd(values: list[float]) -> str:
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
-
-
 def markdown(result: dict) -> str:
     n = result["examples"]
     lines = [f"# What the frozen encoder's features hold: {result['task']} (issue 42)", "",
@@ -166,18 +159,17 @@ def markdown(result: dict) -> str:
              environment_markdown(result["environment"]).rstrip(),
              f"- model: `{result['model']}`; train `{result['train']}`, dev `{result['dev']}`", "",
              "## Linear probes (logistic regression, C chosen on held-out)", "",
-             "| features | C | held-out MCC | dev MCC | dev positive |", "|---|---|---|---|---|"]
-    lines += [f"| {p['features']} | {p['C']:g} | {p['held_out_mcc']:.2f} | {p['dev_mcc']:.2f} | "
-              f"{p['dev_positive']:.2f} |" for p in result["probes"]]
-    lines += ["", f"## The suite's sequence head alone, AdamW, {result['epochs']:g} epochs of batch {result['batch']} "
-                  f"(mean ± sd over seeds {', '.join(map(str, SEEDS))})", "",
-              "| pooled features | rate | held-out MCC | dev MCC | dev positive |", "|---|---|---|---|---|"]
-    for h in result["heads"]:
-        runs = h["runs"]
-        lines.append(f"| {h['features']} | {h['rate']:g} | {_mean_sd([r['held_out_mcc'] for r in runs])} | "
-                     f"{_mean_sd([r['dev_mcc'] for r in runs])} | "
-                     f"{statistics.mean(r['dev_positive'] for r in runs):.2f} |")
-    return "\n".join(lines) + "\n"
+             markdown_table(["features", "C", "held-out MCC", "dev MCC", "dev positive"],
+                            [[p["features"], f"{p['C']:g}", f"{p['held_out_mcc']:.2f}", f"{p['dev_mcc']:.2f}",
+                              f"{p['dev_positive']:.2f}"] for p in result["probes"]]),
+             f"## The suite's sequence head alone, AdamW, {result['epochs']:g} epochs of batch {result['batch']} "
+             f"(mean ± sd over seeds {', '.join(map(str, SEEDS))})", "",
+             markdown_table(["pooled features", "rate", "held-out MCC", "dev MCC", "dev positive"],
+                            [[h["features"], f"{h['rate']:g}", mean_sd([r["held_out_mcc"] for r in h["runs"]]),
+                              mean_sd([r["dev_mcc"] for r in h["runs"]]),
+                              f"{statistics.mean(r['dev_positive'] for r in h['runs']):.2f}"]
+                             for h in result["heads"]])]
+    return "\n".join(lines)
 
 
 def do_frozen_probe(args: argparse.Namespace) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from . import layout
 from .env import environment, environment_markdown
 from .predict_scaling import data_root
 from .store import write_results
+from .tables import mean_sd
 
 def argmax_scores(artifact: Path) -> dict[str, float]:
     """The dev scores the training run wrote (argmax decoding)."""
@@ -70,11 +70,6 @@ def run_decoding(root: Path, words: Path, out: Path) -> Path:
     return write_results(out, "srl-decoding", result, markdown(result))
 
 
-def _mean_sd(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {sd:.2f} (n={len(values)})"
-
-
 def markdown(result: dict) -> str:
     rows = result["rows"]
     lines = ["# SRL decoding: argmax against the best valid BIO sequence (issue 39)", "",
@@ -92,9 +87,9 @@ def markdown(result: dict) -> str:
         def col(decoding: str, key: str) -> list[float]:
             return [r[decoding][key] for r in mine]
         gain = [b - a for a, b in zip(col("argmax", "f1"), col("bio", "f1"))]
-        lines.append(f"| {mark} | {_mean_sd(col('argmax', 'f1'))} | {_mean_sd(col('bio', 'f1'))} | "
-                     f"{_mean_sd(gain)} | {_mean_sd(col('argmax', 'perfect'))} | {_mean_sd(col('bio', 'perfect'))} | "
-                     f"{_mean_sd(col('argmax', 'seqeval_f1'))} | {_mean_sd(col('bio', 'seqeval_f1'))} |")
+        lines.append(f"| {mark} | {mean_sd(col('argmax', 'f1'))} | {mean_sd(col('bio', 'f1'))} | "
+                     f"{mean_sd(gain)} | {mean_sd(col('argmax', 'perfect'))} | {mean_sd(col('bio', 'perfect'))} | "
+                     f"{mean_sd(col('argmax', 'seqeval_f1'))} | {mean_sd(col('bio', 'seqeval_f1'))} |")
     lines += ["", "## Every artifact", "", "| marking | artifact | argmax F1 | bio F1 |", "|---|---|---|---|"]
     lines += [f"| {r['mark']} | `{Path(r['artifact']).name}` | {r['argmax']['f1']:.2f} | {r['bio']['f1']:.2f} |"
               for r in rows]

@@ -28,7 +28,7 @@ def assert_same(*outputs: object) -> None:
     import numpy as np
 
     texts = [_text(output) for output in outputs]
-    if bits_kept_in_batches():
+    if rows_keep_their_bits_in_batches():
         assert all(text == texts[0] for text in texts), texts
         return
     for text in texts[1:]:
@@ -45,11 +45,6 @@ def _text(output: object) -> bytes:
     if isinstance(output, tuple) and all(part is None or isinstance(part, (bytes, str)) for part in output):
         return b"\0".join(b"None" if part is None else _text(part) for part in output)
     return json.dumps(output, sort_keys=True, default=repr).encode()
-
-
-@functools.cache
-def bits_kept_in_batches() -> bool:
-    return rows_keep_their_bits_in_batches()
 
 
 def artifact(folder: Path, model_dir: Path, head, record: dict) -> Path:
@@ -467,6 +462,7 @@ def test_a_rows_logits_do_not_depend_on_the_rows_beside_it(ner_artifact, tmp_pat
             np.testing.assert_allclose(together[i, :n], alone[0, :n], rtol=1e-5, atol=1e-6)
 
 
+@functools.cache
 def rows_keep_their_bits_in_batches(hidden: int = HIDDEN) -> bool:
     """Whether this CPU's matrix products give a row of 4 to 16 tokens the same bits alone as in a batch of such rows.
     On AVX2 EPYCs they do (rows of widths not a multiple of 4 do not: small products take another kernel); a CPU
@@ -485,7 +481,7 @@ def rows_keep_their_bits_in_batches(hidden: int = HIDDEN) -> bool:
 
 def test_outputs_are_compared_within_float_noise_where_a_cpu_batches_rows_otherwise(monkeypatch):
     """The fallback of ``assert_same``: the same text, its numbers equal within noise, nothing looser."""
-    monkeypatch.setattr(__import__(__name__), "bits_kept_in_batches", lambda: False)
+    monkeypatch.setattr(__import__(__name__), "rows_keep_their_bits_in_batches", lambda: False)
     assert_same(b"paris B-LOC 0.12345678\n", "paris B-LOC 0.12345679\n", b"paris B-LOC 0.1234568\n")
     for other in (b"paris B-LOC 0.2\n", b"paris I-LOC 0.12345678\n", b"paris B-LOC 0.12345678 1\n"):
         with pytest.raises(AssertionError):
