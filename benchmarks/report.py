@@ -38,7 +38,9 @@ def write_suite(state: dict, suite: Suite, out: Path, stem: str | None = None) -
         state["plots"] = []
     state["quality_targets"] = quality_targets(state["results"], suite)
     write_json(out / f"{stem}.json", state)
-    (out / f"{stem}.md").write_text(suite_markdown(state, suite))
+    longer = out / f"{suite.best_budget}.json" if suite.best_budget else None
+    longer_results = read_store(longer)["results"] if longer is not None and longer.is_file() else None
+    (out / f"{stem}.md").write_text(suite_markdown(state, suite, longer_results))
 
 
 def write_speed(result: dict, out: Path, stem: str = "speed") -> Path:

@@ -58,6 +58,9 @@ class Suite:
     # quality target: the suite's variant >= this (variant, gap)'s variant - gap on every row (a peer at a similar
     # trainable count: is the gap specific to this method?); None: no such target
     near: tuple[str, float] | None = None
+    # the suite whose fine-tuning runs are fine-tuning at its own best budget (more epochs, the best kept): the page
+    # sets the best frozen-backbone variant against them too (issue 42); None: no such section
+    best_budget: str | None = None
     # the every-run table also shows each run's task headline (test, or dev for held-out rows), for a suite whose
     # verdict is on that split: searches leave it out, since they choose on the quality column only
     headline_column: bool = False

@@ -128,6 +128,33 @@ def quality_targets(results: dict, suite: Suite) -> list[dict]:
     return out
 
 
+def best_budget_section(results: dict, suite: Suite, longer: dict | None) -> list[str]:
+    """Per row, the best frozen-backbone variant against fine-tuning at the suite's budget (its seeds' mean) and at
+    its own best budget (``suite.best_budget``'s run: more epochs, the best kept); nothing without that store."""
+    if suite.best_budget is None or longer is None:
+        return []
+    body = []
+    for row in suite.rows:
+        q, best_run = qualities(results, row.name, suite), longer.get(f"{row.name}/finetune")
+        best = best_frozen(q, suite)
+        if best is None or best_run is None or best_run.get("status") != "done":
+            continue
+        at_best = best_run["quality"]
+        chosen = ((best_run.get("metrics") or {}).get("selection") or {}).get("best_epoch")
+        equal = margin(q, best, "finetune")
+        body.append([row.name, best, f"{q[best]['mean']:.2f}", shown(q.get("finetune")),
+                     "-" if equal is None else f"{equal:+.2f}", f"{at_best:.2f}",
+                     "-" if chosen is None else f"{chosen:g}", f"{q[best]['mean'] - at_best:+.2f}"])
+    if not body:
+        return []
+    return [f"\n## Against fine-tuning at its own best budget\n\nFine-tuning again at 3x each row's epochs, scored "
+            f"after every epoch and the best epoch kept ([{suite.best_budget}.md]({suite.best_budget}.md), one "
+            "seed): where its own curve ends.  Each row's best frozen-backbone method (its mean over seeds) against "
+            "fine-tuning at this suite's budget and at that one.\n\n",
+            markdown_table(["row", "best frozen method", "its mean", "fine-tuning (this budget)", "gap",
+                            "fine-tuning (best budget)", "epoch kept", "gap"], body)]
+
+
 def best_frozen(q: dict[str, dict | None], suite: Suite) -> str | None:
     """The variant with the highest mean among those that keep the encoder frozen (None when none ran)."""
     frozen = [v.name for v in suite.variants
@@ -227,12 +254,14 @@ def declaration_sections(suite: Suite) -> list[str]:
     return lines
 
 
-def suite_markdown(state: dict, suite: Suite) -> str:
-    """The whole page: header, quality targets, quality by variant, every run, what did not finish, declarations."""
+def suite_markdown(state: dict, suite: Suite, longer: dict | None = None) -> str:
+    """The whole page: header, quality targets, quality by variant, against fine-tuning at its best budget (with
+    ``longer``, that suite's results), every run, what did not finish, declarations."""
     results = state["results"]
     by = "variant" if suite.variants != STANDARD else "method"
     return "".join([*header(state, suite), *targets_section(results, suite),
                     f"\n## Quality by {by}\n\n", quality_by_method(results, suite),
+                    *best_budget_section(results, suite, longer),
                     *every_run_section(results, suite), *unfinished_section(results, suite),
                     *declaration_sections(suite),
                     f"\nPlots: `{suite.name}_quality_vs_trainable.png`, `{suite.name}_step_time.png`, "

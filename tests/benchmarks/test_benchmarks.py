@@ -80,10 +80,12 @@ def test_suites_come_from_the_method_registry_and_lora_matches_the_prefix_size()
     from models.methods import METHODS
 
     cpu = SUITES["cpu"]
-    assert [v.method for v in cpu.variants] == list(METHODS)
+    assert [v.name for v in cpu.variants] == [*METHODS, "lora-all"]  # and LoRA in every linear layer, a peer
+    assert [v.method for v in cpu.variants] == [*METHODS, "lora"]
     row = next(r for r in cpu.rows if r.name == "ner-conll2003")  # prefix 32
-    lora = command(cpu, row, "lora", "out")
+    lora, every = command(cpu, row, "lora", "out"), command(cpu, row, "lora-all", "out")
     assert lora[lora.index("--lora-r") + 1] == "16" and "--prefix-len" not in lora
+    assert every[every.index("--lora-r") + 1] == "16" and every[every.index("--lora-targets") + 1] == "all-linear"
     assert "--prefix-len" not in command(cpu, row, "bitfit", "out") + command(cpu, row, "finetune", "out")
     assert "--prefix-len" in command(cpu, row, "peft-ptuning", "out")
 
@@ -583,3 +585,27 @@ def test_matmul_limit_synchronises_on_its_device(monkeypatch):
     shape = limits.Shape("linear", 1, 4, 4, 4, 1)
     assert limits.matmul_rate(shape, "fp32", repeats=3) > 0
     assert waited == [torch.device("cpu")] * 6  # before and after each of the 3 timed products
+
+
+def test_the_best_frozen_method_is_also_read_against_fine_tuning_at_its_own_best_budget():
+    suite = Suite("t", "test", (Row("a", "tasks.ner", (), "F1"), Row("b", "tasks.ner", (), "F1")),
+                  best_budget="longer")
+    results = {"a/prefix": _done("a", "prefix", 80.0), "a/lora": _done("a", "lora", 84.0),
+               "a/finetune": _done("a", "finetune", 85.0), "b/prefix": _done("b", "prefix", 70.0)}
+    longer = {"a/finetune": {**_done("a", "finetune", 87.5), "metrics": {"selection": {"best_epoch": 5.0}}},
+              "b/finetune": _done("b", "finetune", 75.0)}
+    text = suite_markdown({"results": results}, suite, longer)
+    assert "| a | lora | 84.00 | 85.00 | -1.00 | 87.50 | 5 | -3.50 |" in text
+    assert "| b | prefix | 70.00 | - | - | 75.00 | - | -5.00 |" in text  # no equal-budget fine-tuning: a dash
+    assert "best budget" not in suite_markdown({"results": results}, suite)  # that suite not run yet: no section
+
+
+def test_fine_tuning_at_its_best_budget_runs_every_cpu_row_at_three_times_its_epochs_keeping_the_best():
+    from benchmarks.suites import SUITES
+
+    cpu, longer = SUITES["cpu"], SUITES[SUITES["cpu"].best_budget]
+    assert [row.name for row in longer.rows] == [row.name for row in cpu.rows]
+    for short, long in zip(cpu.rows, longer.rows):
+        epochs = lambda row: int(row.args[row.args.index("--epochs") + 1])  # noqa: E731
+        assert epochs(long) == 3 * epochs(short) and long.args[-1] == "--select-best"
+    assert longer.variant_names() == ["finetune"]
