@@ -19,7 +19,7 @@ from .trainer import CHECKPOINT_WEIGHTS, COMPLETE, AdapterTrainer, TrainingDiver
 
 CHECKPOINTS = "checkpoints"
 __all__ = ["CHECKPOINTS", "CHECKPOINT_WEIGHTS", "COMPLETE", "AdapterTrainer", "TrainingDiverged", "bf16_mode",
-           "Predictor", "WORKING_SET", "layer_floats", "predict", "train", "training_arguments"]
+           "Predictor", "TOKEN_BUDGET", "predict", "train", "training_arguments"]
 
 
 def bf16_mode(settings: TrainSettings, model: AdaptedModel) -> str | None:
@@ -124,25 +124,12 @@ def train(model: AdaptedModel, settings: TrainSettings, learning_rate: float, ou
     return trainer
 
 
-# What one predict batch may hold at once on the CPU, in floats of one encoder layer's working set (``layer_floats``).
-# A batch's working set is what predict's peak memory adds to the model's: it grew about in proportion to the batch
-# when QA at 16x its input was tried at 1,024 to 8,192 tokens of 384, at the same speed (issue 43's notes).  The
-# budget is 2,048 tokens of 384 on the bundled encoder, what QA was measured at; counted in floats rather than tokens,
-# it lets short rows (NER's sentences) fill the row cap: their working set per token is under half a 384-token row's,
-# and a cap of 2,048 tokens cost NER 6% of its rows/s at 16x.  On a GPU only the row cap applies: its memory is not
-# the process's, and it needs wide batches to be fast.
-WORKING_SET = 2048 * (12 * 384 + 1536 + 4 * 384)
-
-
-def layer_floats(config, width: int) -> int:
-    """Floats one encoder layer holds at once per token of a row ``width`` tokens wide: its attention scores
-    (heads x width), its feed-forward activations (the intermediate size) and its query, key, value and output states
-    (4 x hidden).  A prefix's keys (more score columns) are left out: they count only beside short rows, where the
-    feed-forward term is the larger.  Without a config (an ONNX graph) the bundled encoder's shapes."""
-    heads = getattr(config, "num_attention_heads", None) or 12
-    hidden = getattr(config, "hidden_size", None) or 384
-    intermediate = getattr(config, "intermediate_size", None) or 4 * hidden
-    return heads * width + intermediate + 4 * hidden
+# Padded tokens per predict batch on the CPU.  A batch's working set (attention scores above all) is what predict's
+# peak memory adds to the model's, and grew about in proportion to the budget when QA at 16x its input was tried at
+# 1,024 to 8,192 tokens, at the same speed on one thread; on two threads 4,096 was no faster for QA either, and
+# NER's short rows are mostly held by the row cap before the budget (issue 43's notes).
+# On a GPU only the row cap applies: its memory is not the process's, and it needs wide batches to be fast.
+TOKEN_BUDGET = 2048
 
 
 class Predictor:
@@ -153,8 +140,8 @@ class Predictor:
     padded to the longest row, which over a whole input took ~16x the logits' own size (issue 43).
 
     Rows are batched by length: each is padded to a length of its own (``padded_to``: at most 1/8 more tokens), and
-    rows of one padded length share batches of at most ``batch_size`` rows and, on the CPU, ``budget`` floats of one
-    layer's working set (``WORKING_SET`` says why).  A row's logits then depend on the row alone, never on which rows share its
+    rows of one padded length share batches of at most ``batch_size`` rows and, on the CPU, ``token_budget`` padded
+    tokens (``TOKEN_BUDGET`` says why).  A row's logits then depend on the row alone, never on which rows share its
     batch or chunk: padding changes the attention's float sums in the last bits (the same question's SQuAD 2.0 null
     odds differed with the file around it when rows were padded to their batch's longest), so predictions are the
     same whatever the chunks.  Batching only rows of one exact length kept that too, but QA's varied window lengths
@@ -162,9 +149,8 @@ class Predictor:
     """
 
     def __init__(self, model: AdaptedModel, collator, batch_size: int, work_dir: Path | None = None,
-                 pad_id: int | None = 0, budget: int | None = WORKING_SET) -> None:
-        self.model, self.collator, self.batch_size, self.budget = model, collator, batch_size, budget
-        self.config = getattr(getattr(model, "backbone", None), "config", None)
+                 pad_id: int | None = 0, token_budget: int | None = TOKEN_BUDGET) -> None:
+        self.model, self.collator, self.batch_size, self.token_budget = model, collator, batch_size, token_budget
         self.trim = HeapTrimmer()  # one for every chunk: the heap's growth is across them
         self.pad_id = pad_id or 0  # a tokenizer without a pad token: any id does, the attention mask hides it
         limit = getattr(model, "max_input_length", None)  # an ONNX graph has none: its input was checked on export
@@ -179,13 +165,13 @@ class Predictor:
         lengths = [padded_length(f) for f in dataset]
         cpu = device.type == "cpu"
         widths = [padded_to(n, self.limit, CPU_STEP if cpu else GPU_STEP) for n in lengths]
-        budget = self.budget if cpu and self.budget else None
-        costs = [w * choices(f) * layer_floats(self.config, w) for w, f in zip(widths, dataset)]
+        budget = self.token_budget if cpu and self.token_budget else None
         self.model.eval()
         out = Gathered(len(dataset), max(lengths))
         try:
             with torch.no_grad():
-                for rows in batches(widths, costs, self.batch_size, budget):
+                for rows in batches(widths, [w * choices(f) for w, f in zip(widths, dataset)], self.batch_size,
+                                    budget):
                     width = widths[rows[0]]
                     batch = padded_batch(self.collator([{k: v for k, v in dataset[i].items() if k != "labels"}
                                                         for i in rows]), width, self.pad_id)
@@ -236,7 +222,7 @@ def padded_to(length: int, limit: int | None = None, floor: int = GPU_STEP) -> i
 
 def batches(widths: list[int], costs: list[int], size: int, budget: int | None = None) -> list[list[int]]:
     """Indices of rows in batches of one padded width, at most ``size`` rows and ``budget`` summed ``costs``
-    (None: no limit) each, but at least one row; narrowest first, in input order within."""
+    (padded tokens; None: no limit) each, but at least one row; narrowest first, in input order within."""
     order = sorted(range(len(widths)), key=widths.__getitem__)
     out: list[list[int]] = []
     for _, group in itertools.groupby(order, key=widths.__getitem__):

@@ -437,28 +437,12 @@ def test_batches_hold_one_width_within_the_row_cap_and_the_token_budget():
     assert [len(b) for b in batches(widths, widths, size=3)] == [3, 1, 2, 3]  # no budget (a GPU): rows only
 
 
-def test_the_working_set_budget_holds_long_rows_to_a_few_and_lets_short_rows_fill_the_row_cap():
-    """On the bundled encoder's shapes the budget is 2,048 tokens of 384 (what QA's peak was measured at), while 64
-    NER-like rows of 32 tokens fit one batch: the budget counts each row's working set, not its tokens."""
-    from types import SimpleNamespace
-
-    from tasks.common.training import WORKING_SET, batches, layer_floats
-
-    bundled = SimpleNamespace(num_attention_heads=12, hidden_size=384, intermediate_size=1536)
-    assert WORKING_SET == 2048 * layer_floats(bundled, 384)
-    for width, rows_per_batch in ((384, 5), (32, 64)):
-        widths = [width] * 200
-        out = batches(widths, [width * layer_floats(bundled, width)] * 200, size=64, budget=WORKING_SET)
-        assert max(map(len, out)) == rows_per_batch
-    assert layer_floats(None, 32) == layer_floats(bundled, 32)  # an ONNX graph: the bundled encoder's shapes
-
-
 def test_a_rows_logits_do_not_depend_on_the_rows_beside_it(ner_artifact, tmp_path):
     """Rows of many lengths padded in shared batches give the logits each gives alone (bit for bit where this CPU's
     products keep a row's bits in a batch), and -100 past its own length: what makes predict's output the same
     whatever the chunks."""
     import numpy as np
-    from tasks.common.training import Predictor, layer_floats
+    from tasks.common.training import Predictor
     from tasks.ner.family import FAMILY
     from tasks.ner.formats import Sentence
 
@@ -467,8 +451,7 @@ def test_a_rows_logits_do_not_depend_on_the_rows_beside_it(ner_artifact, tmp_pat
     sentences = [Sentence(words(k, 1 + k % 9), ["O"] * (1 + k % 9), 1, gold=False) for k in range(20)]
     features = task.encode(sentences, train=False).features
     assert len({len(f["input_ids"]) for f in features}) > 5
-    predict = Predictor(loaded.model, task.collate, 4, pad_id=loaded.tokenizer.pad_token_id,
-                        budget=48 * layer_floats(loaded.model.backbone.config, 8))
+    predict = Predictor(loaded.model, task.collate, 4, pad_id=loaded.tokenizer.pad_token_id, token_budget=48)
     together, exact = predict(features), rows_keep_their_bits_in_batches()
     for i, feature in enumerate(features):
         alone, n = predict([feature]), len(feature["input_ids"])
