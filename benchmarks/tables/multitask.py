@@ -1,10 +1,8 @@
 """Multi-task results (``results/multitask.json``) -> ``results/multitask.md``."""
 from __future__ import annotations
 
-import statistics
-
 from ..spec import Group
-from . import markdown_table
+from . import markdown_table, mean_sd
 
 KINDS = ("single", "multi", "multi-then-single")  # the table's columns: protocols (a), (b), (c)
 
@@ -14,10 +12,7 @@ def cell(results: dict, group: Group, target: str, kind: str) -> str:
     values = [r["scores"][target] for r in results.values()
               if r.get("group") == group.name and r["kind"] == kind and r["status"] == "done"
               and target in r["scores"]]
-    if not values:
-        return "-"
-    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{statistics.fmean(values):.2f}{spread} (n={len(values)})"
+    return mean_sd(values)
 
 
 def group_table(results: dict, group: Group) -> str:

@@ -5,11 +5,9 @@ the number of seeds; the quality targets compare means.
 """
 from __future__ import annotations
 
-import statistics
-
 from ..env import environment_markdown
 from ..spec import REGISTERED, STANDARD, Suite
-from . import markdown_table
+from . import markdown_table, shown, summary
 
 AFTER_STATUS = 7  # cells after quality/status: trainable, train time, wall, s/step, peak RSS, commit, machine
 
@@ -46,20 +44,6 @@ def seed_qualities(results: dict, row: str, variant: str) -> list[float]:
     return [r["quality"] for r in results.values()
             if r.get("row") == row and r.get("method") == variant and r["status"] == "done"
             and r.get("quality") is not None]
-
-
-def summary(values: list[float]) -> dict | None:
-    """mean, sample standard deviation (None for one seed), n."""
-    if not values:
-        return None
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
-            "n": len(values)}
-
-
-def shown(s: dict | None) -> str:
-    if s is None:
-        return "-"
-    return f"{s['mean']:.2f}" if s["sd"] is None else f"{s['mean']:.2f} ± {s['sd']:.2f} (n={s['n']})"
 
 
 def qualities(results: dict, row: str, suite: Suite) -> dict[str, dict | None]:
