@@ -131,7 +131,7 @@ def best_budget_section(results: dict, suite: Suite, longer: dict | None) -> lis
                      "-" if chosen is None else f"{chosen:g}", f"{q[best]['mean'] - at_best:+.2f}"])
     if not body:
         return []
-    return [f"\n## Against fine-tuning at its own best budget\n\nFine-tuning again at 3x each row's epochs, scored "
+    return [f"\n## Against fine-tuning at its own best budget\n\nFine-tuning again for more epochs, scored "
             f"after every epoch and the best epoch kept ([{suite.best_budget}.md]({suite.best_budget}.md), one "
             "seed): where its own curve ends.  Each row's best frozen-backbone method (its mean over seeds) against "
             "fine-tuning at this suite's budget and at that one.\n\n",
