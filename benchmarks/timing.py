@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from transformers import TrainerControl, TrainerState
 
 from heads import TokenClassificationHead
 from models.adapted import AdaptedModel
@@ -158,11 +160,44 @@ def fake_batch(batch: int, length: int, vocab: int, seed: int = 0,
     return {name: t.to(device) for name, t in tensors.items()}
 
 
+# Steps a timed run is said to have, for a method whose callbacks size a schedule to the run (AdaLoRA's budget):
+# a timed step then sits early in a long run, where AdaLoRA scores every singular value at every step
+TIMED_RUN_STEPS = 1000
+
+
+class MethodHooks:
+    """A model's method callbacks (``AdaptationMethod.trainer_callbacks``: AdaLoRA's regularisation before the
+    optimizer step and its rank allocation after it) called around each step as the Trainer calls them, so that a
+    timed step costs what a training step of that method costs."""
+
+    def __init__(self, model: AdaptedModel) -> None:
+        self.callbacks = [c for method in getattr(model, "methods", {}).values() for c in method.trainer_callbacks()]
+        self.state, self.control = TrainerState(max_steps=TIMED_RUN_STEPS), TrainerControl()
+        for callback in self.callbacks:
+            callback.on_train_begin(None, self.state, self.control)
+
+    def before_step(self) -> None:
+        for callback in self.callbacks:
+            callback.on_pre_optimizer_step(None, self.state, self.control)
+
+    def after_step(self) -> None:
+        for callback in self.callbacks:
+            callback.on_optimizer_step(None, self.state, self.control)
+        self.state.global_step += 1
+
+
+_hooks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one MethodHooks per model, made at its first step
+
+
 def train_step(model: AdaptedModel, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor]) -> None:
-    """forward + backward + optimizer step, as one Trainer step does."""
+    """forward + backward + optimizer step, with the method's callbacks around the optimizer step, as one Trainer
+    step does."""
+    hooks = _hooks.get(model) or _hooks.setdefault(model, MethodHooks(model))
     optimizer.zero_grad(set_to_none=True)
     model(**batch)["loss"].backward()
+    hooks.before_step()
     optimizer.step()
+    hooks.after_step()
 
 
 def train_stepper(model: AdaptedModel, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],

@@ -179,3 +179,19 @@ def test_the_decoder_alone_and_quick_runs_never_overwrite_the_full_encoder_page(
 def test_no_out_folder_means_the_results_folder():
     """The CLI passes --out as None when it is not given: the first size's save must still have a folder."""
     assert speed.SpeedOptions(out=None).out == layout.RESULTS
+
+
+def test_a_timed_step_runs_the_methods_callbacks_as_the_trainer_does(monkeypatch, recwarn):
+    """AdaLoRA's step includes its regularisation and its importance scoring (``trainer_callbacks``): a timed step
+    without them would be cheaper than the method's real one."""
+    from benchmarks.timing import fake_batch, optimizer_for, train_step
+
+    monkeypatch.setitem(speed_grid.BERT_SIZES, "bert-base", TINY_BERT)
+    model = build_all("bert-base", ("adalora",), 4)["adalora"]
+    method = next(iter(model.methods.values()))
+    allocator = method._tuner.rankallocator
+    optimizer = optimizer_for(model, "adalora")
+    train_step(model, optimizer, fake_batch(2, 8, 30522))
+    train_step(model, optimizer, fake_batch(2, 8, 30522, seed=1))
+    assert method.scheduled and not [w for w in recwarn if "budget schedule" in str(w.message)]
+    assert allocator.ipt and set(allocator.ipt) == set(allocator.exp_avg_unc)  # scored at every step
