@@ -232,7 +232,10 @@ def no_sync() -> None:
 
 @dataclass
 class Timer:
-    """Round-robin timing: repeat r runs every method once, so drift hits all methods alike.
+    """Round-robin timing: repeat r runs every method once, so drift hits all methods alike; each repeat starts one
+    method further on, so that a slowdown that recurs at one point of a round (another process's turn) does not
+    land on the same methods every time (on a host of swinging speed the last methods of a fixed order got the
+    slow stretches in most repeats).
 
     ``sync`` waits for queued device work (``torch.cuda.synchronize`` on a GPU): called before each timed call
     (earlier work is not charged to it) and after it (its own work is).  Warm-up calls are not timed.
@@ -255,8 +258,10 @@ class Timer:
                 call()
         self.sync()
         samples: dict[str, list[float]] = {name: [] for name in calls}
-        for _ in range(self.repeats):
-            for name, call in calls.items():
-                samples[name].append(self.time_call(call))
+        names = list(calls)
+        for repeat in range(self.repeats):
+            start = repeat % len(names)
+            for name in names[start:] + names[:start]:
+                samples[name].append(self.time_call(calls[name]))
         return {name: {"median_s": statistics.median(s), "min_s": min(s), "max_s": max(s), "n": len(s)}
                 for name, s in samples.items()}

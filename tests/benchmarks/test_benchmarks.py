@@ -571,8 +571,16 @@ def test_timer_synchronises_around_every_timed_call_and_not_in_warm_up():
     timed = Timer(1, 2, lambda: events.append("sync")).run(calls)
     warm_up, rest = events[:2], events[2:]
     assert warm_up == ["a", "b"]
-    assert rest == ["sync"] + ["sync", "a", "sync", "sync", "b", "sync"] * 2
+    assert rest == ["sync", "sync", "a", "sync", "sync", "b", "sync", "sync", "b", "sync", "sync", "a", "sync"]
     assert {name: t["n"] for name, t in timed.items()} == {"a": 2, "b": 2}
+
+
+def test_each_timing_round_starts_one_method_further_on():
+    from benchmarks.timing import Timer
+
+    order = []
+    Timer(0, 4).run({name: (lambda name=name: order.append(name)) for name in "abc"})
+    assert order == list("abc" "bca" "cab" "abc")
 
 
 def test_matmul_limit_synchronises_on_its_device(monkeypatch):
