@@ -31,6 +31,11 @@ SMOKE = Suite("smoke", "tiny subsets, 1 epoch: proves the pipeline end to end in
 # LoRA in every linear layer (feed-forward included), the configuration AdaLoRA's paper compares with: the peer
 # table's second LoRA (issue 42), beside PEFT's default (the attention query and value projections)
 LORA_ALL = Variant("lora-all", "lora", ("--lora-targets", "all-linear"))
+# prefix-lora with its deltas on the attention value/output and the feed-forward projections, rank 16 at rsLoRA's
+# scale: study-ffn-deltas' leader on dev (both NER rows beyond the spreads, SST-2 inside them; results/
+# study-ffn-deltas.md), run beside prefix-lora's default so the cpu page reads it on test before any default moves
+PREFIX_LORA_ALL16 = Variant("prefix-lora-all-r16", "prefix-lora",
+                            ("--delta-targets", "all", "--delta-rank", "16", "--delta-scaling", "rslora"))
 
 # cpu suite: the bundled encoder, full local data unless a subset is named; learning rates are each
 # method's default (``default_lr`` of its config in models/methods/configs.py) unless a row gives one.
@@ -92,7 +97,8 @@ CPU = Suite("cpu", "bundled encoder (all-MiniLM-L6-v2) on this 2-core CPU; each 
         prefix_len=16),
     # every method three seeds, fine-tuning included: the targets compare a frozen method's mean with fine-tuning's,
     # and a one-seed reference has no spread to read a 1-point gap against (issue 42)
-), variants=(*STANDARD, LORA_ALL), seeds={name: SEEDS for name in (*REGISTERED, LORA_ALL.name)},
+), variants=(*STANDARD, LORA_ALL, PREFIX_LORA_ALL16),
+    seeds={name: SEEDS for name in (*REGISTERED, LORA_ALL.name, PREFIX_LORA_ALL16.name)},
     # issue 26: some method that shares the frozen backbone is within 1 point of fine-tuning, and the prefix within 1
     # of LoRA (rank P/2: the same trainable count as the prefix)
     shared_gap=1.0, near=("lora", 1.0), best_budget="study-ft-budget")

@@ -80,12 +80,17 @@ def test_suites_come_from_the_method_registry_and_lora_matches_the_prefix_size()
     from models.methods import METHODS
 
     cpu = SUITES["cpu"]
-    assert [v.name for v in cpu.variants] == [*METHODS, "lora-all"]  # and LoRA in every linear layer, a peer
-    assert [v.method for v in cpu.variants] == [*METHODS, "lora"]
+    # and LoRA in every linear layer (a peer), and prefix-lora with deltas in every projection (the study's leader)
+    assert [v.name for v in cpu.variants] == [*METHODS, "lora-all", "prefix-lora-all-r16"]
+    assert [v.method for v in cpu.variants] == [*METHODS, "lora", "prefix-lora"]
     row = next(r for r in cpu.rows if r.name == "ner-conll2003")  # prefix 32
     lora, every = command(cpu, row, "lora", "out"), command(cpu, row, "lora-all", "out")
     assert lora[lora.index("--lora-r") + 1] == "16" and "--prefix-len" not in lora
     assert every[every.index("--lora-r") + 1] == "16" and every[every.index("--lora-targets") + 1] == "all-linear"
+    deltas = command(cpu, row, "prefix-lora-all-r16", "out")
+    assert [deltas[deltas.index(flag) + 1] for flag in ("--method", "--delta-targets", "--delta-rank",
+                                                         "--delta-scaling", "--prefix-len")] == [
+        "prefix-lora", "all", "16", "rslora", "32"]
     assert "--prefix-len" not in command(cpu, row, "bitfit", "out") + command(cpu, row, "finetune", "out")
     assert "--prefix-len" in command(cpu, row, "peft-ptuning", "out")
 
