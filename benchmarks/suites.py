@@ -32,8 +32,9 @@ SMOKE = Suite("smoke", "tiny subsets, 1 epoch: proves the pipeline end to end in
 # table's second LoRA (issue 42), beside PEFT's default (the attention query and value projections)
 LORA_ALL = Variant("lora-all", "lora", ("--lora-targets", "all-linear"))
 # prefix-lora with its deltas on the attention value/output and the feed-forward projections, rank 16 at rsLoRA's
-# scale: study-ffn-deltas' leader on dev (both NER rows beyond the spreads, SST-2 inside them; results/
-# study-ffn-deltas.md), run beside prefix-lora's default so the cpu page reads it on test before any default moves
+# scale: study-ffn-deltas' leader on dev on both NER rows (beyond the spreads) and SST-2 (inside them), while its one
+# RTE seed fell to about the majority rate (results/study-ffn-deltas.md); run beside prefix-lora's default so the cpu
+# page reads it on every row's test data before any default moves
 PREFIX_LORA_ALL16 = Variant("prefix-lora-all-r16", "prefix-lora",
                             ("--delta-targets", "all", "--delta-rank", "16", "--delta-scaling", "rslora"))
 
