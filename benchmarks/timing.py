@@ -192,7 +192,9 @@ _hooks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one MethodHoo
 def train_step(model: AdaptedModel, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor]) -> None:
     """forward + backward + optimizer step, with the method's callbacks around the optimizer step, as one Trainer
     step does."""
-    hooks = _hooks.get(model) or _hooks.setdefault(model, MethodHooks(model))
+    hooks = _hooks.get(model)
+    if hooks is None:
+        hooks = _hooks[model] = MethodHooks(model)
     optimizer.zero_grad(set_to_none=True)
     model(**batch)["loss"].backward()
     hooks.before_step()
@@ -233,9 +235,9 @@ def no_sync() -> None:
 @dataclass
 class Timer:
     """Round-robin timing: repeat r runs every method once, so drift hits all methods alike; each repeat starts one
-    method further on, so that a slowdown that recurs at one point of a round (another process's turn) does not
-    land on the same methods every time (on a host of swinging speed the last methods of a fixed order got the
-    slow stretches in most repeats).
+    method further on, so that a slowdown that recurs at one point of a round does not land on the same methods
+    every time (on a host of swinging speed the last methods of a fixed order got the slow stretches in most
+    repeats).
 
     ``sync`` waits for queued device work (``torch.cuda.synchronize`` on a GPU): called before each timed call
     (earlier work is not charged to it) and after it (its own work is).  Warm-up calls are not timed.
