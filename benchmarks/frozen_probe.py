@@ -69,36 +69,38 @@ def linear_probe(train, labels, held_out: tuple, dev: tuple) -> dict[str, float]
 
 def head_alone(train, labels, held_out: tuple, dev: tuple, rate: float, seed: int, epochs: float,
                batch: int) -> dict[str, float]:
-    """The suite's sequence head trained alone on pooled vectors (one per example) with AdamW at ``rate``."""
-    import itertools
-    import math
+    """The suite's sequence head trained alone on pooled vectors (one per example) by the Trainer every run uses:
+    AdamW at ``rate``, no weight decay, a linear decay to zero without warm-up."""
+    import tempfile
 
-    import torch
     from sklearn.metrics import matthews_corrcoef
-    from transformers import get_linear_schedule_with_warmup
+    from transformers import Trainer, TrainingArguments, set_seed
 
     from heads import SequenceClassificationHead
 
-    torch.manual_seed(seed)
-    head = SequenceClassificationHead(train.shape[1], 2)
-    x, y = torch.tensor(train).unsqueeze(1), torch.tensor(labels)  # one "token": the pooled vector
-    steps = int(epochs * -(-len(x) // batch))
-    optimizer = torch.optim.AdamW(head.parameters(), lr=rate, weight_decay=0.0)
-    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)  # the Trainer's default: linear to zero
-    order = torch.Generator().manual_seed(seed)
-    epochs_of_batches = (torch.randperm(len(x), generator=order).split(batch) for _ in range(math.ceil(epochs)))
-    for rows in itertools.islice(itertools.chain.from_iterable(epochs_of_batches), steps):
-        loss = head.loss(head(x[rows]), y[rows])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    head.eval()
-    with torch.no_grad():
-        guess = {name: head(torch.tensor(split[0]).unsqueeze(1)).argmax(-1).numpy()
+    from .pooled_head import PooledHead
+
+    set_seed(seed)  # the head's initial weights, as a training run draws them before its Trainer exists
+    model = PooledHead(SequenceClassificationHead(train.shape[1], 2))
+    with tempfile.TemporaryDirectory() as folder:
+        arguments = TrainingArguments(
+            output_dir=folder, learning_rate=rate, num_train_epochs=epochs, per_device_train_batch_size=batch,
+            per_device_eval_batch_size=256, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, seed=seed,
+            save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True, use_cpu=True,
+            dataloader_num_workers=0)
+        trainer = Trainer(model=model, args=arguments, train_dataset=rows_of(train, labels))
+        trainer.train()
+        guess = {name: trainer.predict(rows_of(*split)).predictions.argmax(-1)
                  for name, split in (("held_out", held_out), ("dev", dev))}
     return {"held_out_mcc": 100 * matthews_corrcoef(held_out[1], guess["held_out"]),
             "dev_mcc": 100 * matthews_corrcoef(dev[1], guess["dev"]), "dev_positive": float(guess["dev"].mean())}
+
+
+def rows_of(features, labels) -> list[dict]:
+    """One Trainer row per example: its pooled vector and its label."""
+    import torch
+
+    return [{"features": torch.from_numpy(f), "labels": int(y)} for f, y in zip(features, labels)]
 
 
 def run_probe(task: str, model_name: str | None, data_dir: str | None, max_length: int, epochs: float, batch: int,
