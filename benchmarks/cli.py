@@ -246,8 +246,9 @@ def add_speed(commands: Any) -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=SIZES,
                         help="model sizes (qwen2-0.5b: a random decoder of Qwen2-0.5B's shape, built in code)")
     parser.add_argument("--methods", nargs="+", default=None, choices=SPEED_METHODS,
-                        help="methods to time on every size (default: every registered method; the decoder: "
-                             "finetune, prefix, lora); finetune is always timed (the ratios' base)")
+                        help="methods to time on every size: registered methods, and the cpu suite's variants (a "
+                             "method with flags of its own) (default: all of them; the decoder: finetune, prefix, "
+                             "lora); finetune is always timed (the ratios' base)")
     parser.add_argument("--bases", nargs="+", default=None, choices=BASES,
                         help="how the decoder's frozen base is stored, as --quantize-base (default: all; a scheme "
                              "that cannot run here gets a row saying why); the encoders run fp32")

@@ -41,7 +41,7 @@ from .limits import TRAIN_FACTOR, forward_flops, matmul_limit
 from .memory import measure as measure_memory
 from .report import write_speed
 from .speed_grid import (DECODER_SIZES, EPOCH_STEPS, GRID, MEMORY, METHODS, PREFIX_LEN, REPEATS, SIZES, bases_for,
-                         methods_for)
+                         method_of, methods_for)
 from .timing import (Timer, build_all, fake_batch, infer, make_backbone, optimizer_for, train_step, train_stepper,
                      unavailable_base)
 
@@ -158,7 +158,7 @@ def time_precisions(grid: list[tuple[int, int]], prefix_len: int, model: str, wa
 def added_positions(method: str, prefix_len: int) -> tuple[int, int]:
     """(input positions, attention keys) ``method`` adds at ``prefix_len``, read from its config's fields: a prompt
     (``prompt_len``: prompt, peft-ptuning) is input tokens, a prefix (``prefix_len``) only keys."""
-    names = {f.name for f in fields(get_method(method).config_class)}
+    names = {f.name for f in fields(get_method(method_of(method)).config_class)}
     return (prefix_len if "prompt_len" in names else 0, prefix_len if "prefix_len" in names else 0)
 
 
@@ -173,7 +173,7 @@ def with_limits(rows: list[dict], config, prefix_len: int, training: bool, cache
         length = row["length"] + inputs
         flops = forward_flops(config, row["batch"], length, keys)
         if training:
-            flops *= TRAIN_FACTOR["finetune" if get_method(method).trains_backbone else "frozen"]
+            flops *= TRAIN_FACTOR["finetune" if get_method(method_of(method)).trains_backbone else "frozen"]
         limit_precision = "fp32" if training and precision == "fp32" else precision
         if limit_precision == "int8":
             limit_precision = "fp32"  # the feed-forward layers, most of the work, stay fp32 in int8 mode

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from models.methods import METHODS as REGISTERED  # names and configs only: no torch
 
-# every registered method, finetune first: every ratio's base
-METHODS = ("finetune", *(name for name in REGISTERED if name != "finetune"))
+from .suites import CPU
+
+# the cpu suite's named configurations of a method (its own flags: lora-all, prefix-lora-all-r16), timed as columns
+# of their own, so that a column the cpu page reads has a step time beside its quality (issue 42)
+VARIANTS = {v.name: v for v in CPU.variants if v.name != v.method}
+# every registered method, finetune first (every ratio's base), then those variants
+METHODS = ("finetune", *(name for name in REGISTERED if name != "finetune"), *VARIANTS)
 SIZES = ("bundled", "bert-base", "bert-large", "qwen2-0.5b")
 PREFIX_LEN = 32  # prefix / prompt length of every method
 NUM_LABELS = 9  # CoNLL-2003 tags: a token-classification head like the NER task
@@ -58,6 +63,16 @@ def methods_for(size: str, chosen: tuple[str, ...] | None = None) -> tuple[str, 
     """The methods ``size`` times: ``chosen`` (--methods) if given, else the size's own list; finetune first."""
     names = chosen if chosen is not None else SIZE_METHODS.get(size, METHODS)
     return tuple(["finetune"] + [m for m in names if m != "finetune"])
+
+
+def method_of(name: str) -> str:
+    """The registered method a timed column runs: a variant's, else the name itself."""
+    return VARIANTS[name].method if name in VARIANTS else name
+
+
+def flags_of(name: str) -> tuple[str, ...]:
+    """The method flags a timed column adds to its method's defaults (a variant's; none for a method)."""
+    return VARIANTS[name].flags if name in VARIANTS else ()
 
 
 def bases_for(size: str, chosen: tuple[str, ...] | None = None) -> tuple[str, ...]:

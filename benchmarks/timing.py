@@ -2,12 +2,13 @@
 timed training step / inference batch."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import statistics
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -19,7 +20,7 @@ from models.backbone import DEFAULT_MODEL, load_backbone
 from models.methods import get_method
 
 from .device import autocast_bf16
-from .speed_grid import BERT_SIZES, DECODER_SIZES, LR, NUM_LABELS
+from .speed_grid import BERT_SIZES, DECODER_SIZES, LR, NUM_LABELS, PREFIX_LEN, flags_of, method_of
 
 CPU = torch.device("cpu")
 
@@ -98,10 +99,23 @@ def share_weights(target: nn.Module, source: nn.Module | dict[str, torch.Tensor]
 
 
 def build(method: str, backbone: nn.Module, prefix_len: int) -> AdaptedModel:
+    """``backbone`` adapted by the timed column ``method`` (a registered method, or a cpu-suite variant: its method
+    with its flags) at ``prefix_len``, with a token-classification head."""
     head = TokenClassificationHead(backbone.config.hidden_size, NUM_LABELS)
-    spec = get_method(method)
+    return AdaptedModel(backbone, head, method_of(method), config_of(method, prefix_len))
+
+
+def config_of(method: str, prefix_len: int):
+    """The config the timed column ``method`` runs with: its flags read as the task CLIs read them (the method's own
+    defaults otherwise, no family recipe), and ``prefix_len`` for a method that takes --prefix-len."""
+    from tasks.common.cli import add_method_flags, method_config
+
+    spec = get_method(method_of(method))
+    parser = argparse.ArgumentParser(prog=f"benchmarks speed: {method}", exit_on_error=False)
+    add_method_flags(parser, {})
+    config = method_config(spec.name, parser.parse_args(list(flags_of(method))))
     length = {field: prefix_len for flag, field in spec.flags().items() if flag == "--prefix-len"}
-    return AdaptedModel(backbone, head, method, spec.config_class(**length))
+    return replace(config, **length)
 
 
 def build_all(size: str, methods: tuple[str, ...], prefix_len: int, model: str = DEFAULT_MODEL,
@@ -139,7 +153,7 @@ def build_all(size: str, methods: tuple[str, ...], prefix_len: int, model: str =
 
 def learning_rate(method: str) -> float:
     """The rate of the benchmark's AdamW (``LR``; a method not listed there: its config's default)."""
-    return LR[method] if method in LR else get_method(method).config_class().default_lr()
+    return LR[method] if method in LR else config_of(method, PREFIX_LEN).default_lr()
 
 
 def optimizer_for(model: AdaptedModel, method: str) -> torch.optim.Optimizer:

@@ -26,15 +26,37 @@ def tiny_decoder(monkeypatch):
     monkeypatch.setitem(speed_grid.DECODER_SIZES, DECODER, TINY_DECODER)
 
 
-def test_the_speed_methods_are_the_registry_with_finetune_first():
-    assert speed_grid.METHODS[0] == "finetune" and sorted(speed_grid.METHODS) == sorted(REGISTERED)
+def test_the_speed_methods_are_the_registry_with_finetune_first_then_the_cpu_variants():
+    from benchmarks.suites import CPU
+
+    variants = [v.name for v in CPU.variants if v.name != v.method]
+    assert speed_grid.METHODS[0] == "finetune" and sorted(speed_grid.METHODS) == sorted([*REGISTERED, *variants])
+    assert speed_grid.METHODS[-len(variants):] == tuple(variants) and "prefix-lora-all-r16" in variants
     for size in speed_grid.SIZES:
         if size != DECODER:
-            assert speed_grid.methods_for(size) == speed_grid.METHODS  # every registered method on the encoders
+            assert speed_grid.methods_for(size) == speed_grid.METHODS  # every column the cpu page has, timed
     assert speed_grid.methods_for(DECODER) == ("finetune", "prefix", "lora")  # issue 37's comparison
     assert speed_grid.methods_for(DECODER, ("bitfit", "prefix-lora")) == ("finetune", "bitfit", "prefix-lora")
-    args = cli.build_parser().parse_args(["speed", "--methods", *REGISTERED])  # the CLI offers each of them
-    assert sorted(args.methods) == sorted(REGISTERED)
+    args = cli.build_parser().parse_args(["speed", "--methods", *speed_grid.METHODS])  # the CLI offers each
+    assert sorted(args.methods) == sorted(speed_grid.METHODS)
+
+
+def test_a_variant_is_timed_with_its_flags_on_its_method(monkeypatch):
+    """``prefix-lora-all-r16`` is prefix-lora with rank-16 rsLoRA deltas on the attention and feed-forward
+    projections, as the cpu suite runs it; a registered method keeps its own defaults."""
+    from benchmarks.timing import config_of, learning_rate
+
+    monkeypatch.setitem(speed_grid.BERT_SIZES, "bert-base", TINY_BERT)
+    models = build_all("bert-base", ("prefix-lora", "prefix-lora-all-r16", "lora-all"), 4)
+    config = models["prefix-lora-all-r16"].method.config
+    assert (config.delta_targets, config.delta_rank, config.delta_scaling, config.prefix_len) == ("all", 16,
+                                                                                                   "rslora", 4)
+    assert models["prefix-lora"].method.config == config_of("prefix-lora", 4)  # the method's defaults
+    assert config_of("prefix-lora", 4).delta_targets == "attention"
+    trainable = {name: sum(p.numel() for p in model.parameters() if p.requires_grad) for name, model in models.items()}
+    assert trainable["prefix-lora-all-r16"] > trainable["prefix-lora"]  # the feed-forward deltas and a larger rank
+    assert models["lora-all"].method.config.target_modules == ["all-linear"]
+    assert learning_rate("prefix-lora-all-r16") == learning_rate("prefix-lora")  # its method's rate
 
 
 def test_the_decoder_is_qwen2_0_5b_on_every_base_the_task_clis_offer():
