@@ -29,7 +29,8 @@ from .errors import UsageError, exit_on_bad_input
 from .flags import HelpFormatter, add_dataclass, argument_kwargs, field_default, flag_fields, from_namespace
 from .settings import DataSettings, FamilyFlags, ModelSettings, PredictSettings, RunSettings, TrainSettings
 
-RECIPE_KEYS = ("method_lr", "method_layers")  # recipe entries that are not flag defaults (see TaskFamily.recipe)
+# recipe entries that are not plain flag defaults (see TaskFamily.recipe)
+RECIPE_KEYS = ("method_lr", "method_layers", "method_settings")
 
 
 # --------------------------------------------------------------------------- method flags
@@ -45,7 +46,7 @@ def method_flags() -> dict[str, dict[str, Any]]:
 
 def _method_flag_help(entry: dict[str, Any], recipe: Mapping[str, Any]) -> str:
     dest = dest_of(entry["field"])
-    defaults = {m: recipe.get(dest, field_default(f)) for m, f in entry["methods"].items()}
+    defaults = {m: method_recipe(recipe, m).get(dest, field_default(f)) for m, f in entry["methods"].items()}
     shown = "; ".join(f"{m} {'none' if v is None else v}" for m, v in defaults.items())
     return f"{entry['field'].metadata['help']} [only {', '.join(entry['methods'])}; default {shown}]"
 
@@ -72,13 +73,20 @@ def method_config(method: str, args: argparse.Namespace, recipe: Mapping[str, An
     own = spec.flags()
     if "--prefix-hidden" in given and "--reparam" in own and not given.get("--reparam"):
         raise UsageError("--prefix-hidden sets the MLP of --reparam; without --reparam it does nothing")
-    values = {own[flag]: recipe[dest_of(known[flag]["field"])] for flag in own
-              if dest_of(known[flag]["field"]) in recipe and flag not in given}
+    defaults = method_recipe(recipe, method)
+    values = {own[flag]: defaults[dest_of(known[flag]["field"])] for flag in own
+              if dest_of(known[flag]["field"]) in defaults and flag not in given}
     values.update({own[flag]: value for flag, value in given.items()})
     try:
         return spec.config_class(**values)
     except ValueError as err:  # a combination the method refuses (token init with an MLP prefix)
         raise UsageError(str(err)) from None
+
+
+def method_recipe(recipe: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """The family's recipe as ``method`` reads it (flag dest -> value): its entries for that method alone
+    (``method_settings``) over its entries for every method with the flag."""
+    return {**recipe, **recipe.get("method_settings", {}).get(method, {})}
 
 
 # --------------------------------------------------------------------------- parsers

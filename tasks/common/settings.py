@@ -208,7 +208,9 @@ class FamilyFlags:
     # the family's own defaults for shared flags (argparse dest -> value), chosen by the studies of
     # benchmarks/README.md; method flags among them apply to the methods that have them, and
     # "method_lr" ({method: rate}) replaces a method's default rate (not with --reparam's MLP), and
-    # "method_layers" ({method: last|mix}) a method's --layers default
+    # "method_layers" ({method: last|mix}) a method's --layers default, and "method_settings" ({method: {flag
+    # dest: value}}) defaults of a method's own flags for that method alone (another method with the same flag keeps
+    # its own default)
     recipe: ClassVar[dict[str, Any]] = {}
     # "module:attribute" of the family instance these flags are of (None: this object is the family itself)
     implementation: ClassVar[str | None] = None

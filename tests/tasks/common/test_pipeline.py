@@ -292,6 +292,26 @@ def test_a_recipe_can_choose_the_layers_per_method_and_a_given_flag_still_wins()
     assert "finetune: last" in train_parser(bare_family(recipe)).format_help()
 
 
+def test_a_recipe_can_set_one_methods_own_flags_and_leave_another_with_the_same_flag_alone():
+    """A family's prefix-lora deltas (all projections, another rank) are that method's defaults there;
+    prefix-adapter, which has --delta-rank too, keeps its own; a flag given still wins; the help says both."""
+    from conftest import bare_family
+    from models.methods.configs import PrefixAdapterConfig, PrefixLoraConfig
+    from tasks.common.cli import train_parser
+
+    recipe = {"prefix_dropout": 0.0, "method_settings": {"prefix-lora": {"delta_targets": "all", "delta_rank": 8}}}
+
+    def config(*argv):
+        return cli_settings(*argv, recipe=recipe).model.method_config
+
+    assert config("--mode", "prefix-lora") == PrefixLoraConfig(dropout=0.0, delta_targets="all", delta_rank=8)
+    assert config("--mode", "prefix-adapter") == PrefixAdapterConfig(dropout=0.0)  # the same flag, its own default
+    assert config("--mode", "prefix-lora", "--delta-rank", "4").delta_rank == 4
+    assert config("--mode", "prefix-lora", "--delta-targets", "attention").delta_targets == "attention"
+    text = " ".join(train_parser(bare_family(recipe)).format_help().split())
+    assert "default prefix-lora 8; prefix-adapter 16" in text
+
+
 def test_a_recipe_rate_replaces_the_method_default_but_not_a_given_rate_or_the_mlp_default():
     from tasks.common.pipeline import learning_rate
 
