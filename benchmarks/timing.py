@@ -111,7 +111,7 @@ def config_of(method: str, prefix_len: int):
     from tasks.common.cli import add_method_flags, method_config
 
     spec = get_method(method_of(method))
-    parser = argparse.ArgumentParser(prog=f"benchmarks speed: {method}", exit_on_error=False)
+    parser = argparse.ArgumentParser(prog=f"benchmarks speed: {method}")
     add_method_flags(parser, {})
     config = method_config(spec.name, parser.parse_args(list(flags_of(method))))
     length = {field: prefix_len for flag, field in spec.flags().items() if flag == "--prefix-len"}
