@@ -140,9 +140,10 @@ def best_budget_section(results: dict, suite: Suite, longer: dict | None) -> lis
 
 
 def best_frozen(q: dict[str, dict | None], suite: Suite) -> str | None:
-    """The variant with the highest mean among those that keep the encoder frozen (None when none ran)."""
-    frozen = [v.name for v in suite.variants
-              if not REGISTERED[v.method].trains_backbone and q.get(v.name) is not None]
+    """The variant with the highest mean among those that keep the encoder frozen and have every seed the suite
+    gives them (None when none has): a target reads means over the same seeds, not one lucky seed against three."""
+    frozen = [v.name for v in suite.variants if not REGISTERED[v.method].trains_backbone
+              and q.get(v.name) is not None and q[v.name]["n"] >= len(suite.seeds_of(v.name))]
     return max(frozen, key=lambda name: q[name]["mean"], default=None)
 
 
