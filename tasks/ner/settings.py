@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.options import option
-from tasks.common.settings import TOKEN_LEVEL_RECIPE, FamilyFlags
+from tasks.common.settings import FEED_FORWARD_DELTAS, TOKEN_LEVEL_RECIPE, FamilyFlags
 
 from .data import KNOWN
 
@@ -40,12 +40,9 @@ class NerFlags(FamilyFlags):
     predict_description = "Tag a CoNLL file or raw text with a trained NER artifact."
     Settings, PredictSettings = NerSettings, NerPredictSettings
     default_epochs, default_max_length = 3, 256
-    # prefix-lora's deltas on the attention and the feed-forward projections at rank 16 with rsLoRA's scale: chosen on
-    # the dev sets of both NER datasets (study-ffn-deltas: CoNLL-2003 and CoNLL-2004, beyond the seed spreads) and
-    # read on their test sets (the cpu suite's prefix-lora-all-r16 column); not QA's or SRL's default (not measured
-    # there), nor the sentence tasks' (a seed in three collapsed on WiC and on STS-B; RTE fell, on dev and on test)
-    recipe = {**TOKEN_LEVEL_RECIPE, "method_settings": {
-        "prefix-lora": {"delta_targets": "all", "delta_rank": 16, "delta_scaling": "rslora"}}}
+    # prefix-lora's deltas on the feed-forward projections too (FEED_FORWARD_DELTAS): chosen on the dev sets of both
+    # NER datasets (study-ffn-deltas, beyond the seed spreads) and read on their test sets (the cpu suite)
+    recipe = {**TOKEN_LEVEL_RECIPE, "method_settings": FEED_FORWARD_DELTAS}
     implementation = "tasks.ner.family:FAMILY"
 
 

@@ -317,12 +317,13 @@ def test_a_model_folder_that_does_not_exist_is_one_line(tmp_path, capsys, monkey
 
 
 def test_ner_prefix_lora_puts_rank_16_rslora_deltas_on_attention_and_feed_forward_by_default():
-    """NER's recipe for prefix-lora (chosen on both NER datasets' dev sets): every delta target at rank 16 with
+    """NER's and SRL's recipe for prefix-lora (chosen on their dev sets): every delta target at rank 16 with
     rsLoRA's scale; QA, which shares the token-level recipe otherwise, keeps the method's own defaults; flags win."""
     from models.methods.configs import PrefixLoraConfig
     from tasks.common.cli import run_settings, train_parser
     from tasks.ner.family import FAMILY
     from tasks.qa.family import FAMILY as QA
+    from tasks.srl.family import FAMILY as SRL
 
     def config(family, *argv):
         return run_settings(train_parser(family).parse_args(["--mode", "prefix-lora", *argv]), family,
@@ -330,6 +331,7 @@ def test_ner_prefix_lora_puts_rank_16_rslora_deltas_on_attention_and_feed_forwar
 
     ner = config(FAMILY)
     assert (ner.delta_targets, ner.delta_rank, ner.delta_scaling, ner.dropout) == ("all", 16, "rslora", 0.0)
+    assert config(SRL) == ner
     assert config(QA) == PrefixLoraConfig(dropout=0.0)  # the method's defaults under the shared token-level recipe
     assert config(FAMILY, "--delta-targets", "attention", "--delta-rank", "4").delta_targets == "attention"
     assert config(FAMILY, "--mode", "prefix-adapter").delta_scaling == "fixed"  # another method with the flag: its own
