@@ -59,12 +59,13 @@ def repeated_conll(source: Path, scale: int, out: Path, limit: int | None) -> Pa
     return out
 
 
-def repeated_squad(source: Path, scale: int, out: Path, limit: int | None) -> Path:
-    """The SQuAD file's first ``limit`` articles (all by default) ``scale`` times over, ids unique per copy."""
+def repeated_squad(source: Path, scale: int, out: Path, limit: int | None, questions: int | None = None) -> Path:
+    """The SQuAD file's first ``limit`` articles (all by default), cut after its first ``questions`` questions
+    (None: all), ``scale`` times over, ids unique per copy."""
     opener = gzip.open if source.suffix == ".gz" else open
     with opener(source, "rt", encoding="utf-8") as handle:
         raw = json.load(handle)
-    articles = raw["data"][:limit]
+    articles = first_questions(raw["data"][:limit], questions)
     copies = []
     for copy in range(scale):
         for article in articles:
@@ -73,6 +74,26 @@ def repeated_squad(source: Path, scale: int, out: Path, limit: int | None) -> Pa
             copies.append({**article, "title": f"{article['title']} {copy}", "paragraphs": paragraphs})
     out.write_text(json.dumps({"version": raw.get("version", ""), "data": copies}), encoding="utf-8")
     return out
+
+
+def first_questions(articles: list[dict], count: int | None) -> list[dict]:
+    """``articles`` up to their first ``count`` questions in file order (None: all): a small input of whole
+    contexts, since one SQuAD article can hold hundreds of questions."""
+    if count is None:
+        return articles
+    kept: list[dict] = []
+    for article in articles:
+        paragraphs = []
+        for paragraph in article["paragraphs"]:
+            if count <= 0:
+                break
+            paragraphs.append({**paragraph, "qas": paragraph["qas"][:count]})
+            count -= len(paragraphs[-1]["qas"])
+        if paragraphs:
+            kept.append({**article, "paragraphs": paragraphs})
+        if count <= 0:
+            break
+    return kept
 
 
 def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, float, str]:
@@ -89,13 +110,13 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) 
 
 
 def measure(family: str, artifact: Path, source: Path, scale: int, code: Path, tuning: bool, work: Path,
-            limit: int | None, extra: list[str]) -> Measured:
+            limit: int | None, extra: list[str], questions: int | None = None) -> Measured:
     name = f"{family}-{scale}x"
     if family == "ner":
         data = repeated_conll(source, scale, work / f"{name}.conll", limit)
         args = ["--input", str(data), "--output", str(work / f"{name}.out.conll")]
     else:
-        data = repeated_squad(source, scale, work / f"{name}.json", limit)
+        data = repeated_squad(source, scale, work / f"{name}.json", limit, questions)
         args = ["--input", str(data), "--output-dir", str(work / f"{name}.out")]
     env = {**os.environ, "PTV2_MALLOC_TUNING": "1" if tuning else "0", "PYTHONPATH": str(code),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
@@ -136,7 +157,7 @@ def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, ner
                         squad_input: Path | None = None, scales: tuple[int, ...] = SCALES,
                         tunings: tuple[bool, ...] = (True, False), baseline: Path | None = None,
                         limit: int | None = None, work: Path | None = None, out: Path | None = None,
-                        extra: tuple[str, ...] = (), repeats: int = 1) -> Path:
+                        extra: tuple[str, ...] = (), repeats: int = 1, questions: int | None = None) -> Path:
     """Measure every (family, code, tuning, scale) ``repeats`` times, the repeats outermost (so drift in the
     machine's speed meets every configuration alike); write predict-scaling.{md,json} into ``out``; the page."""
     import tempfile
@@ -155,18 +176,20 @@ def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, ner
                 for tuning in tunings:
                     for scale in scales:
                         results.append(measure(family, artifact, source, scale, code, tuning, work, limit,
-                                               list(extra)))
+                                               list(extra), questions))
                         results[-1].repeat = repeat
                         print(table(results[-1:]).splitlines()[-1], flush=True)
     out = out or RESULTS
     out.mkdir(parents=True, exist_ok=True)
     (out / "predict-scaling.json").write_text(json.dumps({"environment": env, "limit": limit, "repeats": repeats,
+                                                          "qa_questions": questions,
                                                           "results": [asdict(r) for r in results]}, indent=1) + "\n")
     page = out / "predict-scaling.md"
     page.write_text("# Predict memory and speed as the input grows (issue 43)\n\n"
                     "One predict process per row; peak RSS of that process alone (`os.wait4`); rows/s over predict's "
                     "own encode + model + decode seconds. Inputs are the file repeated"
-                    + (f" (its first {limit} sentences / articles)" if limit else "") + "."
+                    + (f" (its first {limit} sentences / articles)" if limit else "")
+                    + (f"; SQuAD cut after its first {questions} questions" if questions else "") + "."
                     + (f" Each row ran {repeats} times, the repeats outermost: its highest peak and its median "
                        "rows/s, with their range." if repeats > 1 else "") + " Timings under load are "
                     "only indicative; peak memory is not.\n\n" + environment_markdown(env) + "\n" + table(results))
@@ -178,7 +201,7 @@ def do_predict_scaling(args: argparse.Namespace) -> Path:
     tunings = {"both": (True, False), "on": (True,), "off": (False,)}[args.malloc_tuning]
     page = run_predict_scaling(args.ner_artifact, args.qa_artifact, args.ner_input, args.squad_input,
                                tuple(args.scales), tunings, args.baseline, args.limit, args.work, args.out,
-                               tuple(args.predict_flags or ()), args.repeats)
+                               tuple(args.predict_flags or ()), args.repeats, args.qa_questions)
     print(page.read_text())
     return page
 
@@ -198,6 +221,8 @@ def add_predict_scaling(commands: Any) -> None:
     parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                         help="also run the code checked out in DIR (e.g. git archive HEAD | tar -x -C DIR)")
     parser.add_argument("--limit", type=int, default=None, help="the input's first N sentences / articles only")
+    parser.add_argument("--qa-questions", type=int, default=None, metavar="N",
+                        help="the SQuAD input's first N questions only (after --limit), so that 16x stays small")
     parser.add_argument("--repeats", type=int, default=1,
                         help="run every configuration N times (repeats outermost); the page gives the highest peak "
                              "and the median rows/s with their range")

@@ -16,3 +16,19 @@ def test_repeats_give_the_highest_peak_and_the_median_rate():
     one, sixteen = (line.split(" | ") for line in lines)
     assert one[5:9] == ["105", "1.00x", "60.0", "50.0-70.0"]
     assert sixteen[5:9] == ["125", "1.19x", "45.0", "40.0-60.0"]
+
+
+def test_the_squad_input_is_cut_after_its_first_questions_in_file_order():
+    from benchmarks.predict_scaling import first_questions
+
+    def article(title: str, *sizes: int) -> dict:
+        return {"title": title, "paragraphs": [{"context": f"{title}{p}", "qas": [{"id": f"{title}{p}-{q}"}
+                                                                                 for q in range(n)]}
+                                               for p, n in enumerate(sizes)]}
+
+    articles = [article("a", 2, 3), article("b", 4)]
+    ids = lambda kept: [q["id"] for a in kept for p in a["paragraphs"] for q in p["qas"]]  # noqa: E731
+    assert ids(first_questions(articles, 4)) == ["a0-0", "a0-1", "a1-0", "a1-1"]  # the paragraph cut, not dropped
+    six = first_questions(articles, 6)
+    assert [a["title"] for a in six] == ["a", "b"] and len(ids(six)) == 6
+    assert first_questions(articles, None) == articles and ids(first_questions(articles, 99)) == ids(articles)
