@@ -117,20 +117,15 @@ def mean_gap_target(results: dict, suite: Suite, best_gaps: list[float]) -> list
     """The mean over every row of the gap to fine-tuning (the suite's reference) of each row's best frozen-backbone
     variant (a user picks per task, as the per-row target reads it: the status), and beside it that of each variant
     with every seed on every row (one method run on everything; the best three)."""
-    reference, rows = suite.compare[1], [row.name for row in suite.rows]
+    reference = suite.compare[1]
+    if len(best_gaps) < len(suite.rows):  # a row without a best yet: no mean over all rows
+        return []
+    per_row = [qualities(results, row.name, suite) for row in suite.rows]
     means = {}
     for variant in suite.variants:
-        if REGISTERED[variant.method].trains_backbone:
-            continue
-        gaps = []
-        for row in rows:
-            q = qualities(results, row, suite)
-            complete = q.get(variant.name) is not None and q[variant.name]["n"] >= len(suite.seeds_of(variant.name))
-            gaps.append(margin(q, variant.name, reference) if complete else None)
-        if None not in gaps:
+        gaps = [margin(q, variant.name, reference) for q in per_row if complete(q, suite, variant.name)]
+        if not REGISTERED[variant.method].trains_backbone and len(gaps) == len(per_row):
             means[variant.name] = sum(gaps) / len(gaps)
-    if len(best_gaps) < len(rows):  # a row without a best yet: no mean over all rows
-        return []
     best = sum(best_gaps) / len(best_gaps)
     ranked = sorted(means.items(), key=lambda item: -item[1])[:3]
     return [{"target": f"each row's best frozen-backbone method: mean gap to {reference} over all rows "
@@ -170,9 +165,13 @@ def best_budget_section(results: dict, suite: Suite, longer: dict | None) -> lis
 def best_frozen(q: dict[str, dict | None], suite: Suite) -> str | None:
     """The variant with the highest mean among those that keep the encoder frozen and have every seed the suite
     gives them (None when none has): a target reads means over the same seeds, not one lucky seed against three."""
-    frozen = [v.name for v in suite.variants if not REGISTERED[v.method].trains_backbone
-              and q.get(v.name) is not None and q[v.name]["n"] >= len(suite.seeds_of(v.name))]
+    frozen = [v.name for v in suite.variants if not REGISTERED[v.method].trains_backbone and complete(q, suite, v.name)]
     return max(frozen, key=lambda name: q[name]["mean"], default=None)
+
+
+def complete(q: dict[str, dict | None], suite: Suite, variant: str) -> bool:
+    """Whether ``variant`` finished every seed the suite gives it (``q``: one row's ``qualities``)."""
+    return q.get(variant) is not None and q[variant]["n"] >= len(suite.seeds_of(variant))
 
 
 def per_row_status(met: list[bool]) -> str:
