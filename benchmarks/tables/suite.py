@@ -81,8 +81,8 @@ def quality_targets(results: dict, suite: Suite) -> list[dict]:
     seeds)."""
     ours, reference, peer = suite.compare
     out, versus_peer, best_shared, versus_near = [], [], [], []
-    for row in suite.rows:
-        q = qualities(results, row.name, suite)
+    per_row = [qualities(results, row.name, suite) for row in suite.rows]
+    for row, q in zip(suite.rows, per_row):
         gap = margin(q, ours, reference) if reference not in (None, ours) else None
         over_peer = margin(q, ours, peer) if peer not in (None, ours) else None
         if row.max_gap is not None and gap is not None:
@@ -109,18 +109,18 @@ def quality_targets(results: dict, suite: Suite) -> list[dict]:
         out.append({"target": f"best frozen-backbone method >= {reference} - {suite.shared_gap:g}, per row",
                     "status": per_row_status([m >= -suite.shared_gap for *_, m in best_shared]),
                     "measured": ", ".join(f"{name} {best} {m:+.2f}" for name, best, m in best_shared)})
-        out.extend(mean_gap_target(results, suite, [m for *_, m in best_shared]))
+        out.extend(mean_gap_target(per_row, suite, [m for *_, m in best_shared]))
     return out
 
 
-def mean_gap_target(results: dict, suite: Suite, best_gaps: list[float]) -> list[dict]:
+def mean_gap_target(per_row: list[dict[str, dict | None]], suite: Suite, best_gaps: list[float]) -> list[dict]:
     """The mean over every row of the gap to fine-tuning (the suite's reference) of each row's best frozen-backbone
     variant (a user picks per task, as the per-row target reads it: the status), and beside it that of each variant
-    with every seed on every row (one method run on everything; the best three)."""
+    with every seed on every row (one method run on everything; the best three); ``per_row``: each row's
+    ``qualities``."""
     reference = suite.compare[1]
     if len(best_gaps) < len(suite.rows):  # a row without a best yet: no mean over all rows
         return []
-    per_row = [qualities(results, row.name, suite) for row in suite.rows]
     means = {}
     for variant in suite.variants:
         gaps = [margin(q, variant.name, reference) for q in per_row if complete(q, suite, variant.name)]

@@ -34,6 +34,8 @@ TOKEN_LEVEL_RECIPE: dict[str, Any] = {"layers": "mix", "prefix_dropout": 0.0, "m
 # the sentence tasks' (a seed in three collapsed on WiC and on STS-B; RTE fell, on dev and on test)
 FEED_FORWARD_DELTAS: dict[str, dict[str, Any]] = {
     "prefix-lora": {"delta_targets": "all", "delta_rank": 16, "delta_scaling": "rslora"}}
+# the token-level recipe with those deltas: the recipe of the families that chose them
+TOKEN_LEVEL_FFN_RECIPE: dict[str, Any] = {**TOKEN_LEVEL_RECIPE, "method_settings": FEED_FORWARD_DELTAS}
 # examples predict reads, runs and writes at a time, and evaluation during and after training scores at a time: the
 # memory of one chunk's features and logits instead of the whole input's; large enough that the per-chunk cost (and
 # the partial batches of batching by length within a chunk only) is lost in the forward passes.  A family whose

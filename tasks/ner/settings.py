@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.options import option
-from tasks.common.settings import FEED_FORWARD_DELTAS, TOKEN_LEVEL_RECIPE, FamilyFlags
+from tasks.common.settings import TOKEN_LEVEL_FFN_RECIPE, FamilyFlags
 
 from .data import KNOWN
 
@@ -40,9 +40,9 @@ class NerFlags(FamilyFlags):
     predict_description = "Tag a CoNLL file or raw text with a trained NER artifact."
     Settings, PredictSettings = NerSettings, NerPredictSettings
     default_epochs, default_max_length = 3, 256
-    # prefix-lora's deltas on the feed-forward projections too (FEED_FORWARD_DELTAS): chosen on the dev sets of both
+    # prefix-lora's deltas on the feed-forward projections too (TOKEN_LEVEL_FFN_RECIPE): chosen on the dev sets of both
     # NER datasets (study-ffn-deltas, beyond the seed spreads) and read on their test sets (the cpu suite)
-    recipe = {**TOKEN_LEVEL_RECIPE, "method_settings": FEED_FORWARD_DELTAS}
+    recipe = TOKEN_LEVEL_FFN_RECIPE
     implementation = "tasks.ner.family:FAMILY"
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.options import option
-from tasks.common.settings import FEED_FORWARD_DELTAS, TOKEN_LEVEL_RECIPE, FamilyFlags
+from tasks.common.settings import TOKEN_LEVEL_FFN_RECIPE, FamilyFlags
 
 from .data import FORMATS, KNOWN
 
@@ -62,10 +62,10 @@ class SrlFlags(FamilyFlags):
     predict_description = "Label the arguments of every predicate of a file (or find the predicates first)."
     Settings, PredictSettings = SrlSettings, SrlPredictSettings
     default_epochs, default_max_length = 3, 256
-    # prefix-lora's deltas on the feed-forward projections too (FEED_FORWARD_DELTAS): chosen on CoNLL-2005 dev (the
+    # prefix-lora's deltas on the feed-forward projections too (TOKEN_LEVEL_FFN_RECIPE): chosen on CoNLL-2005 dev (the
     # cpu suite's SRL row scores dev as well: 3 seeds each, beyond the spreads), read on test WSJ and test Brown; no
     # second SRL dataset was at hand to check it on (CoNLL-2012 is not in the shared data)
-    recipe = {**TOKEN_LEVEL_RECIPE, "method_settings": FEED_FORWARD_DELTAS}
+    recipe = TOKEN_LEVEL_FFN_RECIPE
     implementation = "tasks.srl.family:FAMILY"
 
 
