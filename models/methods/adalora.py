@@ -116,6 +116,9 @@ class AdaLora(AdaptationMethod):
 
     def allocate(self, step: int) -> None:
         """PEFT's ``update_and_allocate`` after optimizer step ``step`` (0-based), gradients still in place."""
+        if self.config.init_r == self.config.target_r:
+            # no budget to prune: the ranks stay fixed (PEFT's allocator would ask for the 0th-smallest score and fail)
+            return
         if any(p.grad is None for n, p in self._tuner.model.named_parameters() if ".lora_" in n and p.requires_grad):
             return  # no backward reached the adapters (nothing to score)
         self._tuner.update_and_allocate(step)

@@ -137,6 +137,14 @@ def test_adalora_trains_with_its_schedule_and_allocates_the_rank_budget(tmp_path
     assert all(int((e != 0).sum()) == ranks[n.split(".lora_E")[0]] for n, e in kept.items())
 
 
+def test_adalora_with_no_budget_to_prune_trains_at_its_fixed_rank(tmp_path, tiny_model_dir, tiny_tokenizer):
+    # init_r == target_r is allowed (the schedule only prunes); PEFT's allocator has nothing to prune and is not called
+    model = build_model(str(tiny_model_dir), TokenClassificationHead(HIDDEN, LABELS), "adalora",
+                        AdaLoraConfig(init_r=2, target_r=2, delta_t=2))
+    train(model, tmp_path, tiny_tokenizer, 20)
+    assert set(model.method.ranks().values()) == {2}
+
+
 def test_the_orthogonal_regularisation_reaches_the_gradients():
     model = build(init_r=4, target_r=2, orth_reg=0.5).train()
     model(**batch()).loss.backward()
