@@ -5,6 +5,8 @@ the number of seeds; the quality targets compare means.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 from ..env import environment_markdown
 from ..spec import REGISTERED, STANDARD, Suite
 from . import markdown_table, shown, summary
@@ -190,6 +192,13 @@ def all_seeds(suite: Suite) -> list[int]:
     return sorted({s for v in suite.variant_names() for s in suite.seeds_of(v)})
 
 
+def runs_machines(results: dict) -> str:
+    """Which machines the stored runs came from, by count: a suite is completed over several invocations and the
+    header's environment is only the last one's."""
+    counts = Counter(r.get("machine") or "not recorded (before 2026-12-03)" for r in results.values())
+    return "Runs by machine: " + "; ".join(f"{n} on {name}" for name, n in counts.most_common()) + "."
+
+
 def header(state: dict, suite: Suite) -> list[str]:
     seeds = all_seeds(suite)
     env = state.get("environment", {})
@@ -198,6 +207,7 @@ def header(state: dict, suite: Suite) -> list[str]:
              f"Produced by `python -m benchmarks run --suite {suite.name}` (resumable); every number, command and "
              f"log path is in `{suite.name}.json`.\n\n"]
     if "cpu_model" in env:
+        lines.append(f"{runs_machines(state.get('results', {}))}\n\nThe last `run` invocation:\n\n")
         lines.append(environment_markdown(env))
     lines.append("\nQuality is the row's headline metric in percent (F1, accuracy, MCC, Pearson). "
                  "Train time is the task's own training time (without evaluation); wall is the whole task "

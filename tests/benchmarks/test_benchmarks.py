@@ -290,6 +290,19 @@ def test_each_run_names_the_machine_it_ran_on(fake_repo, monkeypatch):
     assert "| r | test F1 | prefix | 81.25 |" in every_run and "| Test CPU (avx512) |" in every_run
 
 
+def test_the_header_counts_the_runs_of_each_machine_not_only_the_last_invocations():
+    env = {"cpu_model": "Last CPU", "instruction_sets": ["avx2"], "cpu_count": 2, "torch_threads": 1, "gpus": [],
+           "python": "3", "torch": "2", "transformers": "5", "peft": "0", "git_commit": "abc", "date_utc": "now",
+           "command": "python -m benchmarks run"}
+    run = {"row": "a", "method": "prefix", "status": "done", "quality": 80.0}
+    results = {"a/prefix/1": {**run, "machine": "A (avx2)"}, "a/prefix/2": {**run, "machine": "A (avx2)"},
+               "a/prefix/3": {**run, "machine": "B (amx)"}, "a/prefix/4": run}
+    suite = Suite("t", "test", (Row("a", "tasks.ner", (), "F1"),))
+    text = suite_markdown({"results": results, "environment": env}, suite)
+    assert "Runs by machine: 2 on A (avx2); 1 on B (amx); 1 on not recorded (before 2026-12-03)." in text
+    assert text.index("Runs by machine") < text.index("The last `run` invocation") < text.index("Last CPU")
+
+
 def test_machine_label_names_the_widest_instruction_set():
     from benchmarks.env import machine_label
 
