@@ -50,6 +50,25 @@ def data_root() -> Path:
     return Path(os.environ.get("PTV2_DATA_DIR") or REPO.parent / "shared" / "data")
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What the predict processes read: the CoNLL and SQuAD source files, cut to their first ``limit`` sentences /
+    articles and (SQuAD) ``questions`` questions (None: all), then repeated."""
+    ner: Path
+    squad: Path
+    limit: int | None = None
+    questions: int | None = None
+
+    def flags(self, family: str, scale: int, work: Path) -> list[str]:
+        """Predict's input and output flags for the ``scale``-times input of ``family``, written into ``work``."""
+        name = f"{family}-{scale}x"
+        if family == "ner":
+            data = repeated_conll(self.ner, scale, work / f"{name}.conll", self.limit)
+            return ["--input", str(data), "--output", str(work / f"{name}.out.conll")]
+        data = repeated_squad(self.squad, scale, work / f"{name}.json", self.limit, self.questions)
+        return ["--input", str(data), "--output-dir", str(work / f"{name}.out")]
+
+
 def repeated_conll(source: Path, scale: int, out: Path, limit: int | None) -> Path:
     """The CoNLL file's first ``limit`` sentences (all by default), ``scale`` times over."""
     text = source.read_text(encoding="utf-8")
@@ -109,15 +128,10 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) 
     return usage.ru_maxrss / 1024, wall, log.read_text()  # ru_maxrss is in KiB on Linux
 
 
-def measure(family: str, artifact: Path, source: Path, scale: int, code: Path, tuning: bool, work: Path,
-            limit: int | None, extra: list[str], questions: int | None = None) -> Measured:
+def measure(family: str, artifact: Path, inputs: Inputs, scale: int, code: Path, tuning: bool, work: Path,
+            extra: list[str]) -> Measured:
     name = f"{family}-{scale}x"
-    if family == "ner":
-        data = repeated_conll(source, scale, work / f"{name}.conll", limit)
-        args = ["--input", str(data), "--output", str(work / f"{name}.out.conll")]
-    else:
-        data = repeated_squad(source, scale, work / f"{name}.json", limit, questions)
-        args = ["--input", str(data), "--output-dir", str(work / f"{name}.out")]
+    args = inputs.flags(family, scale, work)
     env = {**os.environ, "PTV2_MALLOC_TUNING": "1" if tuning else "0", "PYTHONPATH": str(code),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", f"tasks.{family}", "predict", "--artifact", str(artifact.resolve()),
@@ -153,11 +167,10 @@ def table(results: list[Measured]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, ner_input: Path | None = None,
-                        squad_input: Path | None = None, scales: tuple[int, ...] = SCALES,
-                        tunings: tuple[bool, ...] = (True, False), baseline: Path | None = None,
-                        limit: int | None = None, work: Path | None = None, out: Path | None = None,
-                        extra: tuple[str, ...] = (), repeats: int = 1, questions: int | None = None) -> Path:
+def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, inputs: Inputs,
+                        scales: tuple[int, ...] = SCALES, tunings: tuple[bool, ...] = (True, False),
+                        baseline: Path | None = None, work: Path | None = None, out: Path | None = None,
+                        extra: tuple[str, ...] = (), repeats: int = 1) -> Path:
     """Measure every (family, code, tuning, scale) ``repeats`` times, the repeats outermost (so drift in the
     machine's speed meets every configuration alike); write predict-scaling.{md,json} into ``out``; the page."""
     import tempfile
@@ -165,31 +178,29 @@ def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, ner
     env = environment()
     work = work or Path(tempfile.mkdtemp(prefix="predict-scaling-"))
     work.mkdir(parents=True, exist_ok=True)
-    families = {"ner": (ner_artifact, ner_input or data_root() / "ner" / "conll2003" / "test.txt"),
-                "qa": (qa_artifact, squad_input or data_root() / "qa" / "squad_v1" / "dev-v1.1.json.gz")}
     results = []
     for repeat in range(repeats):
-        for family, (artifact, source) in families.items():
+        for family, artifact in (("ner", ner_artifact), ("qa", qa_artifact)):
             if artifact is None:
                 continue
             for code in [REPO] + ([baseline.resolve()] if baseline else []):
                 for tuning in tunings:
                     for scale in scales:
-                        results.append(measure(family, artifact, source, scale, code, tuning, work, limit,
-                                               list(extra), questions))
+                        results.append(measure(family, artifact, inputs, scale, code, tuning, work, list(extra)))
                         results[-1].repeat = repeat
                         print(table(results[-1:]).splitlines()[-1], flush=True)
     out = out or RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    (out / "predict-scaling.json").write_text(json.dumps({"environment": env, "limit": limit, "repeats": repeats,
-                                                          "qa_questions": questions,
+    (out / "predict-scaling.json").write_text(json.dumps({"environment": env, "limit": inputs.limit,
+                                                          "repeats": repeats, "qa_questions": inputs.questions,
                                                           "results": [asdict(r) for r in results]}, indent=1) + "\n")
     page = out / "predict-scaling.md"
     page.write_text("# Predict memory and speed as the input grows (issue 43)\n\n"
                     "One predict process per row; peak RSS of that process alone (`os.wait4`); rows/s over predict's "
                     "own encode + model + decode seconds. Inputs are the file repeated"
-                    + (f" (its first {limit} sentences / articles)" if limit else "")
-                    + (f"; SQuAD cut after its first {questions} questions" if questions else "") + "."
+                    + (f" (its first {inputs.limit} sentences / articles)" if inputs.limit else "")
+                    + (f"; SQuAD cut after its first {inputs.questions} questions" if inputs.questions else "")
+                    + "."
                     + (f" Each row ran {repeats} times, the repeats outermost: its highest peak and its median "
                        "rows/s, with their range." if repeats > 1 else "") + " Timings under load are "
                     "only indicative; peak memory is not.\n\n" + environment_markdown(env) + "\n" + table(results))
@@ -199,9 +210,11 @@ def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, ner
 # ------------------------------------------------------------------ the command (registered in cli.py)
 def do_predict_scaling(args: argparse.Namespace) -> Path:
     tunings = {"both": (True, False), "on": (True,), "off": (False,)}[args.malloc_tuning]
-    page = run_predict_scaling(args.ner_artifact, args.qa_artifact, args.ner_input, args.squad_input,
-                               tuple(args.scales), tunings, args.baseline, args.limit, args.work, args.out,
-                               tuple(args.predict_flags or ()), args.repeats, args.qa_questions)
+    inputs = Inputs(args.ner_input or data_root() / "ner" / "conll2003" / "test.txt",
+                    args.squad_input or data_root() / "qa" / "squad_v1" / "dev-v1.1.json.gz", args.limit,
+                    args.qa_questions)
+    page = run_predict_scaling(args.ner_artifact, args.qa_artifact, inputs, tuple(args.scales), tunings,
+                               args.baseline, args.work, args.out, tuple(args.predict_flags or ()), args.repeats)
     print(page.read_text())
     return page
 
