@@ -360,11 +360,16 @@ FFN_DELTAS = Suite(
 ADALORA_PARTS = (Variant("adalora", "adalora"), Variant("orth0", "adalora", ("--adalora-orth-reg", "0")),
                  Variant("fixed-r8", "adalora", ("--adalora-init-r", "8")),
                  Variant("svd-only", "adalora", ("--adalora-init-r", "8", "--adalora-orth-reg", "0")),
-                 Variant("lora-all", "lora", ("--lora-targets", "all-linear")))
+                 Variant("lora-all", "lora", ("--lora-targets", "all-linear")),
+                 # AdaLoRA's update starts far smaller than LoRA's at one rate: its first steps move E between an A
+                 # and a B of std 0.02 (B E A: two small factors), LoRA's move B beside an A of about that size
+                 # (B A: one).  Is CoLA's floor LoRA's rate (3e-3, chosen on NER and SST-2: study-peers-lr)?
+                 *(Variant(f"lora-all-{rate}", "lora", ("--lora-targets", "all-linear", "--lr", rate))
+                   for rate in ("1e-3", "3e-4")))
 ADALORA_COLA = Suite(
     "study-adalora-cola", "Which part of AdaLoRA lifts CoLA off MCC 0: its orthogonal regularisation, its rank "
-                          "schedule, or its SVD form (each taken out in turn), and LoRA on the same layers; CoLA at "
-                          "the cpu budget, MCC on the held-out tenth of train",
+                          "schedule, or its SVD form (each taken out in turn), and LoRA on the same layers at three "
+                          "rates; CoLA at the cpu budget, MCC on the held-out tenth of train",
     (next(row for row in CLS_SEARCH.rows if row.name == "cola"),),  # the cpu budget less the held-out tenth
     variants=ADALORA_PARTS,
     seeds={variant.name: SEEDS for variant in ADALORA_PARTS},
