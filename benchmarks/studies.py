@@ -365,7 +365,12 @@ ADALORA_PARTS = (Variant("adalora", "adalora"), Variant("orth0", "adalora", ("--
                  # and a B of std 0.02 (B E A: two small factors), LoRA's move B beside an A of about that size
                  # (B A: one).  Is CoLA's floor LoRA's rate (3e-3, chosen on NER and SST-2: study-peers-lr)?
                  *(Variant(f"lora-all-{rate}", "lora", ("--lora-targets", "all-linear", "--lr", rate))
-                   for rate in ("1e-3", "3e-4")))
+                   for rate in ("1e-3", "3e-4")),
+                 # and the shared-encoder methods, on the floor at the GLUE recipe's rates (prefix 1e-2, deltas
+                 # 3e-3): the deltas at LoRA's lifting rate, then the prefix at a third of its rate too
+                 Variant("prefix-lora-d1e-3", "prefix-lora", ("--delta-lr", "1e-3")),
+                 Variant("prefix-lora-3e-3-d1e-3", "prefix-lora", ("--lr", "3e-3", "--delta-lr", "1e-3")),
+                 Variant("prefix-3e-3", "prefix", ("--lr", "3e-3")))
 ADALORA_COLA = Suite(
     "study-adalora-cola", "Which part of AdaLoRA lifts CoLA off MCC 0: its orthogonal regularisation, its rank "
                           "schedule, or its SVD form (each taken out in turn), and LoRA on the same layers at three "
