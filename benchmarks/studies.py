@@ -370,11 +370,13 @@ ADALORA_PARTS = (Variant("adalora", "adalora"), Variant("orth0", "adalora", ("--
                  # 3e-3): the deltas at LoRA's lifting rate, then the prefix at a third of its rate too
                  Variant("prefix-lora-d1e-3", "prefix-lora", ("--delta-lr", "1e-3")),
                  Variant("prefix-lora-3e-3-d1e-3", "prefix-lora", ("--lr", "3e-3", "--delta-lr", "1e-3")),
-                 Variant("prefix-3e-3", "prefix", ("--lr", "3e-3")))
+                 Variant("prefix-3e-3", "prefix", ("--lr", "3e-3")),
+                 Variant("finetune", "finetune"))  # the reference on the same held-out tenth
 ADALORA_COLA = Suite(
     "study-adalora-cola", "Which part of AdaLoRA lifts CoLA off MCC 0: its orthogonal regularisation, its rank "
-                          "schedule, or its SVD form (each taken out in turn), and LoRA on the same layers at three "
-                          "rates; CoLA at the cpu budget, MCC on the held-out tenth of train",
+                          "schedule, or its SVD form (each taken out in turn); LoRA on the same layers and the "
+                          "shared-encoder methods at lower rates; fine-tuning; CoLA at the cpu budget, MCC on the "
+                          "held-out tenth of train",
     (next(row for row in CLS_SEARCH.rows if row.name == "cola"),),  # the cpu budget less the held-out tenth
     variants=ADALORA_PARTS,
     seeds={variant.name: SEEDS for variant in ADALORA_PARTS},
