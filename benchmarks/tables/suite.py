@@ -149,19 +149,30 @@ def best_budget_section(results: dict, suite: Suite, longer: dict | None) -> lis
         if best is None or best_run is None or best_run.get("status") != "done":
             continue
         at_best = best_run["quality"]
-        chosen = ((best_run.get("metrics") or {}).get("selection") or {}).get("best_epoch")
         equal = margin(q, best, "finetune")
         body.append([row.name, best, f"{q[best]['mean']:.2f}", shown(q.get("finetune")),
-                     "-" if equal is None else f"{equal:+.2f}", f"{at_best:.2f}",
-                     "-" if chosen is None else f"{chosen:g}", f"{q[best]['mean'] - at_best:+.2f}"])
+                     "-" if equal is None else f"{equal:+.2f}", f"{at_best:.2f}", kept_epoch(best_run),
+                     f"{q[best]['mean'] - at_best:+.2f}"])
     if not body:
         return []
     return [f"\n## Against fine-tuning at its own best budget\n\nFine-tuning again for more epochs, scored "
             f"after every epoch and the best epoch kept ([{suite.best_budget}.md]({suite.best_budget}.md), one "
             "seed): where its own curve ends.  Each row's best frozen-backbone method (its mean over seeds) against "
-            "fine-tuning at this suite's budget and at that one.\n\n",
+            "fine-tuning at this suite's budget and at that one.  An epoch kept marked (last) was the run's last: "
+            "fine-tuning was still rising there, so more epochs may give it more.\n\n",
             markdown_table(["row", "best frozen method", "its mean", "fine-tuning (this budget)", "gap",
                             "fine-tuning (best budget)", "epoch kept", "gap"], body)]
+
+
+def kept_epoch(run: dict) -> str:
+    """The epoch ``--select-best`` kept, marked (last) when it was the run's last epoch."""
+    metrics = run.get("metrics") or {}
+    chosen = (metrics.get("selection") or {}).get("best_epoch")
+    if chosen is None:
+        return "-"
+    epochs = (metrics.get("args") or {}).get("epochs")
+    last = epochs is not None and float(chosen) >= float(epochs)
+    return f"{chosen:g}" + (" (last)" if last else "")
 
 
 def best_frozen(q: dict[str, dict | None], suite: Suite) -> str | None:

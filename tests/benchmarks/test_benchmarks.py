@@ -631,6 +631,8 @@ def test_the_best_frozen_method_is_also_read_against_fine_tuning_at_its_own_best
               "b/finetune": _done("b", "finetune", 75.0)}
     text = suite_markdown({"results": results}, suite, longer)
     assert "| a | lora | 84.00 | 85.00 | -1.00 | 87.50 | 5 | -3.50 |" in text
+    longer["a/finetune"]["metrics"]["args"] = {"epochs": "5.0"}  # the best epoch was the last: its curve had not ended
+    assert "| 87.50 | 5 (last) | -3.50 |" in suite_markdown({"results": results}, suite, longer)
     assert "| b | prefix | 70.00 | - | - | 75.00 | - | -5.00 |" in text  # no equal-budget fine-tuning: a dash
     assert "best budget" not in suite_markdown({"results": results}, suite)  # that suite not run yet: no section
 
