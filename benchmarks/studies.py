@@ -377,6 +377,11 @@ ADALORA_PARTS = (Variant("adalora", "adalora"), Variant("orth0", "adalora", ("--
                  Variant("prefix-lora-d1e-3", "prefix-lora", ("--delta-lr", "1e-3")),
                  Variant("prefix-lora-3e-3-d1e-3", "prefix-lora", ("--lr", "3e-3", "--delta-lr", "1e-3")),
                  Variant("prefix-3e-3", "prefix", ("--lr", "3e-3")),
+                 # prefix-lora with LoRA's layers (NER's recipe: every attention and feed-forward projection, rank
+                 # 16, rsLoRA's scale) at LoRA's lifting rate: can the shared-encoder method follow it?
+                 Variant("prefix-lora-all-r16-d1e-3", "prefix-lora",
+                         ("--delta-targets", "all", "--delta-rank", "16", "--delta-scaling", "rslora",
+                          "--delta-lr", "1e-3")),
                  Variant("finetune", "finetune"))  # the reference on the same held-out tenth
 ADALORA_COLA = Suite(
     "study-adalora-cola", "Which part of AdaLoRA lifts CoLA off MCC 0: its orthogonal regularisation, its rank "
