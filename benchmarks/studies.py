@@ -366,7 +366,8 @@ FFN_DELTAS = Suite(
 ADALORA_PARTS = (Variant("adalora", "adalora"), Variant("orth0", "adalora", ("--adalora-orth-reg", "0")),
                  Variant("fixed-r8", "adalora", ("--adalora-init-r", "8")),
                  Variant("svd-only", "adalora", ("--adalora-init-r", "8", "--adalora-orth-reg", "0")),
-                 Variant("lora-all", "lora", ("--lora-targets", "all-linear")),
+                 # 3e-3: LoRA's default rate on every linear layer until this study (now ALL_LINEAR_LR)
+                 Variant("lora-all-3e-3", "lora", ("--lora-targets", "all-linear", "--lr", "3e-3")),
                  # AdaLoRA's update starts far smaller than LoRA's at one rate: its first steps move E between an A
                  # and a B of std 0.02 (B E A: two small factors), LoRA's move B beside an A of about that size
                  # (B A: one).  Is CoLA's floor LoRA's rate (3e-3, chosen on NER and SST-2: study-peers-lr)?
@@ -391,7 +392,7 @@ ADALORA_COLA = Suite(
     (next(row for row in CLS_SEARCH.rows if row.name == "cola"),),  # the cpu budget less the held-out tenth
     variants=ADALORA_PARTS,
     seeds={variant.name: SEEDS for variant in ADALORA_PARTS},
-    compare=("adalora", "svd-only", "lora-all"),
+    compare=("lora-all-1e-3", "finetune", "adalora"),
 )
 
 STUDIES = (NER_SEARCH, NER_FULL, NER_2004, CLS_SEARCH, QA_SEARCH, QA_FULL, ENCODER_DROPOUT, PEERS_LR, PREFIX_DELTAS,

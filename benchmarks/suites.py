@@ -29,7 +29,9 @@ SMOKE = Suite("smoke", "tiny subsets, 1 epoch: proves the pipeline end to end in
 ))
 
 # LoRA in every linear layer (feed-forward included), the configuration AdaLoRA's paper compares with: the peer
-# table's second LoRA (issue 42), beside PEFT's default (the attention query and value projections)
+# table's second LoRA (issue 42), beside PEFT's default (the attention query and value projections); at its own
+# default rate (ALL_LINEAR_LR since study-peers-lr and study-adalora-cola; the cells before that ran at 3e-3 and are
+# in git history)
 LORA_ALL = Variant("lora-all", "lora", ("--lora-targets", "all-linear"))
 # prefix-lora with its deltas on the attention value/output and the feed-forward projections, rank 16 at rsLoRA's
 # scale: study-ffn-deltas' leader on dev on both NER rows (beyond the spreads) and SST-2 (inside them), while its one

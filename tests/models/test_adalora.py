@@ -58,6 +58,15 @@ def test_lora_all_linear_goes_alone():
 
 
 # --------------------------------------------------------------------------- adalora: building
+@pytest.mark.parametrize("targets, expected", [((), 3e-3), (("--lora-targets", "all-linear"), 1e-3),
+                                                (("--lora-targets", "all-linear", "--lr", "3e-3"), 3e-3)])
+def test_lora_on_every_linear_layer_trains_at_its_own_rate_unless_given_one(targets, expected):
+    from tasks.common.pipeline import learning_rate
+
+    settings = cli_settings("--method", "lora", *targets)
+    assert learning_rate(settings.train, settings.model) == pytest.approx(expected)
+
+
 def test_adalora_adapts_every_linear_layer_and_starts_as_the_frozen_encoder():
     plain = build("prefix", prefix_len=0).eval()
     model = build(init_r=4, target_r=2).eval()
