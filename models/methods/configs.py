@@ -89,6 +89,7 @@ class PeftPrefixConfig:
         return 1e-3 if self.reparameterize else 3e-2  # searched like ours (1e-2 / 3e-2 / 1e-1)
 
 
+ALL_LINEAR = "all-linear"  # PEFT's shorthand: every linear layer of the model (here the bare encoder: no output head)
 ALL_LINEAR_LR = 1e-3  # LoRA's rate with --lora-targets all-linear (LoraConfig.default_lr)
 
 
@@ -117,7 +118,7 @@ class LoraConfig:
         # on the query and value projections: the best of five rates on the NER search and on SST-2; on every linear
         # layer a third of that, ahead of it on the same two rows and on CoLA, where 3e-3 left every seed at the
         # majority class (study-peers-lr and study-adalora-cola, benchmarks/README.md)
-        return ALL_LINEAR_LR if self.target_modules == ["all-linear"] else 3e-3
+        return ALL_LINEAR_LR if self.target_modules == [ALL_LINEAR] else 3e-3
 
 
 @dataclass

@@ -14,7 +14,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from ..prefix.injection import UnsupportedArchitecture
 from .base import AdaptationMethod, run_backbone
-from .configs import LoraConfig
+from .configs import ALL_LINEAR, LoraConfig
 from .peft_import import import_peft
 
 # the attention query and value projections by model_type (PEFT's own table lacks some of ours)
@@ -27,9 +27,6 @@ DEFAULT_TARGETS = {
                                                             "gemma3_text", "glm", "glm4", "phi")},
     "phi3": ["qkv_proj"], "gpt2": ["c_attn"],
 }
-
-
-ALL_LINEAR = "all-linear"  # PEFT's shorthand: every linear layer of the model (here the bare encoder: no output head)
 
 
 def given_targets(names: list[str] | None) -> list[str] | str | None:
