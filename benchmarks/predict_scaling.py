@@ -167,12 +167,40 @@ def table(results: list[Measured]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired(results: list[Measured]) -> str:
+    """Today's code against the baseline run just before or after it (same family, tuning, scale and repeat): the
+    median and range of their rows/s ratios.  This host's speed drifts by more than the differences looked for over
+    the minutes between one code's repeats and the other's (issue 43's notes), while a back-to-back pair meets the
+    same state of the machine; empty without a baseline."""
+    pairs: dict[tuple, list[float]] = {}
+    for r in results:
+        if r.code != "current":
+            continue
+        for b in results:
+            if (b.code, b.family, b.malloc_tuning, b.scale, b.repeat) == ("baseline", r.family, r.malloc_tuning,
+                                                                           r.scale, r.repeat) and b.rows_per_second:
+                pairs.setdefault((r.family, r.malloc_tuning, r.scale), []).append(r.rows_per_second /
+                                                                                   b.rows_per_second)
+    if not pairs:
+        return ""
+    lines = ["", "Today's rows/s over the baseline's, run back to back in each repeat (1.00 = level): the median "
+                 "ratio and its range over the repeats.", "",
+             "| family | malloc tuning | input | pairs | current / baseline rows/s | range |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for (family, tuning, scale), ratios in pairs.items():
+        ratios.sort()
+        lines.append(f"| {family} | {'on' if tuning else 'off'} | {scale}x | {len(ratios)} | "
+                     f"{ratios[len(ratios) // 2]:.2f} | {ratios[0]:.2f}-{ratios[-1]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, inputs: Inputs,
                         scales: tuple[int, ...] = SCALES, tunings: tuple[bool, ...] = (True, False),
                         baseline: Path | None = None, work: Path | None = None, out: Path | None = None,
                         extra: tuple[str, ...] = (), repeats: int = 1) -> Path:
     """Measure every (family, code, tuning, scale) ``repeats`` times, the repeats outermost (so drift in the
-    machine's speed meets every configuration alike); write predict-scaling.{md,json} into ``out``; the page."""
+    machine's speed meets every configuration alike) and the two codes back to back (``paired``); write
+    predict-scaling.{md,json} into ``out``; the page."""
     import tempfile
 
     env = environment()
@@ -183,9 +211,9 @@ def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, inp
         for family, artifact in (("ner", ner_artifact), ("qa", qa_artifact)):
             if artifact is None:
                 continue
-            for code in [REPO] + ([baseline.resolve()] if baseline else []):
-                for tuning in tunings:
-                    for scale in scales:
+            for tuning in tunings:
+                for scale in scales:  # the codes back to back: a pair meets the same state of the machine
+                    for code in [REPO] + ([baseline.resolve()] if baseline else []):
                         results.append(measure(family, artifact, inputs, scale, code, tuning, work, list(extra)))
                         results[-1].repeat = repeat
                         print(table(results[-1:]).splitlines()[-1], flush=True)
@@ -203,7 +231,8 @@ def run_predict_scaling(ner_artifact: Path | None, qa_artifact: Path | None, inp
                     + "."
                     + (f" Each row ran {repeats} times, the repeats outermost: its highest peak and its median "
                        "rows/s, with their range." if repeats > 1 else "") + " Timings under load are "
-                    "only indicative; peak memory is not.\n\n" + environment_markdown(env) + "\n" + table(results))
+                    "only indicative; peak memory is not.\n\n" + environment_markdown(env) + "\n" + table(results)
+                    + paired(results))
     return page
 
 
