@@ -172,15 +172,12 @@ def paired(results: list[Measured]) -> str:
     median and range of their rows/s ratios.  This host's speed drifts by more than the differences looked for over
     the minutes between one code's repeats and the other's (issue 43's notes), while a back-to-back pair meets the
     same state of the machine; empty without a baseline."""
+    key = lambda r: (r.family, r.malloc_tuning, r.scale, r.repeat)  # noqa: E731
+    baseline = {key(r): r.rows_per_second for r in results if r.code == "baseline" and r.rows_per_second}
     pairs: dict[tuple, list[float]] = {}
     for r in results:
-        if r.code != "current":
-            continue
-        for b in results:
-            if (b.code, b.family, b.malloc_tuning, b.scale, b.repeat) == ("baseline", r.family, r.malloc_tuning,
-                                                                           r.scale, r.repeat) and b.rows_per_second:
-                pairs.setdefault((r.family, r.malloc_tuning, r.scale), []).append(r.rows_per_second /
-                                                                                   b.rows_per_second)
+        if r.code == "current" and key(r) in baseline:
+            pairs.setdefault(key(r)[:3], []).append(r.rows_per_second / baseline[key(r)])
     if not pairs:
         return ""
     lines = ["", "Today's rows/s over the baseline's, run back to back in each repeat (1.00 = level): the median "
