@@ -30,6 +30,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 SCALES = (1, 4, 16)
 ANSWERED = re.compile(r"answered ([\d,]+) examples in ([\d.]+) s")
+PADDING = re.compile(r"([\d,]+) tokens run, ([\d.]+)% of them padding")  # today's predict; a baseline may not say
 
 
 @dataclass
@@ -44,6 +45,9 @@ class Measured:
     wall_seconds: float  # the whole process
     rows_per_second: float
     repeat: int = 0
+    page_faults: int | None = None  # minor faults of the whole process (wait4's ru_minflt)
+    tokens_run: int | None = None  # what the encoder's forward ran, padding included (None: predict did not say)
+    padding_percent: float | None = None
 
 
 def data_root() -> Path:
@@ -115,8 +119,9 @@ def first_questions(articles: list[dict], count: int | None) -> list[dict]:
     return kept
 
 
-def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, float, str]:
-    """(peak RSS in MB of this process alone, wall seconds, its stdout); exits naming the log on failure."""
+def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, float, str, int]:
+    """(peak RSS in MB of this process alone, wall seconds, its stdout, its minor page faults); exits naming the log
+    on failure."""
     started = time.time()
     with open(log, "w") as handle:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT)
@@ -125,7 +130,7 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], log: Path) 
     wall = time.time() - started
     if process.returncode != 0:
         raise SystemExit(f"error: {' '.join(command)} failed (exit {process.returncode}); see {log}")
-    return usage.ru_maxrss / 1024, wall, log.read_text()  # ru_maxrss is in KiB on Linux
+    return usage.ru_maxrss / 1024, wall, log.read_text(), usage.ru_minflt  # ru_maxrss is in KiB on Linux
 
 
 def measure(family: str, artifact: Path, inputs: Inputs, scale: int, code: Path, tuning: bool, work: Path,
@@ -137,11 +142,14 @@ def measure(family: str, artifact: Path, inputs: Inputs, scale: int, code: Path,
     command = [sys.executable, "-m", f"tasks.{family}", "predict", "--artifact", str(artifact.resolve()),
                "--device", "cpu", *args, *extra]
     label = "current" if code == REPO else "baseline"
-    peak, wall, out = run_measured(command, code, env, work / f"{name}-{label}-{int(tuning)}.log")
+    peak, wall, out, faults = run_measured(command, code, env, work / f"{name}-{label}-{int(tuning)}.log")
     found = ANSWERED.findall(out)
     rows, seconds = int(found[-1][0].replace(",", "")), float(found[-1][1])
+    padding = PADDING.findall(out)
+    tokens, percent = (int(padding[-1][0].replace(",", "")), float(padding[-1][1])) if padding else (None, None)
     return Measured(family, label, tuning, scale, rows, round(peak, 1), seconds, round(wall, 1),
-                    round(rows / seconds, 1) if seconds else 0.0)
+                    round(rows / seconds, 1) if seconds else 0.0, page_faults=faults, tokens_run=tokens,
+                    padding_percent=percent)
 
 
 def table(results: list[Measured]) -> str:
@@ -149,7 +157,8 @@ def table(results: list[Measured]) -> str:
     the median rows/s, with their range when repeated (timings on a shared machine drift by more than the
     differences looked for)."""
     lines = ["| family | code | malloc tuning | input | rows | peak RSS MB | vs 1x | rows/s | rows/s range | predict s "
-             "| process s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| process s | page faults | tokens run | padding |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     groups: dict[tuple, list[Measured]] = {}
     for r in results:
         groups.setdefault((r.family, r.code, r.malloc_tuning, r.scale), []).append(r)
@@ -163,8 +172,13 @@ def table(results: list[Measured]) -> str:
                   if len(runs) > 1 else "-")
         lines.append(f"| {family} | {code} | {'on' if tuning else 'off'} | {scale}x | {middle.rows:,} | "
                      f"{peak[key]:,.0f} | {ratio} | {middle.rows_per_second:,.1f} | {spread} | {middle.seconds:.1f} | "
-                     f"{middle.wall_seconds:.1f} |")
+                     f"{middle.wall_seconds:.1f} | {counted(middle.page_faults)} | {counted(middle.tokens_run)} | "
+                     + ("-" if middle.padding_percent is None else f"{middle.padding_percent:.1f}%") + " |")
     return "\n".join(lines) + "\n"
+
+
+def counted(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 def paired(results: list[Measured]) -> str:

@@ -33,7 +33,7 @@ from .sampling import MemberCollator, TaskBatchSampler
 from .selection import hold_out_jointly, selection_record
 from .settings import ModelSettings, PredictSettings, RunSettings, TrainSettings, train_subset
 from .task import Encoded, Task, add_stats
-from .training import Predictor, bf16_mode, train
+from .training import Predictor, Tokens, bf16_mode, train
 
 SINGLE = "task"  # the task name of a single-task model
 
@@ -105,6 +105,7 @@ class Answered:
     predictions: Any
     encoded: Encoded
     seconds: dict[str, float]
+    tokens: Tokens = Tokens()
 
 
 def chunks(examples: Iterable, size: int | None) -> Iterator[list]:
@@ -137,7 +138,7 @@ def answer_chunks(task: Task, model: AdaptedModel, examples: Iterable, batch_siz
             del logits
             seconds = {"encode": encoded_at - started, "model": predicted_at - encoded_at,
                        "decode": time.time() - predicted_at}
-            yield Answered(chunk, predictions, encoded, seconds)
+            yield Answered(chunk, predictions, encoded, seconds, predictor.tokens)
 
 
 class Tally:
@@ -147,12 +148,14 @@ class Tally:
     def __init__(self, task: Task) -> None:
         self.task, self.stats, self.reports, self.examples = task, {}, [], 0
         self.seconds = {"encode": 0.0, "model": 0.0, "decode": 0.0}
+        self.tokens = Tokens()
 
     def add(self, answered: Answered) -> None:
         self.stats = add_stats(self.stats, answered.encoded.stats, self.task.constant_stats)
         self.reports.append(answered.encoded.report)
         self.examples += len(answered.examples)
         self.seconds = {k: v + answered.seconds[k] for k, v in self.seconds.items()}
+        self.tokens += answered.tokens
 
     @property
     def report(self) -> str:
@@ -163,8 +166,10 @@ class Tally:
         return {k: round(v, 2) for k, v in self.seconds.items()}
 
     def timing(self) -> str:
+        padding = 1 - self.tokens.own / self.tokens.run if self.tokens.run else 0.0
         return (f"answered {self.examples:,} examples in {sum(self.seconds.values()):.1f} s ("
-                + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()) + ")")
+                + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
+                + f"; {self.tokens.run:,} tokens run, {100 * padding:.1f}% of them padding)")
 
 
 def answer(task: Task, model: AdaptedModel, examples: list, batch_size: int, work_dir: Path,

@@ -1,6 +1,7 @@
 """Training and inference on the transformers Trainer (checkpoints, resume, DDP, mixed precision come from it)."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Callable
@@ -152,6 +153,7 @@ class Predictor:
                  pad_id: int | None = 0, token_budget: int | None = TOKEN_BUDGET) -> None:
         self.model, self.collator, self.batch_size, self.token_budget = model, collator, batch_size, token_budget
         self.trim = HeapTrimmer()  # one for every chunk: the heap's growth is across them
+        self.tokens = Tokens()  # of the last call: what predict reports, and benchmarks/predict_scaling.py reads
         self.pad_id = pad_id or 0  # a tokenizer without a pad token: any id does, the attention mask hides it
         limit = getattr(model, "max_input_length", None)  # an ONNX graph has none: its input was checked on export
         self.limit = limit() if callable(limit) else None
@@ -168,6 +170,8 @@ class Predictor:
         budget = self.token_budget if cpu and self.token_budget else None
         self.model.eval()
         out = Gathered(len(dataset), max(lengths))
+        self.tokens = Tokens(sum(n * choices(f) for n, f in zip(lengths, dataset)),
+                             sum(w * choices(f) for w, f in zip(widths, dataset)))
         try:
             with torch.no_grad():
                 for rows in batches(widths, [w * choices(f) for w, f in zip(widths, dataset)], self.batch_size,
@@ -182,6 +186,18 @@ class Predictor:
         finally:
             self.model.train(training)
         return out.logits
+
+
+@dataclasses.dataclass(frozen=True)
+class Tokens:
+    """Tokens of a predict call: the rows' own (each padded to its longest choice by the collator, as any batch
+    would) and what the forward ran (each row at its ``padded_to`` width); their difference is the padding that
+    batching rows by width costs."""
+    own: int = 0
+    run: int = 0
+
+    def __add__(self, other: "Tokens") -> "Tokens":
+        return Tokens(self.own + other.own, self.run + other.run)
 
 
 def _device(model: torch.nn.Module) -> torch.device:
