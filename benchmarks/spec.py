@@ -61,6 +61,9 @@ class Suite:
     # the suite whose fine-tuning runs are fine-tuning at its own best budget (more epochs, the best kept): the page
     # sets the best frozen-backbone variant against them too (issue 42); None: no such section
     best_budget: str | None = None
+    # the suite's variant under its peer by less than their seeds' spreads counts as meeting ">= peer" (issue 42's
+    # reading for the cpu suite); a search keeps the plain ">=": there a new recipe must be ahead to be adopted
+    peer_within_spread: bool = False
     # the every-run table also shows each run's task headline (test, or dev for held-out rows), for a suite whose
     # verdict is on that split: searches leave it out, since they choose on the quality column only
     headline_column: bool = False

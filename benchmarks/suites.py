@@ -104,7 +104,7 @@ CPU = Suite("cpu", "bundled encoder (all-MiniLM-L6-v2) on this 2-core CPU; each 
     seeds={name: SEEDS for name in (*REGISTERED, LORA_ALL.name, PREFIX_LORA_ALL16.name)},
     # issue 26: some method that shares the frozen backbone is within 1 point of fine-tuning, and the prefix within 1
     # of LoRA (rank P/2: the same trainable count as the prefix)
-    shared_gap=1.0, near=("lora", 1.0), best_budget="study-ft-budget")
+    shared_gap=1.0, near=("lora", 1.0), best_budget="study-ft-budget", peer_within_spread=True)
 
 
 def _longer(row: Row, times: int) -> Row:

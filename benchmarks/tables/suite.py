@@ -57,6 +57,14 @@ def margin(q: dict[str, dict | None], a: str, b: str) -> float | None:
     return None if q.get(a) is None or q.get(b) is None else q[a]["mean"] - q[b]["mean"]
 
 
+def within_spreads(q: dict[str, dict | None], a: str, b: str) -> bool:
+    """Whether ``a``'s and ``b``'s means are closer than their seeds' standard deviations added (the two ranges
+    mean ± sd overlap); False where either ran one seed: no spread to read a difference against."""
+    if q.get(a) is None or q.get(b) is None or q[a]["sd"] is None or q[b]["sd"] is None:
+        return False
+    return abs(q[a]["mean"] - q[b]["mean"]) <= q[a]["sd"] + q[b]["sd"]
+
+
 def others(suite: Suite) -> list[str]:
     """The variants the suite's own variant is compared with (its reference, then its peer, each once)."""
     ours, reference, peer = suite.compare
@@ -92,16 +100,18 @@ def quality_targets(results: dict, suite: Suite) -> list[dict]:
                         "status": "met" if gap >= -row.max_gap else "missed",
                         "measured": f"{q[ours]['mean']:.2f} vs {q[reference]['mean']:.2f} ({gap:+.2f})"})
         if over_peer is not None:
-            versus_peer.append((row.name, over_peer))
+            versus_peer.append((row.name, over_peer, suite.peer_within_spread and within_spreads(q, ours, peer)))
         if suite.near is not None and margin(q, ours, suite.near[0]) is not None:
             versus_near.append((row.name, margin(q, ours, suite.near[0])))
         best = best_frozen(q, suite)
         if suite.shared_gap is not None and best is not None and margin(q, best, reference) is not None:
             best_shared.append((row.name, best, margin(q, best, reference)))
     if versus_peer:
-        out.append({"target": f"{ours} >= {peer} (same budget), per row",
-                    "status": per_row_status([m >= 0 for _, m in versus_peer]),
-                    "measured": ", ".join(f"{name} {m:+.2f}" for name, m in versus_peer)})
+        spread = "; inside the seeds' spreads counts" if suite.peer_within_spread else ""
+        out.append({"target": f"{ours} >= {peer} (same budget{spread}), per row",
+                    "status": per_row_status([m >= 0 or inside for _, m, inside in versus_peer]),
+                    "measured": ", ".join(f"{name} {m:+.2f}" + (" (inside the spreads)" if m < 0 and inside else "")
+                                          for name, m, inside in versus_peer)})
     if versus_near:
         near, gap = suite.near
         out.append({"target": f"{ours} >= {near} - {gap:g}, per row",

@@ -127,7 +127,7 @@ def test_quality_targets_compare_prefix_with_finetune_and_peft():
     assert targets["a: prefix >= finetune - 1"]["status"] == "met"
     assert targets["a: prefix >= finetune - 1"]["measured"] == "89.50 vs 90.00 (-0.50)"
     peft = targets["prefix >= peft-prefix (same budget), per row"]
-    assert peft["status"] == "partly met (1/2 rows)" and peft["measured"] == "a -0.50, b +10.00"
+    assert peft["status"] == "partly met (1/2 rows)" and peft["measured"] == "a -0.50, b +10.00"  # one seed: no spread
     results["a/finetune"]["quality"] = 91.0
     assert quality_targets(results, suite)[0]["status"] == "missed"
     text = suite_markdown({"results": results}, suite)
@@ -151,6 +151,22 @@ def test_a_suite_without_comparisons_prints_no_margin_or_target():
     versus = Suite("t", "test", alone.rows, variants=one, compare=("prefix", "finetune", "prefix"))
     assert [t["target"] for t in quality_targets(results, versus)] == ["a: prefix >= finetune - 1"]
     assert "| a | F1 | 80.00 | 85.00 | -5.00 |\n" in suite_markdown({"results": results}, versus)
+
+def test_prefix_under_its_peer_by_less_than_the_seeds_spreads_counts_as_met():
+    suite = Suite("t", "test", (Row("a", "tasks.ner", (), "F1"), Row("b", "tasks.ner", (), "F1")),
+                  peer_within_spread=True)
+    seeds = {"a": {"prefix": (80, 82, 84), "peft-prefix": (83, 84, 85)},  # -2, sds 2 and 1: inside
+             "b": {"prefix": (70, 70.5, 71), "peft-prefix": (74, 74.5, 75)}}  # -4, sds 0.5 and 0.5: outside
+    results = {f"{row}/{method}/{k}": _done(row, method, value) for row, methods in seeds.items()
+               for method, values in methods.items() for k, value in enumerate(values)}
+    peft = {t["target"]: t for t in quality_targets(results, suite)}[
+        "prefix >= peft-prefix (same budget; inside the seeds' spreads counts), per row"]
+    assert peft == {"target": peft["target"], "status": "partly met (1/2 rows)",
+                    "measured": "a -2.00 (inside the spreads), b -4.00"}
+    plain = quality_targets(results, replace(suite, peer_within_spread=False))[0]  # a search: ahead, or missed
+    assert plain == {"target": "prefix >= peft-prefix (same budget), per row", "status": "missed",
+                     "measured": "a -2.00, b -4.00"}
+
 
 def test_the_best_frozen_backbone_method_is_held_to_the_shared_gap_per_row():
     suite = Suite("t", "test", (Row("a", "tasks.ner", (), "F1"), Row("b", "tasks.ner", (), "F1")), shared_gap=1.0)
