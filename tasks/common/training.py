@@ -162,6 +162,7 @@ class Predictor:
         """Logits for every example of ``dataset``, in its order; token-level rows are padded with -100 to the
         longest example."""
         if not dataset:  # nothing to run (a predict input with no predicate found): no rows, any decoder's rank
+            self.tokens = Tokens()  # not the last chunk's again
             return np.zeros((0, 1, 1), dtype=np.float32)
         device, training = _device(self.model), self.model.training
         lengths = [padded_length(f) for f in dataset]

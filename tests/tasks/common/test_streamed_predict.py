@@ -456,6 +456,7 @@ def test_a_rows_logits_do_not_depend_on_the_rows_beside_it(ner_artifact, tmp_pat
     own = [len(f["input_ids"]) for f in features]  # what predict reports: the rows' tokens and the padding run
     assert predict.tokens.own == sum(own) and predict.tokens.run == sum(padded_to(n, predict.limit, 4) for n in own)
     assert predict.tokens.run > predict.tokens.own
+    assert len(predict([])) == 0 and predict.tokens.run == 0  # an empty chunk does not repeat the last one's count
     for i, feature in enumerate(features):
         alone, n = predict([feature]), len(feature["input_ids"])
         assert (together[i, n:] == -100).all()
