@@ -171,12 +171,11 @@ class Predictor:
         budget = self.token_budget if cpu and self.token_budget else None
         self.model.eval()
         out = Gathered(len(dataset), max(lengths))
-        self.tokens = Tokens(sum(n * choices(f) for n, f in zip(lengths, dataset)),
-                             sum(w * choices(f) for w, f in zip(widths, dataset)))
+        costs = [w * choices(f) for w, f in zip(widths, dataset)]  # padded tokens: the budget's unit
+        self.tokens = Tokens(sum(n * choices(f) for n, f in zip(lengths, dataset)), sum(costs))
         try:
             with torch.no_grad():
-                for rows in batches(widths, [w * choices(f) for w, f in zip(widths, dataset)], self.batch_size,
-                                    budget):
+                for rows in batches(widths, costs, self.batch_size, budget):
                     width = widths[rows[0]]
                     batch = padded_batch(self.collator([{k: v for k, v in dataset[i].items() if k != "labels"}
                                                         for i in rows]), width, self.pad_id)

@@ -442,7 +442,7 @@ def test_a_rows_logits_do_not_depend_on_the_rows_beside_it(ner_artifact, tmp_pat
     products keep a row's bits in a batch), and -100 past its own length: what makes predict's output the same
     whatever the chunks."""
     import numpy as np
-    from tasks.common.training import Predictor, padded_to
+    from tasks.common.training import CPU_STEP, GPU_STEP, Predictor, padded_to
     from tasks.ner.family import FAMILY
     from tasks.ner.formats import Sentence
 
@@ -454,7 +454,8 @@ def test_a_rows_logits_do_not_depend_on_the_rows_beside_it(ner_artifact, tmp_pat
     predict = Predictor(loaded.model, task.collate, 4, pad_id=loaded.tokenizer.pad_token_id, token_budget=48)
     together, exact = predict(features), rows_keep_their_bits_in_batches()
     own = [len(f["input_ids"]) for f in features]  # what predict reports: the rows' tokens and the padding run
-    assert predict.tokens.own == sum(own) and predict.tokens.run == sum(padded_to(n, predict.limit, 4) for n in own)
+    step = CPU_STEP if next(loaded.model.parameters()).device.type == "cpu" else GPU_STEP
+    assert predict.tokens.own == sum(own) and predict.tokens.run == sum(padded_to(n, predict.limit, step) for n in own)
     assert predict.tokens.run > predict.tokens.own
     assert len(predict([])) == 0 and predict.tokens.run == 0  # an empty chunk does not repeat the last one's count
     for i, feature in enumerate(features):
